@@ -1,0 +1,3 @@
+from lfa.cli import main
+
+main()

