@@ -46,7 +46,7 @@ def test_fetch_extracts_from_a_wheelhouse_and_checks_the_hash(tmp_path, store):
     # a second fetch finds the verified file and does nothing
     events.clear()
     fresh.fetch(["yunet"], wheelhouse=wheelhouse, on_event=lambda n, m: events.append(m))
-    assert events == ["already present"]
+    assert events == ["face_detection_yunet_2023mar.onnx already present"]
 
 
 def test_fetch_refuses_a_file_with_the_wrong_hash(tmp_path):

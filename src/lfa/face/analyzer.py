@@ -25,6 +25,7 @@ IDENTITY_BACKENDS = ("dlib", "arcface", "curricularface", "none")
 class AnalyzerConfig:
     detector: str = "yunet"
     pose: str = "mediapipe"
+    pose_solver: str = "canonical"  # MediaPipe only: "canonical" fit or FaceLandmarker's "matrix"
     identity: str = "dlib"
     min_score: float = 0.6
     max_faces: int | None = None
@@ -55,7 +56,7 @@ def build_pose(config: AnalyzerConfig, store: ModelStore) -> PoseEstimator | Non
     if config.pose == "mediapipe":
         from lfa.face.pose.mediapipe import MediaPipePose
 
-        return MediaPipePose(store.path("face_landmarker"))
+        return MediaPipePose(store.path("face_landmarker"), solver=config.pose_solver)
     if config.pose == "sixdrepnet":
         from lfa.face.pose.sixdrepnet import SixDRepNetPose
 

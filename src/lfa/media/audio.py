@@ -50,3 +50,9 @@ def extract_audio(path: PathLike, sample_rate: int = 16000) -> np.ndarray:
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(chunks).astype(np.float32, copy=False)[:n_max]
+
+
+def check_audio_file(path: PathLike) -> None:
+    """Registry check: the file decodes to non-empty audio."""
+    if extract_audio(path).size == 0:
+        raise MediaError(f"no audio samples in {path}", "re-fetch the file with `lfa models fetch`")

