@@ -1,21 +1,28 @@
-"""The demo job: the perception stack on the sample photos, written as an annotated picture + JSON."""
+"""The demo job: the labelled synthetic corpus, and the perception stack on the sample photos and on a
+large-angle clip, written as annotated pictures + JSON."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from lfa.face import FaceAnalyzer
+from lfa.face.files import analyze_video_file
 from lfa.face.viz import annotate, contact_sheet
 from lfa.media import write_image
 from lfa.samples import SAMPLE_NAMES, sample_photo
+from lfa.synth import HeadLibrary, build_corpus
 
 
-def run_demo(out_dir: Path, analyzer: FaceAnalyzer | None = None) -> dict[str, Path]:
+def run_demo(out_dir: Path, analyzer: FaceAnalyzer | None = None,
+             on_clip: Callable[[str], None] | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     analyzer = analyzer or FaceAnalyzer()
+    corpus = out_dir / "corpus"
+    build_corpus(corpus, heads=HeadLibrary(analyzer), on_clip=on_clip)
     pictures, results = [], {}
     for name in SAMPLE_NAMES:
         photo = sample_photo(name)
@@ -27,4 +34,7 @@ def run_demo(out_dir: Path, analyzer: FaceAnalyzer | None = None) -> dict[str, P
     write_image(picture, contact_sheet(pictures, columns=4, width=384))
     data = out_dir / "faces.json"
     data.write_text(json.dumps(results, indent=2))
-    return {"picture": picture, "json": data}
+    sweep = out_dir / "yaw-sweep.png"
+    frames = analyze_video_file(analyzer, corpus / "large_angle_astronaut.mp4", fps=3, keep_images=True)
+    write_image(sweep, contact_sheet([annotate(f.image, f.faces) for f in frames]))
+    return {"corpus": corpus, "picture": picture, "json": data, "yaw sweep": sweep}

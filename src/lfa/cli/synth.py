@@ -1,0 +1,101 @@
+"""``lfa synth render | corpus | eval-pose``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lfa.errors import ConfigError
+
+app = typer.Typer(help="Labelled synthetic face videos with ground-truth head pose.", no_args_is_help=True)
+out = Console()
+
+
+@app.command("render")
+def render_cmd(
+    photo: list[Path] = typer.Option(..., "--photo", help="Face photo (or astronaut / grace_hopper); "
+                                     "a second --photo is the second face, or the switch target with --switch-at."),
+    trajectory: str = typer.Option("yaw-sweep", help="frontal | static | yaw-sweep | pitch-sweep | roll-sweep | "
+                                   "nod-and-turn, or a JSON keyframe file"),
+    video: Path = typer.Option(..., "--out", help="Output .mp4 (the sidecar is written beside it as .json)."),
+    duration: float = typer.Option(4.0), fps: float = typer.Option(25.0),
+    size: str = typer.Option("512x512", help="WIDTHxHEIGHT"),
+    face_size: float = typer.Option(0.3, help="Face width as a fraction of the frame width."),
+    second_size: float = typer.Option(1.0, help="Second face width relative to the main face."),
+    switch_at: float = typer.Option(None, help="Switch identity to the second photo at this time (s)."),
+    speech: str = typer.Option("none", help="none | on_screen | voice_over"),
+    scene_cut_at: float = typer.Option(None, help="Hard cut at this time (s)."),
+    blur: float = typer.Option(0.0), noise: float = typer.Option(0.0),
+    jpeg_quality: int = typer.Option(None, help="Per-frame JPEG quality (compression artefacts)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Render one labelled clip and its sidecar."""
+    from lfa.synth import ClipSpec, SecondFace, render_clip
+
+    if len(photo) > 2:
+        raise ConfigError("at most two --photo", "give the main photo and optionally a second one")
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"bad --size {size!r}", "write it as WIDTHxHEIGHT, e.g. 512x512") from None
+    second = str(photo[1]) if len(photo) == 2 else None
+    spec = ClipSpec(str(photo[0]), trajectory, duration, fps, width, height, face_size,
+                    second_face=SecondFace(second, second_size) if second and switch_at is None else None,
+                    switch_photo=second if switch_at is not None else None, switch_at=switch_at, speech=speech,
+                    scene_cut_at=scene_cut_at, blur=blur, noise=noise, jpeg_quality=jpeg_quality, seed=seed)
+    sidecar = render_clip(spec, video)
+    out.print(f"wrote {video} ({sidecar['n_frames']} frames) and {video.with_suffix('.json')}")
+
+
+@app.command("corpus")
+def corpus_cmd(directory: Path = typer.Option(Path("out/corpus"), "--out", help="Output folder."),
+               force: bool = typer.Option(False, help="Re-render clips that already exist.")) -> None:
+    """Render the standard labelled corpus (resumable: finished clips are kept)."""
+    from lfa.synth import STANDARD_CORPUS, build_corpus
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=out) as progress:
+        task = progress.add_task("rendering corpus", total=len(STANDARD_CORPUS))
+        build_corpus(directory, skip_existing=not force,
+                     on_clip=lambda name: progress.update(task, advance=1, description=name))
+    table = Table(title=f"corpus in {directory}")
+    for col in ("clip", "decision", "reason", "speech", "purpose"):
+        table.add_column(col)
+    for name, spec in STANDARD_CORPUS.items():
+        e = spec.expected
+        table.add_row(name, e["decision"], e["reason"] or "", e["speech"], spec.purpose)
+    out.print(table)
+
+
+@app.command("eval-pose")
+def eval_pose_cmd(
+    photo: list[Path] = typer.Option(None, "--photo", help="Photos to render (default: the sample photos)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON per backend and |yaw| bucket."),
+    plot_path: Path = typer.Option(Path("out/eval-pose.png"), "--plot", help="Where to write the plot."),
+    frames: int = typer.Option(100, help="Frames per sweep."),
+) -> None:
+    """Pose accuracy of every available pose backend against rendered ground truth."""
+    from lfa.synth.eval_pose import evaluate_pose, plot
+
+    summary, raw = evaluate_pose([str(p) for p in photo] if photo else None, frames=frames,
+                                 on_progress=lambda name: None if as_json else out.print(f"evaluating {name}…"))
+    plot(summary, raw, plot_path)
+    if as_json:
+        print(json.dumps(summary, indent=1))
+        return
+    table = Table(title="pose error vs ground truth (degrees, relative to the first frame)")
+    for col in ("backend", "|yaw|", "MAE yaw", "MAE pitch", "MAE roll", "detected", "with pose", "frames"):
+        table.add_column(col, justify="right")
+    for name, buckets in summary.items():
+        for bucket, m in buckets.items():
+            fmt = lambda v: "–" if math.isnan(v) else f"{v:.1f}"  # noqa: E731
+            table.add_row(name, bucket, fmt(m["mae_yaw"]), fmt(m["mae_pitch"]), fmt(m["mae_roll"]),
+                          f"{m['detection_rate']:.0%}", f"{m['pose_rate']:.0%}", str(m["frames"]))
+    out.print(table)
+    out.print(f"plot: {plot_path}")

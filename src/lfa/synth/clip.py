@@ -1,0 +1,176 @@
+"""One labelled synthetic clip: a spec in, an mp4 and its ground-truth sidecar JSON out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from lfa.errors import ConfigError
+from lfa.face import AnalyzerConfig, FaceAnalyzer
+from lfa.media import read_image, write_video
+from lfa.samples import SAMPLE_NAMES, sample_photo
+from lfa.synth import speech as speech_mod
+from lfa.synth.mesh import HeadModel, fit_head
+from lfa.synth.render import HeadPlacement, render
+from lfa.synth.trajectory import resolve
+
+SIDECAR_VERSION = 1
+SPEECH_KINDS = ("none", "on_screen", "voice_over")
+
+
+@dataclass
+class SecondFace:
+    photo: str = "grace_hopper"
+    relative_size: float = 1.0  # face width relative to the main face (<= 1)
+    trajectory: str = "frontal"
+
+
+@dataclass
+class ClipSpec:
+    photo: str = "astronaut"
+    trajectory: str = "yaw-sweep"
+    duration: float = 4.0
+    fps: float = 25.0
+    width: int = 512
+    height: int = 512
+    face_size: float = 0.3  # face width as a fraction of the frame width
+    second_face: SecondFace | None = None
+    switch_photo: str | None = None  # identity switch: this photo from switch_at on
+    switch_at: float | None = None
+    speech: str = "none"  # none | on_screen (mouth follows the speech) | voice_over (mouth still)
+    speech_at: float = 0.4
+    speech_index: int = 0
+    scene_cut_at: float | None = None
+    blur: float = 0.0  # Gaussian sigma, pixels
+    noise: float = 0.0  # Gaussian noise sigma, grey levels
+    jpeg_quality: int | None = None  # per-frame JPEG round trip
+    seed: int = 0
+    purpose: str = ""
+    expected: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.second_face, dict):
+            self.second_face = SecondFace(**self.second_face)
+        if self.speech not in SPEECH_KINDS:
+            raise ConfigError(f"unknown speech kind {self.speech!r}", f"use one of {', '.join(SPEECH_KINDS)}")
+        if (self.switch_photo is None) != (self.switch_at is None):
+            raise ConfigError("an identity switch needs both switch_photo and switch_at", "give both or neither")
+        if self.width % 2 or self.height % 2 or self.duration <= 0 or self.fps <= 0:
+            raise ConfigError("clip size must be even and duration/fps positive", "e.g. 512x512, 4 s, 25 fps")
+
+
+class HeadLibrary:
+    """Fitted heads by photo, fitted once (fitting runs the perception stack)."""
+
+    def __init__(self, analyzer: FaceAnalyzer | None = None) -> None:
+        self._analyzer = analyzer
+        self._heads: dict[str, HeadModel] = {}
+
+    def get(self, photo: str) -> HeadModel:
+        if photo not in self._heads:
+            if self._analyzer is None:
+                self._analyzer = FaceAnalyzer(AnalyzerConfig(identity="none"))
+            image = sample_photo(photo) if photo in SAMPLE_NAMES else read_image(photo)
+            self._heads[photo] = fit_head(image, self._analyzer, Path(photo).stem)
+        return self._heads[photo]
+
+
+def make_background(width: int, height: int, seed: int) -> np.ndarray:
+    """A smooth, seeded backdrop: a two-colour gradient with soft low-frequency blobs."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(30, 220, 3), rng.integers(30, 220, 3)
+    ramp = np.linspace(0, 1, height)[:, None, None]
+    base = (1 - ramp) * a + ramp * b
+    blobs = cv2.resize(rng.normal(0, 25, (6, 6, 3)), (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(np.broadcast_to(base, (height, width, 3)) + blobs, 0, 255).astype(np.uint8)
+
+
+def _degrade(image: np.ndarray, spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
+    if spec.blur > 0:
+        image = cv2.GaussianBlur(image, (0, 0), spec.blur)
+    if spec.noise > 0:
+        image = np.clip(image + rng.normal(0, spec.noise, image.shape), 0, 255).astype(np.uint8)
+    if spec.jpeg_quality:
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
+        image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return image
+
+
+def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> dict[str, Any]:
+    """Render ``spec`` to ``out`` (mp4) and ``out.with_suffix('.json')`` (sidecar); return the sidecar."""
+    heads = heads or HeadLibrary()
+    n = int(round(spec.duration * spec.fps))
+    main_traj = resolve(spec.trajectory)
+    n_audio = int(round(spec.duration * speech_mod.SAMPLE_RATE))
+    audio = np.zeros(n_audio, np.float32)
+    intervals: list[tuple[float, float]] = []
+    mouth = np.zeros(n, np.float32)
+    if spec.speech != "none":
+        voice = speech_mod.speech_clip(spec.speech_index)
+        start = int(spec.speech_at * speech_mod.SAMPLE_RATE)
+        voice = voice[: max(0, n_audio - start)]
+        audio[start : start + len(voice)] = voice
+        intervals = [(float(a), float(b)) for a, b in speech_mod.active_intervals(voice, spec.speech_at)]
+        if spec.speech == "on_screen":
+            mouth = speech_mod.mouth_envelope(audio, spec.fps, n)
+    cuts = [spec.scene_cut_at] if spec.scene_cut_at is not None else []
+    frames, records = [], []
+    for i in range(n):
+        t = i / spec.fps
+        shot = sum(t >= c for c in cuts)
+        background = make_background(spec.width, spec.height, spec.seed * 1000 + shot)
+        placements, labels = [], []
+        state = main_traj(t, spec.duration)
+        photo = spec.switch_photo if spec.switch_at is not None and t >= spec.switch_at else spec.photo
+        head = heads.get(photo)
+        cx = 0.5 + (-0.18 if spec.second_face else 0.0) + (0.12 if shot % 2 else 0.0) + state.dx
+        scale = spec.face_size * spec.width / head.face_width * state.zoom * (0.85 if shot % 2 else 1.0)
+        if spec.second_face:
+            sf = spec.second_face
+            other = heads.get(sf.photo)
+            s2 = main_traj if sf.trajectory == spec.trajectory else resolve(sf.trajectory)
+            st2 = s2(t, spec.duration)
+            scale2 = spec.face_size * sf.relative_size * spec.width / other.face_width
+            placements.append(HeadPlacement(other, st2.yaw, st2.pitch, st2.roll,
+                                            (0.75 * spec.width, 0.5 * spec.height), scale2))
+            labels.append(("second", Path(sf.photo).stem))
+        placements.append(HeadPlacement(head, state.yaw, state.pitch, state.roll,
+                                        (cx * spec.width, (0.55 + state.dy) * spec.height), scale, float(mouth[i])))
+        labels.append(("main", head.label))
+        image, rendered = render(background, placements)
+        frames.append(_degrade(image, spec, np.random.default_rng([spec.seed, i])))
+        faces = []
+        for (role, identity), p, r in zip(labels, placements, rendered):
+            faces.append({"role": role, "identity": identity, "yaw": round(p.yaw, 3), "pitch": round(p.pitch, 3),
+                          "roll": round(p.roll, 3), "box": [round(float(v), 2) for v in r.box],
+                          "mouth_open": round(p.mouth_open, 3)})
+        records.append({"frame": i, "t": round(t, 4), "shot": shot, "faces": faces[::-1]})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.stem + ".partial" + out.suffix)
+    write_video(partial, frames, spec.fps, audio=audio, sample_rate=speech_mod.SAMPLE_RATE)
+    partial.replace(out)
+    sidecar = {
+        "version": SIDECAR_VERSION,
+        "video": out.name,
+        "purpose": spec.purpose,
+        "expected": spec.expected,
+        "fps": spec.fps, "width": spec.width, "height": spec.height, "n_frames": n, "duration": spec.duration,
+        "angle_convention": "lfa: yaw>0 subject turns to their left, pitch>0 up, roll>0 counter-clockwise; "
+                            "relative to the photo's frontalised head",
+        "identities": sorted({f["identity"] for r in records for f in r["faces"]}),
+        "speech": {"kind": spec.speech, "source": speech_mod.speech_source() if spec.speech != "none" else None,
+                   "intervals": intervals,
+                   "text": speech_mod.TEXTS[spec.speech_index % len(speech_mod.TEXTS)] if spec.speech != "none" else None},
+        "scene_cuts": cuts,
+        "spec": asdict(spec),
+        "frames": records,
+    }
+    tmp = out.with_name(out.stem + ".partial.json")
+    tmp.write_text(json.dumps(sidecar, indent=1))
+    tmp.replace(out.with_suffix(".json"))
+    return sidecar

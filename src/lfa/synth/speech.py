@@ -1,0 +1,64 @@
+"""Speech for synthetic clips: espeak-ng when installed, else recordings a registry package ships."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lfa.media import extract_audio
+from lfa.registry import ModelStore
+
+SAMPLE_RATE = 16000
+RECORDINGS = ("counting.wav", "quick_brown_fox.wav", "hello_world.wav")
+TEXTS = ("One two three four five six seven eight nine ten.",
+         "The quick brown fox jumps over the lazy dog.", "Hello world.")
+
+
+def speech_source() -> str:
+    return "espeak-ng" if shutil.which("espeak-ng") else "pytest-audioeval recordings"
+
+
+def speech_clip(index: int, store: ModelStore | None = None) -> np.ndarray:
+    """Mono float32 speech at 16 kHz; ``index`` picks the sentence."""
+    k = index % len(TEXTS)
+    if shutil.which("espeak-ng"):
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "speech.wav"
+            subprocess.run(["espeak-ng", "-v", "en", "-s", "150", "-w", str(wav), TEXTS[k]], check=True,
+                           capture_output=True)
+            audio = extract_audio(wav, SAMPLE_RATE)
+    else:
+        audio = extract_audio((store or ModelStore()).path("speech_en", RECORDINGS[k]), SAMPLE_RATE)
+    peak = float(np.abs(audio).max()) or 1.0
+    return (0.6 * audio / peak).astype(np.float32)
+
+
+def active_intervals(audio: np.ndarray, offset_s: float, *, frame_s: float = 0.02, threshold: float = 0.02,
+                     min_gap_s: float = 0.3) -> list[tuple[float, float]]:
+    """Where ``audio`` (placed at ``offset_s``) is not silent: RMS over 20 ms frames above a threshold,
+    gaps shorter than ``min_gap_s`` bridged (pauses between words are still speech)."""
+    hop = int(frame_s * SAMPLE_RATE)
+    n = len(audio) // hop
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop) ** 2, axis=1))
+    active = rms > threshold
+    intervals: list[list[float]] = []
+    for i in np.nonzero(active)[0]:
+        start, end = offset_s + i * frame_s, offset_s + (i + 1) * frame_s
+        if intervals and start - intervals[-1][1] <= min_gap_s:
+            intervals[-1][1] = end
+        else:
+            intervals.append([start, end])
+    return [(round(a, 3), round(b, 3)) for a, b in intervals]
+
+
+def mouth_envelope(audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+    """Per video frame, mouth opening in [0, 1] from the speech's RMS (smoothed over ~3 frames)."""
+    hop = SAMPLE_RATE / fps
+    rms = np.array([np.sqrt(np.mean(audio[int(i * hop): int((i + 1) * hop)] ** 2)) if int(i * hop) < len(audio)
+                    else 0.0 for i in range(n_frames)])
+    env = np.clip(rms / (np.percentile(rms[rms > 0], 90) if np.any(rms > 0) else 1.0), 0, 1)
+    return np.convolve(env, np.ones(3) / 3, mode="same").astype(np.float32)
