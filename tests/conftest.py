@@ -41,3 +41,20 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="session")
 def grace() -> np.ndarray:
     return sample_photo("grace_hopper")
+
+
+@pytest.fixture(scope="session")
+def heads(analyzer):
+    from lfa.synth import HeadLibrary
+
+    return HeadLibrary(analyzer)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory, heads):
+    """The standard labelled corpus, rendered once per test session."""
+    from lfa.synth import build_corpus
+
+    folder = tmp_path_factory.mktemp("corpus")
+    build_corpus(folder, heads=heads)
+    return folder

@@ -9,21 +9,9 @@ import pytest
 
 from lfa.errors import ConfigError
 from lfa.media import extract_audio, probe, read_frames
-from lfa.synth import STANDARD_CORPUS, ClipSpec, HeadLibrary, build_corpus, render_clip
+from lfa.synth import STANDARD_CORPUS, ClipSpec, render_clip
 from lfa.synth.speech import SAMPLE_RATE
 from lfa.synth.trajectory import keyframes, resolve
-
-
-@pytest.fixture(scope="session")
-def heads(analyzer) -> HeadLibrary:
-    return HeadLibrary(analyzer)
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory, heads):
-    folder = tmp_path_factory.mktemp("corpus")
-    build_corpus(folder, heads=heads)
-    return folder
 
 
 def sidecar(path):

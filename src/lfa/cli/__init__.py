@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
+from lfa.cli import curate as curate_cmd
 from lfa.cli import demo as demo_cmd
 from lfa.cli import faces as faces_cmd
 from lfa.cli import models as models_cmd
@@ -19,6 +20,9 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(synth_cmd.app, name="synth")
 app.command("faces")(faces_cmd.faces)
 app.command("demo")(demo_cmd.demo)
+app.command("curate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    curate_cmd.curate
+)
 
 err = Console(stderr=True)
 

@@ -1,0 +1,67 @@
+"""``lfa curate INPUTS... --out DIR`` and ``lfa curate export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+out = Console()
+
+
+def curate(
+    ctx: typer.Context,
+    inputs: list[Path] = typer.Argument(None, help="Video files or folders (or `export`, see `lfa curate export --help`)."),
+    out_dir: Path = typer.Option(Path("out/curated"), "--out", help="Output folder (also the resume state)."),
+    config: Path = typer.Option(None, help="JSON config (a run's config.json is one)."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override a setting: section.key=value (repeatable)."),
+    executor: str = typer.Option("local", help="local | ray"),
+    workers: int = typer.Option(None, help="Worker processes / Ray actors (default: cores, at most one per input)."),
+    address: str = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Process inputs that failed before again."),
+    report: bool = typer.Option(True, help="Write report.html."),
+) -> None:
+    """Curate raw videos into a large-angle, identity-consistent training manifest (resumable)."""
+    if inputs and str(inputs[0]) == "export":
+        from lfa.cli.curate_export import export_app
+
+        export_app(args=[str(a) for a in inputs[1:]] + list(ctx.args), prog_name="lfa curate export")
+        return
+    from lfa.curate.config import CurateConfig
+    from lfa.curate.run import curate as run_curate
+
+    if not inputs:
+        raise typer.BadParameter("give at least one video file or folder")
+    cfg = CurateConfig.load(config, overrides)
+    counts = {"accepted": 0, "rejected": 0, "failed": 0}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("eta"), TimeRemainingColumn(), console=out, transient=False) as progress:
+        task = progress.add_task("curating", total=None)
+
+        def on_start(total: int, todo: int) -> None:
+            progress.update(task, total=todo, description=f"curating ({total - todo} of {total} already done)")
+
+        def on_input(summary: dict) -> None:
+            counts["accepted"] += summary["accepted"]
+            counts["rejected"] += sum(summary["rejected"].values())
+            counts["failed"] += summary["failed"]
+            progress.update(task, advance=1, description=f"accepted {counts['accepted']} · rejected "
+                            f"{counts['rejected']} · failed {counts['failed']}")
+
+        result = run_curate(inputs, out_dir, cfg, executor=executor, workers=workers, address=address,
+                            retry_failed=retry_failed, on_input=on_input, on_start=on_start, report=report)
+    table = Table(title=f"{result.inputs} inputs ({result.processed} processed now) → {out_dir}")
+    table.add_column("outcome")
+    table.add_column("clips / inputs", justify="right")
+    table.add_row("[green]accepted clips[/]", str(result.accepted_clips))
+    for key, n in sorted(result.rejected.items()):
+        table.add_row(f"rejected: {key}", str(n))
+    table.add_row("[red]failed inputs[/]", str(len(result.failed)))
+    out.print(table)
+    for failure in result.failed[:10]:
+        out.print(f"[red]failed[/] {failure['input']}: {failure['error']}", markup=True, highlight=False)
+    for name, path in result.outputs.items():
+        out.print(f"{name}: {path}")

@@ -1,0 +1,156 @@
+"""Curation settings: every stage's thresholds, in one typed, JSON-serialisable config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from lfa.errors import ConfigError
+
+ANGLE_CRITERIA = ("yaw_range", "pitch_range", "euler_sum")
+
+
+@dataclass
+class ShotConfig:
+    threshold: float = 27.0  # PySceneDetect ContentDetector threshold
+    analysis_width: int = 160  # frames are scaled to this width for shot detection
+    min_clip_s: float = 2.0  # shorter shots are dropped
+    window_s: float = 10.0  # longer shots are cut into windows of this length
+
+
+@dataclass
+class TrackingConfig:
+    sample_fps: float = 4.0
+    detect_max_side: int = 640
+    min_score: float = 0.6
+    link_iou: float = 0.3
+    decode_max_side: int = 1280  # huge videos are scaled down while decoding
+
+
+@dataclass
+class ConstraintConfig:
+    min_face_fraction: float = 0.6  # sampled frames where the main face is found
+    min_single_face_fraction: float = 0.8  # of those, frames where no other face is prominent
+    max_other_face_area: float = 0.25  # another face is "prominent" above this area ratio to the main face
+    min_face_area_ratio: float = 0.015  # median main-face box area / frame area
+    min_face_px: int = 64  # median shorter side of the main-face box
+    angle_criterion: str = "yaw_range"  # yaw_range | pitch_range | euler_sum (FaithfulFaces)
+    min_yaw_range: float = 40.0
+    min_pitch_range: float = 30.0
+    min_euler_sum: float = 120.0  # sum of the yaw, pitch and roll ranges
+    range_percentiles: tuple[float, float] = (5.0, 95.0)  # robust ranges
+
+
+@dataclass
+class IdentityConfig:
+    frames: int = 5  # embedded frames per clip, spread over time and yaw
+    # defaults for the dlib model (its cosine similarities are high: ~0.87 between two different
+    # people on lfa's renders, >= 0.90 for one person across ±60° of yaw); set them per identity model
+    min_similarity: float = 0.80  # every embedded frame vs the clip centroid
+    switch_similarity: float = 0.94  # the best time split's two halves must be at least this similar
+    on_switch: str = "reject"  # reject | split
+    cluster_similarity: float = 0.93  # centroids at least this similar join one identity cluster
+
+
+@dataclass
+class CaptionConfig:
+    metadata: str | None = None  # CSV (file,caption) or JSON {file: caption}; else VIDEO.json / VIDEO.txt beside it
+    vlm_endpoint: str | None = None  # OpenAI-compatible base URL, e.g. http://localhost:8000/v1
+    vlm_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    vlm_prompt: str = ("Describe this video frame for a text-to-video training caption: the person, their "
+                       "appearance, expression, head orientation, and the scene. One or two sentences.")
+    timeout_s: float = 60.0
+    retries: int = 3
+
+
+@dataclass
+class CurateConfig:
+    shots: ShotConfig = field(default_factory=ShotConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    constraints: ConstraintConfig = field(default_factory=ConstraintConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    captions: CaptionConfig = field(default_factory=CaptionConfig)
+    detector: str = "yunet"
+    pose: str = "mediapipe"
+    identity_model: str = "dlib"
+
+    def __post_init__(self) -> None:
+        if self.constraints.angle_criterion not in ANGLE_CRITERIA:
+            raise ConfigError(f"unknown angle criterion {self.constraints.angle_criterion!r}",
+                              f"use one of {', '.join(ANGLE_CRITERIA)}")
+        if self.identity.on_switch not in ("reject", "split"):
+            raise ConfigError(f"unknown identity.on_switch {self.identity.on_switch!r}", "use 'reject' or 'split'")
+        if self.tracking.sample_fps <= 0 or self.identity.frames < 2:
+            raise ConfigError("tracking.sample_fps must be > 0 and identity.frames >= 2", "fix the config values")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """Hash of everything that changes per-input results (captions' VLM settings included)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def work_digest(self) -> str:
+        """Hash of the settings that change per-input results; the rest (clustering, VLM captions)
+        only changes the merge, so changing it does not redo finished inputs."""
+        d = self.to_dict()
+        d["identity"].pop("cluster_similarity")
+        d["captions"] = {"metadata": d["captions"]["metadata"]}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CurateConfig:
+        return _build(cls, data, "")
+
+    @classmethod
+    def load(cls, path: Path | None = None, overrides: list[str] | None = None) -> CurateConfig:
+        """A JSON file (optional) then ``section.key=value`` overrides (values parsed as JSON when they can be)."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                data = json.loads(Path(path).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ConfigError(f"cannot read config {path}: {exc}", "pass a JSON file like the "
+                                  "config.json a run writes") from None
+        for item in overrides or []:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ConfigError(f"bad override {item!r}", "write section.key=value, e.g. tracking.sample_fps=2")
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        return cls.from_dict(data)
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in sorted(unknown))}",
+                          f"valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = known[name].default_factory() if callable(known[name].default_factory) else None  # type: ignore[misc]
+        if default is not None and is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {prefix}{name} must be a section", f"write {name}: {{...}}")
+            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
+        else:
+            expected = known[name].default
+            if isinstance(value, list):
+                value = tuple(value)
+            number = isinstance(expected, (int, float)) and not isinstance(expected, bool)
+            if number and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(f"config key {prefix}{name} must be a number, got {value!r}",
+                                  f"e.g. {prefix}{name}={expected}")
+            kwargs[name] = value
+    return cls(**kwargs)

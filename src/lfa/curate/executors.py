@@ -1,0 +1,94 @@
+"""Where per-input work runs: in this process, in local worker processes, or on a Ray cluster.
+Workers load the models once and write each input's result themselves, so a result survives the
+driver being killed. Every executor yields one summary per finished input, in completion order."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from lfa.curate.config import CurateConfig
+from lfa.curate.pipeline import CurateModels, InputResult, build_models, process_input
+from lfa.curate.store import ResultStore
+from lfa.errors import ConfigError
+
+
+def summarize(result: InputResult) -> dict[str, Any]:
+    stages: dict[str, int] = {}
+    for row in result.rejected:
+        stages[row["stage"]] = stages.get(row["stage"], 0) + 1
+    return {"source": result.source, "accepted": len(result.clips), "rejected": stages,
+            "failed": result.failure is not None, "decoded": result.decoded_frames}
+
+
+class _Worker:
+    """One worker's models and result store."""
+
+    def __init__(self, config: dict[str, Any], out_dir: str, lfa_home: str | None) -> None:
+        if lfa_home:
+            os.environ["LFA_HOME"] = lfa_home
+        self.config = CurateConfig.from_dict(config)
+        self.store = ResultStore(Path(out_dir), self.config.work_digest())
+        self.models: CurateModels = build_models(self.config)
+
+    def run(self, source: str) -> dict[str, Any]:
+        result = process_input(Path(source), self.config, self.models)
+        self.store.save(Path(source), result)
+        return summarize(result)
+
+
+_worker: _Worker | None = None
+
+
+def _init_process(config: dict[str, Any], out_dir: str, lfa_home: str | None) -> None:
+    global _worker
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _worker = _Worker(config, out_dir, lfa_home)
+
+
+def _run_in_process(source: str) -> dict[str, Any]:
+    assert _worker is not None
+    return _worker.run(source)
+
+
+def run_local(todo: list[Path], config: CurateConfig, out_dir: Path, workers: int) -> Iterator[dict[str, Any]]:
+    args = (config.to_dict(), str(out_dir), os.environ.get("LFA_HOME"))
+    if workers <= 1 or len(todo) <= 1:
+        worker = _Worker(*args)
+        for source in todo:
+            yield worker.run(str(source))
+        return
+    ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_process,
+                             initargs=args) as pool:
+        futures = [pool.submit(_run_in_process, str(s)) for s in todo]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def run_ray(todo: list[Path], config: CurateConfig, out_dir: Path, workers: int, address: str | None,
+            cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0) -> Iterator[dict[str, Any]]:
+    """Ray actors, one per worker; on a cluster ``out_dir`` must be on storage every node sees."""
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:  # pragma: no cover - ray is a dependency
+        raise ConfigError("the Ray executor needs ray", "pip install ray") from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
+    try:
+        actor = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)(_Worker)
+        args = (config.to_dict(), str(out_dir.resolve()), os.environ.get("LFA_HOME"))
+        pool = ActorPool([actor.remote(*args) for _ in range(max(1, min(workers, len(todo))))])
+        yield from pool.map_unordered(lambda a, source: a.run.remote(source), [str(s.resolve()) for s in todo])
+    finally:
+        if started:
+            ray.shutdown()

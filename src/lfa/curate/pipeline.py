@@ -1,0 +1,149 @@
+"""Everything curation does to one input file, as a pure function: ``process_input``."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lfa.curate.config import CurateConfig
+from lfa.curate.records import Clip, Decision, SampledFrame
+from lfa.curate.scan import face_rows, scan_video
+from lfa.curate.stages.captions import caption_from_metadata
+from lfa.curate.stages.constraints import check_constraints, main_faces
+from lfa.curate.stages.identity import check_identity
+from lfa.curate.stages.references import pick_references
+from lfa.curate.stages.shots import clip_windows
+from lfa.curate.stages.tracking import link_tracks, main_track
+from lfa.errors import LfaError
+from lfa.face import AnalyzerConfig, FaceAnalyzer
+from lfa.face.analyzer import build_identity
+from lfa.face.identity import IdentityEncoder
+from lfa.registry import ModelStore
+
+log = logging.getLogger(__name__)
+YAW_EDGES = (0, 15, 30, 45, 60, 75, 90)
+
+
+@dataclass
+class CurateModels:
+    analyzer: FaceAnalyzer
+    encoder: IdentityEncoder
+
+
+def build_models(config: CurateConfig, store: ModelStore | None = None) -> CurateModels:
+    store = store or ModelStore()
+    analyzer_config = AnalyzerConfig(detector=config.detector, pose=config.pose, identity="none",
+                                     min_score=config.tracking.min_score,
+                                     detect_max_side=config.tracking.detect_max_side)
+    encoder = build_identity(AnalyzerConfig(identity=config.identity_model), store)
+    assert encoder is not None
+    return CurateModels(FaceAnalyzer(analyzer_config, store=store), encoder)
+
+
+@dataclass
+class InputResult:
+    source: str
+    clips: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    failure: dict[str, Any] | None = None
+    decoded_frames: int = 0
+
+
+def clip_id_for(source: str, index: int) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem).strip("_")[:40] or "clip"
+    return f"{stem}-{hashlib.sha1(source.encode()).hexdigest()[:6]}-{index:03d}"
+
+
+def process_input(path: Path, config: CurateConfig, models: CurateModels) -> InputResult:
+    """Probe, scan, split into clips and run every per-clip stage. Never raises for bad input."""
+    source = str(path)
+    result = InputResult(source)
+    try:
+        scan = scan_video(path, config, models.analyzer, models.encoder.template)
+        if scan.decoded == 0:
+            raise LfaError(f"no frame could be decoded from {path}", "re-encode the file with ffmpeg")
+    except LfaError as exc:
+        result.failure = {"input": source, "error": exc.message, "fix": exc.fix or ""}
+        return result
+    except Exception as exc:  # a bug or an exotic file: record it, keep the run going
+        log.debug("unexpected failure on %s\n%s", source, traceback.format_exc())
+        result.failure = {"input": source, "error": f"{type(exc).__name__}: {exc}", "fix": "report this"}
+        return result
+    result.decoded_frames = scan.decoded
+    windows, short = clip_windows(scan.cuts, scan.info.duration_s, config.shots)
+    for a, b in short:
+        result.rejected.append(_rejected(source, "", a, b, Decision.reject("shots", "too_short", b - a,
+                                                                              config.shots.min_clip_s)))
+    for k, (a, b) in enumerate(windows):
+        clip = Clip(source, clip_id_for(source, k), a, b, [fr for fr in scan.frames if a <= fr.t < b])
+        _curate_clip(clip, path, config, models, scan.info, result, allow_split=True)
+    return result
+
+
+def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateModels, info: Any,
+                 result: InputResult, allow_split: bool) -> None:
+    link_tracks(clip, config.tracking.link_iou)
+    track = main_track(clip)
+    result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
+    decision = check_constraints(clip, track, config.constraints)
+    if not decision.accepted:
+        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, decision))
+        return
+    timed = [(fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]
+    identity, centroid = check_identity(timed, models.encoder, config.identity)
+    if not identity.accepted and config.identity.on_switch == "split" and allow_split:
+        cut = identity.stats["switch_at"]
+        result.frames[:] = [r for r in result.frames if r["clip_id"] != clip.clip_id]
+        for suffix, (a, b) in (("a", (clip.start, cut)), ("b", (cut, clip.end))):
+            if b - a >= config.shots.min_clip_s:
+                part = Clip(clip.source, f"{clip.clip_id}{suffix}", a, b, _copy_frames(clip.frames, a, b))
+                _curate_clip(part, path, config, models, info, result, allow_split=False)
+            else:
+                result.rejected.append(_rejected(clip.source, f"{clip.clip_id}{suffix}", a, b, Decision.reject(
+                    "identity", "too_short_after_split", b - a, config.shots.min_clip_s)))
+        return
+    if not identity.accepted:
+        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, identity))
+        return
+    faces = main_faces(clip, track)
+    posed = np.array([(f.yaw, f.pitch, f.roll) for f in faces if f.has_pose]).reshape(-1, 3)
+    caption, caption_source = caption_from_metadata(path, config.captions)
+    result.clips.append({
+        "clip_id": clip.clip_id, "source": clip.source, "start": clip.start, "end": clip.end,
+        "duration": round(clip.duration, 4), "fps": float(info.fps), "width": int(info.width),
+        "height": int(info.height), "sampled_frames": len(clip.frames),
+        **{f"{name}_{stat}": float(fn(posed[:, i])) if len(posed) else None
+           for i, name in enumerate(("yaw", "pitch", "roll")) for stat, fn in (("min", np.min), ("max", np.max),
+                                                                                ("mean", np.mean))},
+        "yaw_range": decision.stats["yaw_range"], "pitch_range": decision.stats["pitch_range"],
+        "roll_range": decision.stats["roll_range"], "euler_sum": decision.stats["euler_sum"],
+        "yaw_hist": np.histogram(np.abs(posed[:, 0]), bins=YAW_EDGES)[0].tolist(),
+        "face_ratio_median": decision.stats["face_ratio_median"],
+        "face_ratio_min": float(min(f.area_ratio for f in faces)),
+        "face_ratio_max": float(max(f.area_ratio for f in faces)),
+        "face_px_median": decision.stats["face_px_median"],
+        "identity_model": models.encoder.name, "identity_centroid": [float(v) for v in centroid],
+        "identity_min_similarity": identity.stats["identity_min_similarity"], "cluster_id": -1,
+        "references": pick_references([(fr.t, fr.frame, f) for fr in clip.frames for f in fr.faces
+                                       if f.track == track]),
+        "caption": caption, "caption_source": caption_source,
+    })
+
+
+def _copy_frames(frames: list[SampledFrame], a: float, b: float) -> list[SampledFrame]:
+    from copy import copy
+
+    return [SampledFrame(fr.frame, fr.t, [copy(f) for f in fr.faces]) for fr in frames if a <= fr.t < b]
+
+
+def _rejected(source: str, clip_id: str, a: float, b: float, d: Decision) -> dict[str, Any]:
+    return {"source": source, "clip_id": clip_id, "start": float(a), "end": float(b), "stage": d.stage,
+            "reason": d.reason, "value": float(d.value), "threshold": float(d.threshold)}

@@ -1,0 +1,155 @@
+"""report.html: a self-contained page (inline PNGs) a person can look at after a run."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+
+from lfa.face.viz import contact_sheet, draw_pose_axes
+from lfa.media import read_frames
+
+STAGES = ("shots", "face_constraints", "identity")
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _img(image: np.ndarray) -> str:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else ""
+
+
+def _funnel(n_inputs: int, failures: list, rejected: list, manifest: list) -> list[tuple[str, int]]:
+    rows = [("inputs", n_inputs), ("failed inputs", len(failures))]
+    total_clips = len(manifest) + len([r for r in rejected if r["stage"] != "shots"])
+    rows.append(("shots too short (dropped)", len([r for r in rejected if r["stage"] == "shots"])))
+    rows.append(("clips", total_clips))
+    remaining = total_clips
+    for stage in STAGES[1:]:
+        remaining -= len([r for r in rejected if r["stage"] == stage])
+        rows.append((f"after {stage}", remaining))
+    rows.append(("accepted", len(manifest)))
+    return rows
+
+
+def _plots(frames: list[dict], manifest: list[dict]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    accepted = {m["clip_id"] for m in manifest}
+    plots = {}
+    for angle, edges in (("yaw", np.arange(-90, 91, 10)), ("pitch", np.arange(-60, 61, 10))):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        all_v = [f[angle] for f in frames if f[angle] is not None]
+        acc_v = [f[angle] for f in frames if f[angle] is not None and f["clip_id"] in accepted]
+        ax.hist(all_v, bins=edges, alpha=0.5, label="all sampled faces")
+        ax.hist(acc_v, bins=edges, alpha=0.7, label="accepted clips")
+        ax.set(xlabel=f"{angle} (°)", ylabel="faces", title=f"{angle} distribution")
+        ax.legend(fontsize=8)
+        plots[angle] = _png(fig)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist([f["area_ratio"] for f in frames], bins=30, alpha=0.5, label="all sampled faces")
+    ax.hist([m["face_ratio_median"] for m in manifest], bins=30, alpha=0.7, label="accepted clips (median)")
+    ax.set(xlabel="face area / frame area", ylabel="count", title="face-area ratio")
+    ax.legend(fontsize=8)
+    plots["face_ratio"] = _png(fig)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    sizes = np.bincount([m["cluster_id"] for m in manifest]) if manifest else np.zeros(0, int)
+    ax.bar(range(len(sizes)), sorted(sizes, reverse=True))
+    ax.set(xlabel="identity cluster (largest first)", ylabel="clips", title=f"{len(sizes)} identity clusters")
+    plots["clusters"] = _png(fig)
+    return plots
+
+
+def _contact_sheet(manifest: list[dict], max_clips: int = 24) -> str | None:
+    tiles = []
+    for clip in manifest[:max_clips]:
+        refs = [r for r in clip["references"] if r["role"] in ("yaw_min", "frontal", "yaw_max")]
+        refs.sort(key=lambda r: r["yaw"])
+        frames = {round(f.t, 3): f.image for f in read_frames(clip["source"], times=[r["t"] for r in refs])}
+        for ref in refs:
+            if not frames:
+                break
+            image = min(frames.items(), key=lambda kv: abs(kv[0] - ref["t"]))[1].copy()
+            x0, y0, x1, y1 = (int(v) for v in ref["box"])
+            cv2.rectangle(image, (x0, y0), (x1, y1), (255, 210, 0), 2)
+            draw_pose_axes(image, ((x0 + x1) / 2, (y0 + y1) / 2), ref["yaw"], ref["pitch"], ref["roll"],
+                           0.6 * (x1 - x0))
+            label = f"{clip['clip_id'][:28]} yaw {ref['yaw']:+.0f} pitch {ref['pitch']:+.0f}"
+            cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+            tiles.append(image)
+    return _img(contact_sheet(tiles, columns=3, width=300)) if tiles else None
+
+
+def write_report(out_dir: Path) -> Path:
+    def table(name: str) -> list[dict]:
+        return pq.read_table(out_dir / f"{name}.parquet").to_pylist()
+
+    manifest, frames, rejected, failures = (table(n) for n in ("manifest", "frames", "rejected", "failures"))
+    config = json.loads((out_dir / "config.json").read_text())
+    n_inputs = len({f["source"] for f in frames} | {r["source"] for r in rejected} | {m["source"] for m in manifest}
+                   | {f["input"] for f in failures})
+    funnel = _funnel(n_inputs, failures, rejected, manifest)
+    plots = _plots(frames, manifest)
+    sheet = _contact_sheet(manifest)
+    esc = html.escape
+    reasons: dict[tuple[str, str], int] = {}
+    for r in rejected:
+        reasons[(r["stage"], r["reason"])] = reasons.get((r["stage"], r["reason"]), 0) + 1
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>lfa curation report</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
+        "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}"
+        ".bar{background:#4a7fd4;height:12px}img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:1em}</style>",
+        "</head><body><h1>lfa curation report</h1>",
+        f"<p>{esc(str(out_dir))} — {len(manifest)} accepted clips from {n_inputs} inputs.</p>",
+        "<h2>Funnel</h2><table><tr><th>step</th><th>count</th><th></th></tr>",
+    ]
+    top = max([c for _, c in funnel] + [1])
+    for name, count in funnel:
+        parts.append(f"<tr><td>{esc(name)}</td><td>{count}</td><td><div class='bar' "
+                     f"style='width:{int(300 * count / top)}px'></div></td></tr>")
+    parts.append("</table><h2>Rejections</h2><table><tr><th>stage</th><th>reason</th><th>clips</th></tr>")
+    for (stage, reason), n in sorted(reasons.items()):
+        parts.append(f"<tr><td>{esc(stage)}</td><td>{esc(reason)}</td><td>{n}</td></tr>")
+    parts.append("</table>")
+    if failures:
+        parts.append("<h2>Failed inputs</h2><table><tr><th>input</th><th>error</th><th>fix</th></tr>")
+        parts += [f"<tr><td>{esc(f['input'])}</td><td>{esc(f['error'])}</td><td>{esc(f['fix'])}</td></tr>"
+                  for f in failures]
+        parts.append("</table>")
+    parts.append("<h2>Distributions</h2><div class='grid'>")
+    parts += [f"<img alt='{k}' src='{v}'>" for k, v in plots.items()]
+    parts.append("</div>")
+    if sheet:
+        parts.append(f"<h2>Accepted clips</h2><p>Per clip: the most-left, frontal and most-right reference frames "
+                     f"with the estimated head pose.</p><img alt='contact sheet' src='{sheet}'>")
+    parts.append("<h2>Accepted clips table</h2><table><tr><th>clip</th><th>s</th><th>yaw range</th>"
+                 "<th>pitch range</th><th>face ratio</th><th>cluster</th><th>caption</th></tr>")
+    for m in manifest:
+        parts.append(f"<tr><td>{esc(m['clip_id'])}</td><td>{m['start']:.1f}–{m['end']:.1f}</td>"
+                     f"<td>{m['yaw_range']:.0f}°</td><td>{m['pitch_range']:.0f}°</td>"
+                     f"<td>{m['face_ratio_median']:.3f}</td><td>{m['cluster_id']}</td>"
+                     f"<td>{esc(m['caption'] or '')}</td></tr>")
+    parts.append(f"</table><h2>Config</h2><pre>{esc(json.dumps(config, indent=2))}</pre></body></html>")
+    path = out_dir / "report.html"
+    tmp = path.with_name("report.html.partial")
+    tmp.write_text("".join(parts))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,60 @@
+"""One decoding pass per input: every frame feeds shot detection, sampled frames get face analysis."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lfa.curate.config import CurateConfig
+from lfa.curate.records import SampledFace, SampledFrame
+from lfa.curate.stages.shots import ShotBoundaries
+from lfa.face.align import FaceTemplate, align_face
+from lfa.face.analyzer import FaceAnalyzer
+from lfa.media import VideoInfo, iter_frames, probe
+from lfa.media.sampling import sample_times
+
+
+@dataclass
+class Scan:
+    info: VideoInfo
+    cuts: list[float]
+    frames: list[SampledFrame]
+    decoded: int
+
+
+def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, template: FaceTemplate) -> Scan:
+    """``analyzer`` finds and measures faces (no identity model: only chosen frames are embedded, later);
+    every face keeps its crop aligned to the identity model's ``template``."""
+    info = probe(path)
+    fps = info.fps if info.fps and math.isfinite(info.fps) and info.fps > 0 else 25.0
+    shots = ShotBoundaries(config.shots, fps)
+    targets = list(sample_times(info.duration_s, fps=config.tracking.sample_fps))
+    sampled: list[SampledFrame] = []
+    decoded = 0
+    for frame in iter_frames(path, max_side=config.tracking.decode_max_side):
+        decoded += 1
+        shots.add(frame.image)
+        if not targets or frame.t + 0.5 / fps < targets[0]:
+            continue
+        while targets and targets[0] <= frame.t + 0.5 / fps:
+            targets.pop(0)
+        faces = []
+        for f in analyzer.analyze(frame.image):
+            faces.append(SampledFace(f.box, f.landmarks5, f.score, f.yaw, f.pitch, f.roll, f.sharpness,
+                                     f.area_ratio, align_face(frame.image, f.landmarks5, template)))
+        sampled.append(SampledFrame(frame.index, frame.t, faces))
+    return Scan(info, shots.cuts, sampled, decoded)
+
+
+def face_rows(source: str, clip_id: str, frame: SampledFrame) -> list[dict]:
+    return [{"source": source, "clip_id": clip_id, "frame": frame.frame, "t": round(frame.t, 4), "track": f.track,
+             "box": [float(v) for v in f.box], "landmarks5": np.asarray(f.landmarks5, float).ravel().tolist(),
+             "score": float(f.score), "yaw": _num(f.yaw), "pitch": _num(f.pitch), "roll": _num(f.roll),
+             "sharpness": float(f.sharpness), "area_ratio": float(f.area_ratio)} for f in frame.faces]
+
+
+def _num(v: float) -> float | None:
+    return None if math.isnan(v) else float(v)

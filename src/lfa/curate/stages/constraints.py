@@ -1,0 +1,57 @@
+"""Stage 3, face constraints (MoFE's data pipeline): one prominent face, big enough, turning enough."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lfa.curate.config import ConstraintConfig
+from lfa.curate.records import Clip, Decision, SampledFace
+
+STAGE = "face_constraints"
+
+
+def main_faces(clip: Clip, track: int) -> list[SampledFace]:
+    return [f for frame in clip.frames for f in frame.faces if f.track == track]
+
+
+def angle_ranges(faces: list[SampledFace], percentiles: tuple[float, float]) -> dict[str, float]:
+    posed = np.array([(f.yaw, f.pitch, f.roll) for f in faces if f.has_pose])
+    if len(posed) < 2:
+        return {"yaw_range": 0.0, "pitch_range": 0.0, "roll_range": 0.0, "euler_sum": 0.0}
+    lo, hi = np.percentile(posed, percentiles, axis=0)
+    yaw, pitch, roll = (float(v) for v in hi - lo)
+    return {"yaw_range": yaw, "pitch_range": pitch, "roll_range": roll, "euler_sum": yaw + pitch + roll}
+
+
+def check_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -> Decision:
+    n = len(clip.frames)
+    if track is None or n == 0:
+        return Decision.reject(STAGE, "no_face", 0.0, config.min_face_fraction)
+    with_main = [fr for fr in clip.frames if any(f.track == track for f in fr.faces)]
+    face_fraction = len(with_main) / n
+    if face_fraction < config.min_face_fraction:
+        return Decision.reject(STAGE, "no_face", face_fraction, config.min_face_fraction)
+    single = 0
+    for fr in with_main:
+        main = next(f for f in fr.faces if f.track == track)
+        others = [f.area_ratio / main.area_ratio for f in fr.faces if f.track != track]
+        single += all(r <= config.max_other_face_area for r in others)
+    single_fraction = single / len(with_main)
+    if single_fraction < config.min_single_face_fraction:
+        return Decision.reject(STAGE, "multiple_faces", single_fraction, config.min_single_face_fraction)
+    faces = main_faces(clip, track)
+    area = float(np.median([f.area_ratio for f in faces]))
+    px = float(np.median([f.short_side for f in faces]))
+    if px < config.min_face_px:
+        return Decision.reject(STAGE, "face_too_small", px, config.min_face_px)
+    if area < config.min_face_area_ratio:
+        return Decision.reject(STAGE, "face_too_small", area, config.min_face_area_ratio)
+    ranges = angle_ranges(faces, config.range_percentiles)
+    criterion = config.angle_criterion
+    threshold = {"yaw_range": config.min_yaw_range, "pitch_range": config.min_pitch_range,
+                 "euler_sum": config.min_euler_sum}[criterion]
+    stats = {"face_fraction": face_fraction, "single_face_fraction": single_fraction, "face_ratio_median": area,
+             "face_px_median": px, **ranges}
+    if ranges[criterion] < threshold:
+        return Decision.reject(STAGE, "insufficient_angle_variation", ranges[criterion], threshold, **stats)
+    return Decision.accept(**stats)
