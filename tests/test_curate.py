@@ -242,8 +242,76 @@ def test_clip_windows_and_clustering():
     from lfa.curate.config import ShotConfig
 
     kept, short = clip_windows([3.0, 4.0], 25.0, ShotConfig(min_clip_s=2.0, window_s=10.0))
-    assert kept == [(0.0, 3.0), (4.0, 14.5), (14.5, 25.0)] and short == [(3.0, 4.0)]
+    assert kept == [(0.0, 3.0), (4.0, 11.0), (11.0, 18.0), (18.0, 25.0)] and short == [(3.0, 4.0)]
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=128), rng.normal(size=128)
     centroids = np.stack([a, a + 0.05 * rng.normal(size=128), b, b + 0.05 * rng.normal(size=128), a])
     assert cluster_identities(centroids, 0.9).tolist() == [0, 0, 1, 1, 0]
+
+
+class _FakeVlm:
+    """An OpenAI-compatible chat endpoint on loopback: fails ``fail_first`` times with HTTP 500, then answers."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[dict] = []
+        self.fail_left = fail_first
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append(body)
+                if fake.fail_left > 0:
+                    fake.fail_left -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                answer = json.dumps({"choices": [{"message": {"content": f" a person, request {len(fake.requests)} "}}]})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(answer.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_vlm_captions_retry_and_cache(corpus, tmp_path):
+    from lfa.curate.stages.captions import VlmCaptioner
+    from lfa.errors import LfaError
+
+    fake = _FakeVlm(fail_first=1)
+    try:
+        inbox = tmp_path / "in"
+        inbox.mkdir()
+        for name in ("large_angle_grace", "silent"):
+            shutil.copy(corpus / f"{name}.mp4", inbox / f"{name}.mp4")
+        (inbox / "silent.txt").write_text("Grace Hopper turns her head, silent.")
+        cfg = CurateConfig.load(None, [f"captions.vlm_endpoint={fake.url}", "captions.timeout_s=5"])
+        curate([inbox], tmp_path / "run", cfg, workers=1, report=False)
+        rows = {Path(m["source"]).stem: m for m in table(tmp_path / "run", "manifest")}
+        assert rows["silent"]["caption"] == "Grace Hopper turns her head, silent."
+        assert rows["silent"]["caption_source"] == "sidecar-txt"
+        assert rows["large_angle_grace"]["caption"] == "a person, request 2"  # the first try got HTTP 500
+        assert rows["large_angle_grace"]["caption_source"] == "vlm"
+        content = fake.requests[-1]["messages"][0]["content"]
+        assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+        n = len(fake.requests)
+        curate([inbox], tmp_path / "run", cfg, workers=1, report=False)  # cached: no new request
+        assert len(fake.requests) == n
+    finally:
+        fake.close()
+    dead = VlmCaptioner(CurateConfig.load(None, ["captions.vlm_endpoint=http://127.0.0.1:9/v1", "captions.retries=1",
+                                                 "captions.timeout_s=1"]).captions, tmp_path / "cache")
+    with pytest.raises(LfaError, match="VLM captioning failed"):
+        dead.caption(np.zeros((32, 32, 3), np.uint8))

@@ -1,5 +1,5 @@
-"""The demo job: the labelled synthetic corpus, and the perception stack on the sample photos and on a
-large-angle clip, written as annotated pictures + JSON."""
+"""The demo job: render the labelled synthetic corpus, curate it (manifest + report.html), and show the
+perception stack on the sample photos and on a large-angle clip."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lfa.curate.run import curate
 from lfa.face import FaceAnalyzer
 from lfa.face.files import analyze_video_file
 from lfa.face.viz import annotate, contact_sheet
@@ -23,6 +24,7 @@ def run_demo(out_dir: Path, analyzer: FaceAnalyzer | None = None,
     analyzer = analyzer or FaceAnalyzer()
     corpus = out_dir / "corpus"
     build_corpus(corpus, heads=HeadLibrary(analyzer), on_clip=on_clip)
+    curated = curate([corpus], out_dir / "curated")
     pictures, results = [], {}
     for name in SAMPLE_NAMES:
         photo = sample_photo(name)
@@ -37,4 +39,5 @@ def run_demo(out_dir: Path, analyzer: FaceAnalyzer | None = None,
     sweep = out_dir / "yaw-sweep.png"
     frames = analyze_video_file(analyzer, corpus / "large_angle_astronaut.mp4", fps=3, keep_images=True)
     write_image(sweep, contact_sheet([annotate(f.image, f.faces) for f in frames]))
-    return {"corpus": corpus, "picture": picture, "json": data, "yaw sweep": sweep}
+    return {"corpus": corpus, "manifest": curated.outputs["manifest"], "report": curated.outputs["report"],
+            "picture": picture, "json": data, "yaw sweep": sweep}

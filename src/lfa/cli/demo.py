@@ -13,7 +13,7 @@ out = Console()
 
 
 def demo(out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Where to write the results.")) -> None:
-    """Render the labelled synthetic corpus and run the perception stack on photos and a large-angle clip."""
+    """Render the labelled synthetic corpus, curate it into a manifest + report, and show the perception stack."""
     written = run_demo(out_dir, on_clip=lambda name: out.print(f"corpus clip: {name}"))
     for what, path in written.items():
         out.print(f"{what}: {path}")

@@ -23,7 +23,8 @@ class ShotBoundaries:
     def add(self, image: np.ndarray) -> None:
         h, w = image.shape[:2]
         width = self.config.analysis_width
-        small = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+        step = max(1, w // (2 * width))  # subsample first: an area resize of a full frame costs more than decoding it
+        small = cv2.resize(image[::step, ::step], (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
         bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
         for cut in self.detector.process_frame(FrameTimecode(self.count, self.fps), bgr):
             self.cuts.append(cut.frame_num / self.fps)

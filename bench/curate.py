@@ -1,0 +1,84 @@
+"""Curation speed, side by side in one run:
+
+1. curation wall time vs decoding the same videos only (the floor), both on all cores;
+2. sampled (default 4 fps) vs exhaustive (every frame analysed): decision agreement and speedup.
+
+    .venv/bin/python bench/curate.py [--corpus DIR] [--repeats 3]
+
+The videos are lfa's standard synthetic corpus (rendered first when --corpus is not given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from lfa.curate.config import CurateConfig
+from lfa.curate.run import curate, list_inputs
+from lfa.media import iter_frames
+
+
+def decode_only(path: Path) -> int:
+    return sum(1 for _ in iter_frames(path))
+
+
+def decisions(run: Path) -> dict[str, str]:
+    out: dict[str, list[str]] = {}
+    for row in pq.read_table(run / "manifest.parquet").to_pylist():
+        out.setdefault(row["source"], []).append("accept")
+    for row in pq.read_table(run / "rejected.parquet").to_pylist():
+        out.setdefault(row["source"], []).append(row["reason"])
+    return {k: ",".join(sorted(v)) for k, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    workers = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = args.corpus
+        if corpus is None:
+            from lfa.synth import build_corpus
+
+            corpus = Path(tmp) / "corpus"
+            build_corpus(corpus)
+        videos = list_inputs([corpus])
+        frames = 0
+        decode_s, curate_s = [], []
+        for r in range(args.repeats):
+            t0 = time.perf_counter()
+            with ProcessPoolExecutor(workers) as pool:
+                frames = sum(pool.map(decode_only, videos))
+            decode_s.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            curate(videos, Path(tmp) / f"run{r}", workers=workers, report=False)
+            curate_s.append(time.perf_counter() - t0)
+        d, c = statistics.median(decode_s), statistics.median(curate_s)
+        print(f"{len(videos)} videos, {frames} frames, {workers} workers, {args.repeats} repeats (medians)")
+        print(f"decode only : {d:6.2f} s ({frames / d:6.0f} frames/s)")
+        print(f"curation    : {c:6.2f} s  = {c / d:.2f}x decode-only (goal <= 2x)")
+        t0 = time.perf_counter()
+        exhaustive = Path(tmp) / "exhaustive"
+        curate(videos, exhaustive, CurateConfig.load(None, ["tracking.sample_fps=1000"]), workers=workers,
+               report=False)
+        e = time.perf_counter() - t0
+        sampled, full = decisions(Path(tmp) / "run0"), decisions(exhaustive)
+        agree = sum(sampled.get(v) == full.get(v) for v in full) / len(full)
+        print(f"exhaustive  : {e:6.2f} s  -> sampled is {e / c:.1f}x faster; decisions agree on "
+              f"{agree:.0%} of {len(full)} videos")
+        for v in full:
+            if sampled.get(v) != full.get(v):
+                print(f"  differs: {Path(v).name}: sampled {sampled.get(v)} vs exhaustive {full.get(v)}")
+
+
+if __name__ == "__main__":
+    main()
