@@ -21,6 +21,8 @@ def curate(
     executor: str = typer.Option("local", help="local | ray"),
     workers: int = typer.Option(None, help="Worker processes / Ray actors (default: cores, at most one per input)."),
     address: str = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),
+    cpus_per_worker: float = typer.Option(1.0, help="Ray: CPUs reserved by each worker actor."),
+    gpus_per_worker: float = typer.Option(0.0, help="Ray: GPUs reserved by each worker actor (e.g. 0.25)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Process inputs that failed before again."),
     report: bool = typer.Option(True, help="Write report.html."),
 ) -> None:
@@ -52,7 +54,8 @@ def curate(
                             f"{counts['rejected']} · failed {counts['failed']}")
 
         result = run_curate(inputs, out_dir, cfg, executor=executor, workers=workers, address=address,
-                            retry_failed=retry_failed, on_input=on_input, on_start=on_start, report=report)
+                            retry_failed=retry_failed, cpus_per_worker=cpus_per_worker,
+                            gpus_per_worker=gpus_per_worker, on_input=on_input, on_start=on_start, report=report)
     table = Table(title=f"{result.inputs} inputs ({result.processed} processed now) → {out_dir}")
     table.add_column("outcome")
     table.add_column("clips / inputs", justify="right")

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
 from lfa.face.viz import contact_sheet, draw_pose_axes
+from lfa.htmlreport import figure_data_uri, image_data_uri
 from lfa.media import read_frames
 
 STAGES = ("shots", "face_constraints", "identity")
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _img(image: np.ndarray) -> str:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else ""
 
 
 def _funnel(n_inputs: int, failures: list, rejected: list, manifest: list) -> list[tuple[str, int]]:
@@ -62,7 +46,7 @@ def _plots(frames: list[dict], manifest: list[dict]) -> dict[str, str]:
         ax.hist(acc_v, bins=edges, alpha=0.7, label="accepted clips")
         ax.set(xlabel=f"{angle} (°)", ylabel="faces", title=f"{angle} distribution")
         ax.legend(fontsize=8)
-        plots[angle] = _png(fig)
+        plots[angle] = figure_data_uri(fig)
     fig, ax = plt.subplots(figsize=(5, 3))
     ratios = [f["area_ratio"] for f in frames]
     bins = np.linspace(0, max(ratios + [0.01]), 31)
@@ -70,13 +54,13 @@ def _plots(frames: list[dict], manifest: list[dict]) -> dict[str, str]:
     ax.hist([m["face_ratio_median"] for m in manifest], bins=bins, alpha=0.8, label="accepted clips (median)")
     ax.set(xlabel="face area / frame area", ylabel="count", title="face-area ratio")
     ax.legend(fontsize=8)
-    plots["face_ratio"] = _png(fig)
+    plots["face_ratio"] = figure_data_uri(fig)
     fig, ax = plt.subplots(figsize=(5, 3))
     sizes = np.bincount([m["cluster_id"] for m in manifest]) if manifest else np.zeros(0, int)
     ax.bar(range(len(sizes)), sorted(sizes, reverse=True))
     ax.set_xticks(range(len(sizes)))
     ax.set(xlabel="identity cluster (largest first)", ylabel="clips", title=f"{len(sizes)} identity clusters")
-    plots["clusters"] = _png(fig)
+    plots["clusters"] = figure_data_uri(fig)
     return plots
 
 
@@ -97,7 +81,7 @@ def _contact_sheet(manifest: list[dict], max_clips: int = 24) -> str | None:
             label = f"{clip['clip_id'][:28]} yaw {ref['yaw']:+.0f} pitch {ref['pitch']:+.0f}"
             cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
             tiles.append(image)
-    return _img(contact_sheet(tiles, columns=3, width=300)) if tiles else None
+    return image_data_uri(contact_sheet(tiles, columns=3, width=300)) if tiles else None
 
 
 def write_report(out_dir: Path) -> Path:

@@ -51,6 +51,7 @@ class CurateSummary:
 
 def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = None, *, executor: str = "local",
            workers: int | None = None, address: str | None = None, retry_failed: bool = False,
+           cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
            on_input: Callable[[dict[str, Any]], None] | None = None,
            on_start: Callable[[int, int], None] | None = None, report: bool = True) -> CurateSummary:
     config = config or CurateConfig()
@@ -70,8 +71,10 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
     if on_start:
         on_start(len(sources), len(todo))
     workers = workers or max(1, min(os.cpu_count() or 1, len(todo)))
-    stream = (run_ray(todo, config, out_dir, workers, address) if executor == "ray"
-              else run_local(todo, config, out_dir, workers))
+    if executor == "ray":
+        stream = run_ray(todo, config, out_dir, workers, address, cpus_per_worker, gpus_per_worker)
+    else:
+        stream = run_local(todo, config, out_dir, workers)
     for summary in stream:
         if on_input:
             on_input(summary)
