@@ -10,6 +10,7 @@ from rich.console import Console
 from lfa.cli import curate as curate_cmd
 from lfa.cli import demo as demo_cmd
 from lfa.cli import faces as faces_cmd
+from lfa.cli import model as model_cmd
 from lfa.cli import models as models_cmd
 from lfa.cli import synth as synth_cmd
 from lfa.errors import LfaError
@@ -17,6 +18,7 @@ from lfa.errors import LfaError
 app = typer.Typer(help="lfa — Large Face Angles toolkit.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(model_cmd.app, name="model")
 app.add_typer(synth_cmd.app, name="synth")
 app.command("faces")(faces_cmd.faces)
 app.command("demo")(demo_cmd.demo)

@@ -1,0 +1,60 @@
+"""``lfa model describe``: parameter counts of a Wan backbone and the identity adapter (meta device)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lfa.errors import ConfigError
+
+app = typer.Typer(help="The generation core: identity-conditioning modules on a Wan transformer.",
+                  no_args_is_help=True)
+out = Console()
+
+
+@app.command()
+def describe(
+    config: Path = typer.Argument(None, help="A Wan transformer config.json (or a diffusers model folder)."),
+    preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b or wan2.1-i2v-14b."),
+    adapter_config: Path = typer.Option(None, "--adapter-config", help="Adapter config JSON (default: defaults)."),
+    set_: list[str] = typer.Option(None, "--set", help="Adapter config override KEY=VALUE (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (keys backbone_params, adapter_params, ...)."),
+) -> None:
+    """Count backbone and adapter parameters without loading any weights."""
+    from lfa.model.config import AdapterConfig, parse_overrides
+    from lfa.model.presets import describe as describe_model
+    from lfa.model.presets import get_preset, load_backbone_config
+
+    if (config is None) == (preset is None):
+        raise ConfigError("give exactly one of CONFIG or --preset", "e.g. lfa model describe --preset wan2.1-t2v-1.3b")
+    if preset is not None:
+        chosen = get_preset(preset)
+        backbone, source = chosen.config, f"preset {chosen.name}: {chosen.source}"
+    else:
+        backbone, source = load_backbone_config(config), str(config)
+    adapter = AdapterConfig.load(adapter_config) if adapter_config else AdapterConfig()
+    if set_:
+        adapter = adapter.replace(**parse_overrides(set_))
+    result = describe_model(backbone, adapter)
+    result["source"] = source
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"lfa identity adapter on {preset or config}")
+    table.add_column("part")
+    table.add_column("parameters", justify="right")
+    table.add_column("% of backbone", justify="right")
+    total = result["backbone_params"]
+    table.add_row("backbone", f"{total:,}", "100")
+    for name, count in result["adapter_parts"].items():
+        table.add_row(f"  adapter: {name}", f"{count:,}", f"{100 * count / total:.3f}")
+    table.add_row("adapter (total)", f"{result['adapter_params']:,}", f"{result['adapter_percent']:.3f}")
+    out.print(table)
+    blocks = result["face_blocks"]
+    out.print(f"face cross-attention in {len(blocks)} of {result['backbone']['num_layers']} blocks; "
+              f"references: {adapter.references}; source: {source}", highlight=False)
+    out.print(f"[dim]{result['note']}[/]")
