@@ -22,7 +22,13 @@ from lfa.face.nets.sixdrepnet import (
 )
 from lfa.face.nets.weights import load_state_dict_file
 
-torch.set_grad_enabled(False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_grad():
+    """Inference only in this module, without switching autograd off for the rest of the session."""
+    with torch.no_grad():
+        yield
 
 
 class NotATensor:

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from lfa.face import AnalyzerConfig, Face, FaceAnalyzer
-from lfa.face.files import analyze_image_file, analyze_video_file, is_video
+from lfa.face.files import analyze_image_file, analyze_video_file
 from lfa.face.viz import annotate, contact_sheet
-from lfa.media import write_image
+from lfa.media import is_video_path, write_image
 
 out = Console()
 
@@ -44,7 +44,7 @@ def faces(
 ) -> None:
     """Find faces, with box, landmarks, yaw/pitch/roll, identity model, area ratio and sharpness."""
     analyzer = FaceAnalyzer(AnalyzerConfig(detector=detector, pose=pose, identity=identity))
-    if is_video(path):
+    if is_video_path(path):
         frames = list(analyze_video_file(analyzer, path, fps, keep_images=viz is not None))
         if as_json:
             print(json.dumps([{"t": round(f.t, 3), "frame": f.frame, "faces": [x.to_dict() for x in f.faces]}

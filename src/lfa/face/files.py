@@ -10,7 +10,7 @@ import numpy as np
 
 from lfa.face.analyzer import FaceAnalyzer
 from lfa.face.types import Face
-from lfa.media import is_video_path, iter_frames, read_image
+from lfa.media import iter_frames, read_image
 
 
 @dataclass
@@ -32,7 +32,3 @@ def analyze_video_file(analyzer: FaceAnalyzer, path: Path, fps: float = 2.0, *,
     for frame in iter_frames(path, fps=fps):
         yield FrameFaces(frame.index, frame.t, analyzer.analyze(frame.image),
                          frame.image if keep_images else None)
-
-
-def is_video(path: Path) -> bool:
-    return is_video_path(path)
