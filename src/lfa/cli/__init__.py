@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
+from lfa.cli import bench as bench_cmd
 from lfa.cli import curate as curate_cmd
 from lfa.cli import demo as demo_cmd
 from lfa.cli import faces as faces_cmd
@@ -20,6 +21,7 @@ app = typer.Typer(help="lfa — Large Face Angles toolkit.", no_args_is_help=Tru
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(synth_cmd.app, name="synth")
+app.add_typer(bench_cmd.app, name="bench")
 app.command("faces")(faces_cmd.faces)
 app.command("demo")(demo_cmd.demo)
 app.command("curate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(

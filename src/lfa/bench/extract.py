@@ -1,0 +1,188 @@
+"""Per-frame measurements of references and generated videos: the only part of the benchmark that
+runs models. Everything after it (metrics, compat aggregation, outputs) is arithmetic on its records.
+
+In every frame the face scored is the **largest** detection (by box area), as ConsisID and OpenS2V
+do; ``n_faces`` keeps the count. Detection, pose and identity come from lfa's perception stack
+(:mod:`lfa.face`): the analyzer's detector and pose estimator, and one encoder per identity model
+built by :func:`lfa.face.analyzer.build_identity`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lfa.bench import compat as compat_mod
+from lfa.bench.config import BenchConfig
+from lfa.bench.features import OnnxFeatureExtractor, face_crop_224
+from lfa.errors import LfaError
+from lfa.face import AnalyzerConfig, FaceAnalyzer
+from lfa.face.analyzer import build_identity
+from lfa.face.identity import IdentityEncoder, embed_faces
+from lfa.face.types import Detection
+from lfa.media import iter_frames, probe, sample_times
+from lfa.registry import ModelStore
+from lfa.registry.store import sha256_file
+
+
+@dataclass
+class FrameRecord:
+    """One sampled frame (or one reference image): the largest face and what was measured on it."""
+
+    frame: int
+    t: float
+    detected: bool = False
+    n_faces: int = 0
+    box: np.ndarray | None = None
+    det_score: float = math.nan
+    yaw: float = math.nan
+    pitch: float = math.nan
+    roll: float = math.nan
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # identity model -> (D,) L2-normalised
+    feature: np.ndarray | None = None  # feature-network (Inception) vector of the aligned crop
+    clip_cos: float = math.nan  # CLIP image-text cosine of the whole frame
+    padded: bool = False  # compat modes: the face was found only after grey padding
+    landmarks5: np.ndarray | None = None
+
+    @property
+    def has_pose(self) -> bool:
+        return self.detected and not math.isnan(self.yaw)
+
+
+@dataclass
+class VideoAnalysis:
+    """Everything measured on one generated video, per sampling mode (``lfa`` and compat modes)."""
+
+    model: str
+    id: str
+    path: str
+    status: str = "ok"  # ok | missing | error
+    error: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    modes: dict[str, list[FrameRecord]] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+    sha256: str | None = None
+
+
+def largest(detections: list[Detection]) -> Detection | None:
+    if not detections:
+        return None
+    return max(detections, key=lambda d: float((d.box[2] - d.box[0]) * (d.box[3] - d.box[1])))
+
+
+class Extractor:
+    """Loads the models of a run once; measures images and videos.
+
+    >>> ex = Extractor(BenchConfig().resolve())
+    >>> ref = ex.analyze_image(read_image("ref.png"))
+    >>> video = ex.analyze_video(Path("gen/clip.mp4"), prompt="...", model="mine", item_id="clip")
+    """
+
+    def __init__(self, config: BenchConfig, store: ModelStore | None = None, *, threads: int | None = None) -> None:
+        store = store or config.store()
+        config = config.resolve(store) if config.primary is None or config.identities is None else config
+        self.config = config
+        self.analyzer = FaceAnalyzer(AnalyzerConfig(detector=config.detector, pose=config.pose, identity="none",
+                                                    min_score=config.min_score,
+                                                    detect_max_side=config.detect_max_side), store=store)
+        assert config.identities is not None
+        self.encoders: dict[str, IdentityEncoder] = {}
+        for name in config.identities:
+            encoder = build_identity(AnalyzerConfig(identity=name), store)
+            assert encoder is not None
+            self.encoders[name] = encoder
+        self.features = OnnxFeatureExtractor(config.inception, threads=threads) if config.inception else None
+        self.clip = None
+        if config.clip:
+            from lfa.bench.clipscore import ClipScorer
+
+            self.clip = ClipScorer(config.clip)
+
+    # -- one image ---------------------------------------------------------------------------------
+    def analyze_image(self, image: np.ndarray, *, frame: int = 0, t: float = 0.0,
+                      timing: dict[str, float] | None = None) -> FrameRecord:
+        """Largest face of an RGB image with pose, every identity embedding and the crop feature."""
+        timing = timing if timing is not None else defaultdict(float)
+        t0 = time.perf_counter()
+        detections = self.analyzer.detector.detect(image)
+        det = largest(detections)
+        timing["detect"] += time.perf_counter() - t0
+        record = FrameRecord(frame=frame, t=t, n_faces=len(detections))
+        if det is None:
+            return record
+        record.detected, record.box, record.det_score = True, det.box, det.score
+        record.landmarks5 = det.landmarks5
+        if self.analyzer.pose is not None:
+            t0 = time.perf_counter()
+            pose = self.analyzer.pose.estimate(image, det)
+            timing["pose"] += time.perf_counter() - t0
+            if pose is not None:
+                record.yaw, record.pitch, record.roll = pose.yaw, pose.pitch, pose.roll
+        for name, encoder in self.encoders.items():
+            t0 = time.perf_counter()
+            record.embeddings[name] = embed_faces(encoder, image, [det.landmarks5])[0]
+            timing[f"embed_{name}"] += time.perf_counter() - t0
+        if self.features is not None:
+            t0 = time.perf_counter()
+            record.feature = self.features(face_crop_224(image, det.landmarks5)[None])[0]
+            timing["features"] += time.perf_counter() - t0
+        return record
+
+    # -- one video ---------------------------------------------------------------------------------
+    def sample(self, path: Path, duration: float) -> Iterator[tuple[int, float, np.ndarray]]:
+        """(frame index, time, RGB image) of the frames the run samples (lfa's one sampling rule)."""
+        cfg = self.config
+        if cfg.frames is None and cfg.fps is None:
+            frames = iter_frames(path)
+        elif cfg.frames is not None:
+            frames = iter_frames(path, times=sample_times(duration, n=cfg.frames))
+        else:
+            frames = iter_frames(path, times=sample_times(duration, fps=cfg.fps))
+        for f in frames:
+            yield f.index, f.t, f.image
+
+    def analyze_video(self, path: Path, *, prompt: str = "", model: str = "", item_id: str = "") -> VideoAnalysis:
+        """Measure a generated video in the ``lfa`` mode and every compat mode of the config.
+
+        A missing file gives ``status="missing"``, an unreadable one ``status="error"`` with the
+        reason: never an exception, so one bad video does not stop a run.
+        """
+        result = VideoAnalysis(model=model, id=item_id, path=str(path))
+        if not Path(path).is_file():
+            result.status, result.error = "missing", f"no video {path}"
+            return result
+        timing: dict[str, float] = defaultdict(float)
+        start = time.perf_counter()
+        try:
+            result.sha256 = sha256_file(Path(path))
+            info = probe(path)
+            result.info = {"fps": info.fps, "n_frames": info.n_frames, "width": info.width,
+                           "height": info.height, "duration_s": info.duration_s}
+            records = []
+            t0 = time.perf_counter()
+            for index, t, image in self.sample(Path(path), info.duration_s):
+                timing["decode"] += time.perf_counter() - t0
+                records.append(self.analyze_image(image, frame=index, t=t, timing=timing))
+                if self.clip is not None:
+                    t1 = time.perf_counter()
+                    records[-1].clip_cos = float(self.clip.cosines([image], prompt)[0])
+                    timing["clip"] += time.perf_counter() - t1
+                t0 = time.perf_counter()
+            result.modes["lfa"] = records
+            cache: dict[int, FrameRecord] = {}
+            for mode in self.config.compat:
+                result.modes.update(compat_mod.analyze(self, mode, Path(path), info.n_frames, prompt, timing, cache))
+        except LfaError as exc:
+            result.status, result.error = "error", exc.message
+            result.modes = {}
+        timing["total"] = time.perf_counter() - start
+        result.timing = dict(timing)
+        return result
+

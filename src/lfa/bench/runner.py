@@ -1,0 +1,529 @@
+"""``run_bench``: spec + folders of generated videos -> scores.csv, frames.parquet, summary.json, report.html."""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import lfa
+from lfa.bench import compat as compat_mod
+from lfa.bench import metrics as M
+from lfa.bench.config import IDENTITY_MODELS, BenchConfig, short
+from lfa.bench.extract import Extractor, FrameRecord, VideoAnalysis
+from lfa.bench.spec import SpecItem, load_spec, video_path
+from lfa.errors import ConfigError
+from lfa.face.embedding import l2_normalize
+from lfa.media import read_image
+from lfa.registry.store import sha256_file
+
+REFERENCE_MODEL = "(reference)"
+Progress = Callable[[str, int, int], None]  # (message, done, total)
+
+
+@dataclass
+class Reference:
+    """An item's reference faces: one record per reference image, and what the metrics use."""
+
+    item: SpecItem
+    records: list[FrameRecord]
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # normalised mean over reference faces
+    poses: list[tuple[float, float]] = field(default_factory=list)  # (yaw, pitch) of each posed reference
+    pose_assumed: bool = False  # no reference had a pose: frontal (0, 0) assumed
+    compat: FrameRecord | None = None  # the first reference, processed the compat way
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    items: list[SpecItem]
+    models: dict[str, Path]
+    references: dict[str, Reference]
+    analyses: list[VideoAnalysis]
+    rows: list[dict[str, Any]]
+    frames: list[dict[str, Any]]
+    aggregates: dict[str, dict[str, Any]]
+    curves: dict[str, dict[str, dict[str, M.BucketStat]]]
+    summary: dict[str, Any]
+    out_dir: Path | None = None
+
+
+# -- references -------------------------------------------------------------------------------------
+def analyze_references(extractor: Extractor, items: Sequence[SpecItem]) -> dict[str, Reference]:
+    """Measure every reference image; a reference without a face stops the run (ConfigError listing them)."""
+    refs: dict[str, Reference] = {}
+    bad: list[str] = []
+    seen: dict[Path, FrameRecord] = {}  # items often share reference images: measure each file once
+    seen_compat: dict[Path, FrameRecord] = {}
+    for item in items:
+        records = []
+        for j, path in enumerate(item.references):
+            if path not in seen:
+                seen[path] = extractor.analyze_image(read_image(path), frame=j)
+            records.append(seen[path])
+        found = [r for r in records if r.detected]
+        if not found:
+            bad.append(f"{item.id} ({', '.join(p.name for p in item.references)})")
+            continue
+        ref = Reference(item, records)
+        for name in extractor.encoders:
+            ref.embeddings[name] = l2_normalize(np.mean([l2_normalize(r.embeddings[name]) for r in found], axis=0))
+        ref.poses = [(r.yaw, r.pitch) for r in found if r.has_pose]
+        if not ref.poses:
+            ref.poses, ref.pose_assumed = [(0.0, 0.0)], True
+        if extractor.config.compat:
+            first = item.references[0]
+            if first not in seen_compat:
+                seen_compat[first] = compat_mod.process_image(extractor, read_image(first))
+            ref.compat = seen_compat[first]
+        refs[item.id] = ref
+    if bad:
+        raise ConfigError(f"no face found in the reference image(s) of {len(bad)} item(s): {'; '.join(bad[:10])}"
+                          + (" …" if len(bad) > 10 else ""),
+                          "replace those reference images with ones showing the face, or drop the items")
+    return refs
+
+
+# -- per-video metrics --------------------------------------------------------------------------------
+def video_row(analysis: VideoAnalysis, ref: Reference, config: BenchConfig,
+              logit_scale: float | None = None) -> dict[str, Any]:
+    """One row of scores.csv."""
+    assert config.identities is not None and config.primary is not None
+    row: dict[str, Any] = {"model": analysis.model, "id": analysis.id, "status": analysis.status}
+    frames = analysis.modes.get("lfa", [])
+    n = len(frames)
+    detected = np.array([f.detected for f in frames], bool)
+    posed = np.array([f.has_pose for f in frames], bool)
+    row["n_frames"], row["n_detected"], row["n_pose"] = n, int(detected.sum()), int(posed.sum())
+    row["detection_rate"] = M.detection_rate(detected)
+    row["pose_rate"] = M.detection_rate(posed)
+    sims = {name: similarities(frames, ref.embeddings[name], name) for name in config.identities}
+    for name in config.identities:
+        row[f"facesim_{short(name)}"] = M.facesim(sims[name])
+    for name in config.identities:
+        row[f"facesim_{short(name)}_strict"] = M.facesim_strict(sims[name])
+    s = sims[config.primary]
+    yaw = np.array([f.yaw for f in frames], np.float64)
+    pitch = np.array([f.pitch for f in frames], np.float64)
+    yaw_stats = M.bucket_means(s, yaw, config.yaw_edges)
+    pitch_stats = M.bucket_means(s, pitch, config.pitch_edges)
+    for label, st in yaw_stats.items():
+        row[f"facesim_yaw_{label}"] = st.mean
+    for label, st in yaw_stats.items():
+        row[f"n_yaw_{label}"] = st.count
+    for label, st in pitch_stats.items():
+        if label != M.NO_POSE:
+            row[f"facesim_pitch_{label}"] = st.mean
+    label, worst = M.worst_bucket(yaw_stats, min_count=1)
+    row["worst_bucket"] = f"yaw_{label}" if label else ""
+    row["facesim_worst_bucket"] = worst
+    posed_yaw, posed_pitch = yaw[posed], pitch[posed]
+    row["yaw_min"] = float(posed_yaw.min()) if posed_yaw.size else math.nan
+    row["yaw_max"] = float(posed_yaw.max()) if posed_yaw.size else math.nan
+    row["yaw_range"] = row["yaw_max"] - row["yaw_min"]
+    row["abs_yaw_max"] = float(np.abs(posed_yaw).max()) if posed_yaw.size else math.nan
+    row["pitch_min"] = float(posed_pitch.min()) if posed_pitch.size else math.nan
+    row["pitch_max"] = float(posed_pitch.max()) if posed_pitch.size else math.nan
+    primary_emb = [f.embeddings[config.primary] for f in frames if f.detected]
+    row["id_spread"], row["id_self_sim"] = M.identity_spread(np.array(primary_emb)) if primary_emb else (math.nan,) * 2
+    dist = M.pose_distance(yaw, pitch, ref.poses)
+    has_pose_backend = config.pose != "none"
+    cpi, excess = M.copy_paste_index(s, dist, config.copy_paste_width) if has_pose_backend else (math.nan,) * 2
+    row["copy_paste"], row["copy_paste_excess"] = cpi, excess
+    row["pose_dist_mean"] = M.nanmean(dist[detected]) if detected.any() else math.nan
+    if config.clip:
+        from lfa.bench.clipscore import clipscore
+
+        row["clipscore"] = clipscore(np.array([f.clip_cos for f in frames], np.float64))
+    for mode in config.compat:
+        scores = compat_mod.scores(mode, ref.compat, analysis.modes.get(mode, []),
+                                   analysis.modes.get(f"{mode}_clip"), logit_scale, config.identities)
+        if analysis.status != "ok":  # the peers' scripts have no score for a video they cannot read
+            scores = {k: math.nan for k in scores}
+        row.update(scores)
+    row["error"] = analysis.error
+    return row
+
+
+def similarities(frames: Sequence[FrameRecord], ref_embedding: np.ndarray, name: str) -> np.ndarray:
+    """Cosine of each frame's face with the reference; NaN for frames without a face."""
+    out = np.full(len(frames), np.nan)
+    for i, f in enumerate(frames):
+        if f.detected and name in f.embeddings:
+            out[i] = float(np.dot(l2_normalize(f.embeddings[name]), ref_embedding))
+    return out
+
+
+def frame_rows(analysis: VideoAnalysis, ref: Reference, identities: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of frames.parquet for one video: every mode, every sampled frame."""
+    rows = []
+    for mode, frames in analysis.modes.items():
+        if mode == "lfa":
+            refs = ref.embeddings
+            dist = M.pose_distance(np.array([f.yaw for f in frames]), np.array([f.pitch for f in frames]), ref.poses)
+        else:
+            refs = ref.compat.embeddings if ref.compat is not None and ref.compat.detected else {}
+            dist = np.full(len(frames), np.nan)
+        for f, d in zip(frames, dist):
+            rows.append(_frame_dict(analysis.model, analysis.id, mode, f, identities, refs, float(d)))
+    return rows
+
+
+def _frame_dict(model: str, item_id: str, mode: str, f: FrameRecord, identities: Sequence[str],
+                refs: dict[str, np.ndarray], dist: float) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "model": model, "id": item_id, "mode": mode, "frame": f.frame, "t": float(f.t), "detected": f.detected,
+        "n_faces": f.n_faces, "padded": f.padded, "det_score": float(f.det_score),
+        "box": None if f.box is None else [float(v) for v in f.box],
+        "yaw": float(f.yaw), "pitch": float(f.pitch), "roll": float(f.roll), "pose_dist": dist,
+        "clip_cos": float(f.clip_cos),
+    }
+    for name in identities:
+        emb = f.embeddings.get(name)
+        ref = refs.get(name)
+        row[f"sim_{short(name)}"] = (float(np.dot(l2_normalize(emb), l2_normalize(ref)))
+                                     if emb is not None and ref is not None else math.nan)
+    for name in identities:
+        emb = f.embeddings.get(name)
+        row[f"emb_{short(name)}"] = None if emb is None else [float(v) for v in emb]
+    if f.feature is not None:
+        row["feat"] = [float(v) for v in f.feature]
+    return row
+
+
+def reference_frame_rows(ref: Reference, identities: Sequence[str]) -> list[dict[str, Any]]:
+    rows = [_frame_dict(REFERENCE_MODEL, ref.item.id, "reference", r, identities, ref.embeddings, math.nan)
+            for r in ref.records]
+    if ref.compat is not None:
+        rows.append(_frame_dict(REFERENCE_MODEL, ref.item.id, "reference_compat", ref.compat, identities,
+                                ref.compat.embeddings, math.nan))
+    return rows
+
+
+# -- aggregation ------------------------------------------------------------------------------------------
+MEAN_COLUMNS_SKIP = {"model", "id", "status", "error", "worst_bucket", "n_frames", "n_detected", "n_pose"}
+
+
+def aggregate(model: str, rows: list[dict[str, Any]], analyses: list[VideoAnalysis],
+              references: dict[str, Reference], config: BenchConfig
+              ) -> tuple[dict[str, Any], dict[str, dict[str, M.BucketStat]]]:
+    """A model's leaderboard entry and its pooled curves (frames of all its videos together)."""
+    assert config.identities is not None and config.primary is not None
+    agg: dict[str, Any] = {"n_videos": len(rows)}
+    for status in ("ok", "missing", "error"):
+        agg[f"n_{status}"] = sum(r["status"] == status for r in rows)
+    ok_rows = [r for r in rows if r["status"] == "ok"]
+    agg["n_no_face"] = sum(r["n_detected"] == 0 for r in ok_rows)
+    agg["n_frames"] = sum(r["n_frames"] for r in ok_rows)
+    agg["n_detected"] = sum(r["n_detected"] for r in ok_rows)
+    agg["n_pose"] = sum(r["n_pose"] for r in ok_rows)
+    pooled_cols = {k for k in (ok_rows[0] if ok_rows else {}) if k.startswith(("facesim_yaw_", "facesim_pitch_",
+                                                                              "n_yaw_"))}
+    pooled_cols |= {"facesim_worst_bucket"}
+    for key in (ok_rows[0] if ok_rows else {}):
+        if key in MEAN_COLUMNS_SKIP or key in pooled_cols:
+            continue
+        agg[key] = M.nanmean([r[key] for r in ok_rows])
+    # pooled over frames
+    s_all, yaw_all, pitch_all, dist_all = [], [], [], []
+    gen_emb: dict[str, list[np.ndarray]] = defaultdict(list)
+    gen_feat: list[np.ndarray] = []
+    for a in analyses:
+        if a.status != "ok":
+            continue
+        ref = references[a.id]
+        frames = a.modes.get("lfa", [])
+        s_all.append(similarities(frames, ref.embeddings[config.primary], config.primary))
+        yaw = np.array([f.yaw for f in frames], np.float64)
+        pitch = np.array([f.pitch for f in frames], np.float64)
+        yaw_all.append(yaw)
+        pitch_all.append(pitch)
+        dist_all.append(M.pose_distance(yaw, pitch, ref.poses))
+        for f in frames:
+            if f.detected:
+                for name, e in f.embeddings.items():
+                    gen_emb[name].append(e)
+                if f.feature is not None:
+                    gen_feat.append(f.feature)
+    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))  # noqa: E731
+    s, yaw, pitch, dist = cat(s_all), cat(yaw_all), cat(pitch_all), cat(dist_all)
+    curves = {"yaw": M.bucket_means(s, yaw, config.yaw_edges), "pitch": M.bucket_means(s, pitch, config.pitch_edges),
+              "pose_dist": M.similarity_vs_distance(s, dist)}
+    for label, st in curves["yaw"].items():
+        agg[f"facesim_yaw_{label}"] = st.mean
+        agg[f"n_yaw_{label}"] = st.count
+    for label, st in curves["pitch"].items():
+        if label != M.NO_POSE:
+            agg[f"facesim_pitch_{label}"] = st.mean
+    label, worst = M.worst_bucket(curves["yaw"], min_count=config.min_bucket_frames)
+    agg["worst_bucket"] = f"yaw_{label}" if label else ""
+    agg["facesim_worst_bucket"] = worst
+    posed = ~np.isnan(yaw)
+    total_posed = int(posed.sum())
+    idx = M.bucket_of(yaw, config.yaw_edges)
+    for b, lab in enumerate(M.bucket_labels(config.yaw_edges)):
+        agg[f"yaw_share_{lab}"] = float((idx == b).sum() / total_posed) if total_posed else math.nan
+    agg["abs_yaw_p95"] = float(np.percentile(np.abs(yaw[posed]), 95)) if total_posed else math.nan
+    # distribution distances: all generated faces vs all reference faces
+    ref_emb: dict[str, list[np.ndarray]] = defaultdict(list)
+    ref_feat: list[np.ndarray] = []
+    unique = {id(r): r for ref in references.values() for r in ref.records}  # each reference image once
+    for r in unique.values():
+        if r.detected:
+            for name, e in r.embeddings.items():
+                ref_emb[name].append(e)
+            if r.feature is not None:
+                ref_feat.append(r.feature)
+    for name in config.identities:
+        agg[f"fd_{short(name)}"] = M.frechet_distance(np.array(gen_emb[name]), np.array(ref_emb[name]))
+    if config.inception:
+        agg["face_fid"] = M.frechet_distance(np.array(gen_feat), np.array(ref_feat))
+    agg["n_reference_faces"] = len(ref_emb[config.primary])
+    return agg, curves
+
+
+# -- running ------------------------------------------------------------------------------------------------
+_WORKER: Extractor | None = None
+
+
+def _init_worker(config: BenchConfig) -> None:
+    global _WORKER
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    _WORKER = Extractor(config, threads=1)
+
+
+def _work(task: tuple[str, str, str, str]) -> VideoAnalysis:
+    model, item_id, path, prompt = task
+    assert _WORKER is not None
+    return _WORKER.analyze_video(Path(path), prompt=prompt, model=model, item_id=item_id)
+
+
+def analyze_videos(extractor: Extractor, tasks: list[tuple[str, str, str, str]], workers: int,
+                   on_progress: Progress | None = None) -> list[VideoAnalysis]:
+    """Analyse every (model, id, path, prompt) task, in ``workers`` processes when > 1."""
+    say = on_progress or (lambda msg, done, total: None)
+    results: list[VideoAnalysis] = []
+    if workers <= 1 or len(tasks) <= 1:
+        for i, (model, item_id, path, prompt) in enumerate(tasks):
+            results.append(extractor.analyze_video(Path(path), prompt=prompt, model=model, item_id=item_id))
+            say(f"{model}/{item_id}", i + 1, len(tasks))
+        return results
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(extractor.config,)) as pool:
+        futures = {pool.submit(_work, task): task for task in tasks}
+        for done, fut in enumerate(as_completed(futures), 1):
+            result = fut.result()
+            results.append(result)
+            say(f"{result.model}/{result.id}", done, len(tasks))
+    order = {(m, i): k for k, (m, i, _, _) in enumerate(tasks)}
+    return sorted(results, key=lambda r: order[(r.model, r.id)])
+
+
+def run_bench(spec: str | Path, videos: dict[str, Path], out_dir: str | Path | None = None,
+              config: BenchConfig | None = None, *, on_progress: Progress | None = None,
+              report: bool = True) -> BenchResult:
+    """Score every model's videos against the spec; write the outputs to ``out_dir`` when given."""
+    started = time.time()
+    t0 = time.perf_counter()
+    config = config or BenchConfig()
+    store = config.store()
+    config = config.resolve(store)
+    items = load_spec(spec)
+    say = on_progress or (lambda msg, done, total: None)
+    extractor = Extractor(config, store)
+    say("references", 0, len(items))
+    references = analyze_references(extractor, items)
+    tasks = [(model, item.id, str(video_path(folder, item)), item.prompt)
+             for model, folder in videos.items() for item in items]
+    analyses = analyze_videos(extractor, tasks, config.workers, on_progress)
+    logit_scale = extractor.clip.logit_scale if extractor.clip is not None else None
+    rows = [video_row(a, references[a.id], config, logit_scale) for a in analyses]
+    frames = [fr for ref in references.values() for fr in reference_frame_rows(ref, config.identities or ())]
+    frames += [fr for a in analyses for fr in frame_rows(a, references[a.id], config.identities or ())]
+    aggregates, curves = {}, {}
+    for model in videos:
+        mine = [r for r in rows if r["model"] == model]
+        agg, curve = aggregate(model, mine, [a for a in analyses if a.model == model], references, config)
+        aggregates[model], curves[model] = agg, curve
+    elapsed = time.perf_counter() - t0
+    summary = build_summary(spec, videos, config, store, extractor, analyses, references, aggregates,
+                            started, elapsed)
+    result = BenchResult(config, items, dict(videos), references, analyses, rows, frames, aggregates, curves,
+                         summary)
+    if out_dir is not None:
+        write_outputs(result, Path(out_dir), report=report)
+    return result
+
+
+# -- summary and files ---------------------------------------------------------------------------------------
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def build_summary(spec: str | Path, videos: dict[str, Path], config: BenchConfig, store: Any, extractor: Extractor,
+                  analyses: list[VideoAnalysis], references: dict[str, Reference],
+                  aggregates: dict[str, dict[str, Any]], started: float, elapsed: float) -> dict[str, Any]:
+    def model_file(name: str) -> dict[str, Any]:
+        path = store.path(name)
+        return {"file": str(path), "sha256": sha256_file(path)}
+
+    stage: dict[str, float] = defaultdict(float)
+    for a in analyses:
+        for k, v in a.timing.items():
+            stage[k] += v
+    n_frames = sum(len(a.modes.get("lfa", [])) for a in analyses)
+    perception = {"detector": {"name": config.detector, **model_file("yunet" if config.detector == "yunet" else
+                                                                     "scrfd")},
+                  "detect_max_side": config.detect_max_side, "min_score": config.min_score}
+    if config.pose == "mediapipe":
+        perception["pose"] = {"name": "mediapipe", **model_file("face_landmarker")}
+    elif config.pose == "sixdrepnet":
+        perception["pose"] = {"name": "sixdrepnet", **model_file("sixdrepnet")}
+    else:
+        perception["pose"] = {"name": "none"}
+    sampling = {"lfa": config.sampling()}
+    for mode in config.compat:
+        spec_mode = compat_mod.MODES[mode]
+        sampling[mode] = {"rule": "np.linspace(0, n_frames - 1, k, dtype=int)", "frames": spec_mode.frames}
+        if spec_mode.clipscore:
+            sampling[f"{mode}_clipscore"] = {"rule": "int(i * n_frames / 16), i < 16", "frames": 16}
+    versions = {"lfa": lfa.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("numpy", "opencv-python-headless", "av", "dlib-bin", "mediapipe", "onnxruntime", "torch",
+                 "pyarrow", "matplotlib", "transformers", "open_clip_torch"):
+        versions[dist] = _version(dist)
+    return {
+        "lfa_version": lfa.__version__,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "spec": {"path": str(Path(spec).resolve()), "sha256": sha256_file(Path(spec)), "n_items": len(references)},
+        "models": {
+            name: {"dir": str(Path(folder).resolve()),
+                   "videos": {a.id: a.sha256 for a in analyses if a.model == name},
+                   "aggregate": _jsonable(aggregates[name])}
+            for name, folder in videos.items()
+        },
+        "identity_models": {name: {"registry_name": IDENTITY_MODELS[name][0], "column": short(name),
+                                   **model_file(IDENTITY_MODELS[name][0])} for name in config.identities or ()},
+        "primary_identity": config.primary,
+        "perception": perception,
+        "feature_network": ({"name": "inception (user-supplied ONNX)", "file": str(extractor.features.path),
+                             "sha256": extractor.features.sha256()} if extractor.features is not None else None),
+        "clip": ({"source": extractor.clip.source, "kind": extractor.clip.kind,
+                  "files": {str(p): sha256_file(Path(p)) for p in extractor.clip.files}}
+                 if extractor.clip is not None else None),
+        "frame_sampling": sampling,
+        "seed": config.seed,
+        "config": _jsonable(config.to_dict()),
+        "references_pose_assumed_frontal": sorted(i for i, r in references.items() if r.pose_assumed),
+        "versions": versions,
+        "timing": {"wall_s": round(elapsed, 3), "videos": len(analyses), "frames": n_frames,
+                   "workers": config.workers, "cpu_count": os.cpu_count(),
+                   "stage_cpu_s": {k: round(v, 3) for k, v in sorted(stage.items())}},
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(float(value)) else float(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_scores_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    if "error" in columns:  # keep the free-text column last
+        columns.remove("error")
+        columns.append("error")
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_value(row.get(c)) for c in columns])
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return "" if math.isnan(float(v)) else f"{float(v):.6g}"
+    return v
+
+
+def write_frames_parquet(path: Path, frames: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: list[str] = []
+    for row in frames:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    data: dict[str, list[Any]] = {c: [row.get(c) for row in frames] for c in columns}
+    fields = []
+    for c in columns:
+        if c.startswith("emb_") or c == "feat":
+            fields.append(pa.field(c, pa.list_(pa.float32())))
+        elif c == "box":
+            fields.append(pa.field(c, pa.list_(pa.float32())))
+        elif c in ("model", "id", "mode"):
+            fields.append(pa.field(c, pa.string()))
+        elif c in ("detected", "padded"):
+            fields.append(pa.field(c, pa.bool_()))
+        elif c in ("frame", "n_faces"):
+            fields.append(pa.field(c, pa.int32()))
+        else:
+            fields.append(pa.field(c, pa.float64()))
+    table = pa.table(data, schema=pa.schema(fields))
+    pq.write_table(table, path)
+
+
+def write_outputs(result: BenchResult, out_dir: Path, *, report: bool = True) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"scores": out_dir / "scores.csv", "frames": out_dir / "frames.parquet",
+             "summary": out_dir / "summary.json", "leaderboard": out_dir / "leaderboard.csv"}
+    write_scores_csv(paths["scores"], result.rows)
+    write_frames_parquet(paths["frames"], result.frames)
+    write_scores_csv(paths["leaderboard"], [{"model": m, **agg} for m, agg in result.aggregates.items()])
+    paths["summary"].write_text(json.dumps(result.summary, indent=1))
+    if report:
+        from lfa.bench.report import write_report
+
+        paths["report"] = write_report(result, out_dir / "report.html")
+    result.out_dir = out_dir
+    return paths

@@ -1,0 +1,139 @@
+"""The benchmark spec (JSONL) and the folders of generated videos it is scored against.
+
+One JSON object per line::
+
+    {"id": "clip_0001", "reference": "refs/clip_0001.png", "prompt": "A woman turns ...",
+     "labels": {"cluster_id": "c17", "yaw_bucket": "45_60"}}
+
+``reference`` is an image path or a list of image paths (several views of the face); relative
+paths resolve against the spec's folder. ``labels`` is optional and free-form (kept in the outputs).
+A model's videos are ``{DIR}/{id}.mp4``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lfa.errors import ConfigError
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+VIDEO_SUFFIX = ".mp4"
+
+
+@dataclass(frozen=True)
+class SpecItem:
+    id: str
+    references: tuple[Path, ...]
+    prompt: str = ""
+    labels: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, base: Path | None = None) -> dict[str, Any]:
+        refs = [_relative(p, base) for p in self.references]
+        out: dict[str, Any] = {"id": self.id, "reference": refs[0] if len(refs) == 1 else refs, "prompt": self.prompt}
+        if self.labels:
+            out["labels"] = self.labels
+        return out
+
+
+def _relative(path: Path, base: Path | None) -> str:
+    if base is None:
+        return str(path)
+    try:
+        return str(Path(path).resolve().relative_to(Path(base).resolve()))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def load_spec(path: str | Path, *, check_files: bool = True) -> list[SpecItem]:
+    """Read and validate a spec; every problem is reported with its line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"benchmark spec not found: {path}",
+                          "pass a JSONL file (one {\"id\", \"reference\", \"prompt\"} per line), "
+                          "e.g. one written by `lfa bench make-spec`")
+    base = path.resolve().parent
+    items: list[SpecItem] = []
+    seen: set[str] = set()
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not JSON ({exc.msg})", "write one JSON object per line") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where}: expected a JSON object", "write one JSON object per line")
+        missing = [k for k in ("id", "reference") if k not in row]
+        if missing:
+            raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}",
+                              "every line needs \"id\" and \"reference\" (\"prompt\" and \"labels\" are optional)")
+        item_id = str(row["id"])
+        if not ID_PATTERN.match(item_id):
+            raise ConfigError(f"{where}: id {item_id!r} is not usable as a file name",
+                              "use letters, digits, '.', '_' and '-' only (videos are named {id}.mp4)")
+        if item_id in seen:
+            raise ConfigError(f"{where}: duplicate id {item_id!r}", "give every item its own id")
+        seen.add(item_id)
+        refs = row["reference"]
+        refs = [refs] if isinstance(refs, str) else refs
+        if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+            raise ConfigError(f"{where}: \"reference\" must be an image path or a non-empty list of paths",
+                              "e.g. \"reference\": \"refs/a.png\" or [\"refs/a.png\", \"refs/a_side.png\"]")
+        resolved = tuple((base / r).resolve() if not Path(r).is_absolute() else Path(r) for r in refs)
+        if check_files:
+            absent = [str(r) for r in resolved if not r.is_file()]
+            if absent:
+                raise ConfigError(f"{where}: reference image not found: {', '.join(absent)}",
+                                  "paths are relative to the spec's folder; fix the path or add the image")
+        labels = row.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise ConfigError(f"{where}: \"labels\" must be an object", "e.g. \"labels\": {\"yaw_bucket\": \"45_60\"}")
+        items.append(SpecItem(item_id, resolved, str(row.get("prompt") or ""), labels))
+    if not items:
+        raise ConfigError(f"benchmark spec {path} has no items", "add one JSON object per line")
+    return items
+
+
+def write_spec(path: str | Path, items: Iterable[SpecItem]) -> Path:
+    """Write items as JSONL, reference paths relative to the spec's folder when they lie under it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = path.resolve().parent
+    text = "".join(json.dumps(item.to_json(base), ensure_ascii=False) + "\n" for item in items)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def parse_model_dirs(values: Sequence[str]) -> dict[str, Path]:
+    """``["NAME=DIR", ...]`` -> ``{NAME: DIR}`` (a bare ``DIR`` is named after the folder)."""
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep:
+            name, folder = Path(value).name, value
+        name = name.strip()
+        if not name or not ID_PATTERN.match(name):
+            raise ConfigError(f"bad --videos {value!r}: model name {name!r}",
+                              "write --videos NAME=DIR with a name of letters, digits, '.', '_' or '-'")
+        if name in out:
+            raise ConfigError(f"model {name!r} given twice", "give each --videos its own NAME")
+        folder_path = Path(folder).expanduser()
+        if not folder_path.is_dir():
+            raise ConfigError(f"--videos {value!r}: {folder_path} is not a folder",
+                              "pass the folder holding that model's {id}.mp4 videos")
+        out[name] = folder_path
+    if not out:
+        raise ConfigError("no generated videos given", "add --videos NAME=DIR (repeat it to compare models)")
+    return out
+
+
+def video_path(folder: Path, item: SpecItem) -> Path:
+    return Path(folder) / f"{item.id}{VIDEO_SUFFIX}"

@@ -1,0 +1,176 @@
+"""`lfa bench` on synthetic "generated" videos: the acceptance cases, the output files, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from lfa.bench import BenchConfig, run_bench
+from lfa.bench.synthetic import write_test_set
+from lfa.synth import HeadLibrary
+
+
+@pytest.fixture(scope="module")
+def test_set(tmp_path_factory, analyzer) -> Path:
+    return write_test_set(tmp_path_factory.mktemp("bench_set"), HeadLibrary(analyzer))
+
+
+@pytest.fixture(scope="module")
+def result(test_set, tmp_path_factory):
+    """One run, every frame of every video (30 frames each), two "models": the full set and a
+    folder that lacks most videos and holds one that is not a video."""
+    partial = tmp_path_factory.mktemp("partial")
+    shutil.copy(test_set.parent / "gen" / "frozen.mp4", partial / "frozen.mp4")
+    (partial / "same.mp4").write_bytes(b"not a video at all")
+    out = tmp_path_factory.mktemp("bench_out")
+    config = BenchConfig(frames=None, fps=None)  # every frame: enough frames per |yaw| bucket
+    res = run_bench(test_set, {"full": test_set.parent / "gen", "partial": partial}, out, config)
+    return res, out
+
+
+def rows_of(res, model: str = "full") -> dict[str, dict]:
+    return {r["id"]: r for r in res.rows if r["model"] == model}
+
+
+def test_same_identity_scores_high_and_another_identity_low(result):
+    rows = rows_of(result[0])
+    same, other = rows["same"]["facesim_dlib"], rows["other"]["facesim_dlib"]
+    # dlib's own decision rule (Euclidean 0.6 on its ~1.4-norm descriptors) puts "same person" above
+    # cos ~0.91: the same identity clears it, the other identity does not.
+    assert same > 0.93, same
+    assert other < 0.91, other
+    assert same - other > 0.04
+    assert rows["frozen"]["facesim_dlib"] > 0.97
+    for case in ("same", "other", "frozen", "drift"):
+        assert rows[case]["detection_rate"] == 1.0 and rows[case]["n_frames"] == 30
+
+
+def test_identity_that_drifts_only_at_large_yaw_loses_only_the_large_buckets(result):
+    rows = rows_of(result[0])
+    same, drift = rows["same"], rows["drift"]
+    for bucket in ("0_15", "15_30", "30_45"):
+        assert same[f"n_yaw_{bucket}"] >= 2 and drift[f"n_yaw_{bucket}"] >= 2
+        assert abs(drift[f"facesim_yaw_{bucket}"] - same[f"facesim_yaw_{bucket}"]) < 0.02, bucket
+    for bucket in ("45_60", "60_90"):
+        assert drift[f"n_yaw_{bucket}"] >= 1
+        assert drift[f"facesim_yaw_{bucket}"] < same[f"facesim_yaw_{bucket}"] - 0.03, bucket
+    assert drift["worst_bucket"] in ("yaw_45_60", "yaw_60_90")
+    assert drift["facesim_dlib"] < same["facesim_dlib"]
+    # the yaw the sweep produced is seen, up to the pose estimator's reach
+    assert drift["yaw_range"] > 90 and same["abs_yaw_max"] > 55
+
+
+def test_head_frozen_at_the_reference_pose_has_a_high_copy_paste_index(result):
+    rows = rows_of(result[0])
+    assert rows["frozen"]["copy_paste"] > 0.9
+    assert rows["frozen"]["yaw_range"] < 5
+    assert rows["same"]["copy_paste"] < 0.5
+    assert rows["frozen"]["copy_paste"] > rows["same"]["copy_paste"] + 0.4
+    # same identity everywhere: similarity barely depends on pose, the index is close to its baseline
+    assert abs(rows["same"]["copy_paste_excess"]) < 0.05
+    assert rows["frozen"]["id_spread"] < rows["drift"]["id_spread"]
+
+
+def test_video_without_a_face_has_detection_rate_zero(result):
+    res, _ = result
+    row = rows_of(res)["noface"]
+    assert row["status"] == "ok" and row["n_frames"] == 30
+    assert row["detection_rate"] == 0.0 and row["n_detected"] == 0
+    assert math.isnan(row["facesim_dlib"]) and row["facesim_dlib_strict"] == 0.0
+    assert math.isnan(row["copy_paste"])
+    agg = res.aggregates["full"]
+    assert agg["n_no_face"] == 1 and agg["n_frames"] == 150 and agg["n_detected"] == 120
+    assert agg["detection_rate"] == pytest.approx(0.8)
+
+
+def test_missing_and_unreadable_videos_are_reported_not_fatal(result):
+    res, _ = result
+    rows = rows_of(res, "partial")
+    assert rows["frozen"]["status"] == "ok" and rows["frozen"]["facesim_dlib"] > 0.97
+    assert rows["same"]["status"] == "error" and rows["same"]["error"]
+    assert rows["drift"]["status"] == "missing"
+    agg = res.aggregates["partial"]
+    assert (agg["n_ok"], agg["n_missing"], agg["n_error"]) == (1, 3, 1)
+
+
+def test_output_files(result, test_set):
+    res, out = result
+    with open(out / "scores.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == 10
+    for col in ("model", "id", "facesim_dlib", "detection_rate", "copy_paste", "facesim_yaw_45_60",
+                "facesim_pitch_0_10", "id_spread", "yaw_range", "facesim_worst_bucket"):
+        assert col in table[0], col
+    tab = pq.read_table(out / "frames.parquet")
+    for col in ("model", "id", "mode", "frame", "t", "detected", "yaw", "pitch", "roll", "pose_dist", "sim_dlib",
+                "emb_dlib"):
+        assert col in tab.column_names, col
+    data = tab.to_pylist()
+    same = [r for r in data if r["model"] == "full" and r["id"] == "same" and r["mode"] == "lfa"]
+    assert [r["frame"] for r in same] == list(range(30))
+    refs = [r for r in data if r["mode"] == "reference"]
+    assert len(refs) == 5 and all(r["detected"] for r in refs)
+    # the per-frame similarities in the file are the ones the video's FaceSim averages
+    sims = [r["sim_dlib"] for r in same]
+    assert np.mean(sims) == pytest.approx(rows_of(res)["same"]["facesim_dlib"], abs=1e-6)
+    emb = np.array(same[0]["emb_dlib"])
+    assert emb.shape == (128,) and np.linalg.norm(emb) == pytest.approx(1.0, abs=1e-4)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"]["full"]["videos"]["same"] == _sha256(test_set.parent / "gen" / "same.mp4")
+    assert summary["models"]["partial"]["videos"]["drift"] is None
+    assert summary["identity_models"]["dlib"]["sha256"]
+    assert summary["frame_sampling"]["lfa"]["rule"] == "every frame"
+    assert summary["seed"] == 0 and summary["versions"]["numpy"]
+    assert summary["models"]["full"]["aggregate"]["facesim_dlib"] == pytest.approx(
+        res.aggregates["full"]["facesim_dlib"])
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 4 and "data:image/jpeg;base64," in page
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "Leaderboard" in page and "Worst videos" in page
+
+
+def test_fd_is_a_distribution_distance_named_for_its_features(result):
+    agg = result[0].aggregates["full"]
+    assert "fd_dlib" in agg and "face_fid" not in agg and not any(k.startswith("fid") for k in agg)
+    assert agg["n_reference_faces"] == 5  # one frontal reference per item
+    # generated faces (turning heads, another identity) are further from the frontal references than
+    # the frozen frontal head alone
+    assert agg["fd_dlib"] > result[0].aggregates["partial"]["fd_dlib"] > 0
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_cli_runs_the_benchmark_and_make_spec_is_a_subcommand(test_set, tmp_path):
+    out = tmp_path / "cli"
+    proc = subprocess.run([sys.executable, "-m", "lfa", "bench", "--spec", str(test_set), "--videos",
+                           f"mine={test_set.parent / 'gen'}", "--out", str(out), "--frames", "3", "--workers", "2",
+                           "--no-report"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "facesim_dlib" in proc.stdout and "copy_paste" in proc.stdout
+    with open(out / "scores.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == ["same", "other", "frozen", "drift", "noface"]
+    assert all(r["n_frames"] == "3" for r in rows)
+    assert not (out / "report.html").exists()
+    proc = subprocess.run([sys.executable, "-m", "lfa", "bench", "make-spec", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "--manifest" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "lfa", "bench", "--spec", str(test_set), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")][0].count("fix:") == 1

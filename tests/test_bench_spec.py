@@ -1,0 +1,140 @@
+"""Benchmark specs: loading and validation, and `make-spec` from a curated manifest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lfa.bench import load_spec, make_spec, parse_model_dirs
+from lfa.bench.make_spec import clip_yaw_bucket
+from lfa.errors import ConfigError
+from lfa.media import iter_frames, read_image, write_image
+from lfa.synth import ClipSpec, HeadLibrary, render_clip
+
+
+def test_spec_paths_resolve_against_the_spec_folder(tmp_path):
+    (tmp_path / "refs").mkdir()
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "refs" / name, np.zeros((8, 8, 3), np.uint8))
+    spec = tmp_path / "spec.jsonl"
+    spec.write_text(json.dumps({"id": "x1", "reference": "refs/a.png", "prompt": "p", "labels": {"k": 1}}) + "\n\n"
+                    + json.dumps({"id": "x2", "reference": ["refs/a.png", str(tmp_path / "refs" / "b.png")]}) + "\n")
+    items = load_spec(spec)
+    assert [i.id for i in items] == ["x1", "x2"]
+    assert items[0].references == ((tmp_path / "refs" / "a.png").resolve(),) and items[0].labels == {"k": 1}
+    assert len(items[1].references) == 2 and items[1].prompt == ""
+
+
+@pytest.mark.parametrize("line, needle", [
+    ('{"id": "a"}', "missing key(s) reference"),
+    ('{"id": "a", "reference": "nope.png"}', "reference image not found"),
+    ('{"id": "a b", "reference": "r.png"}', "not usable as a file name"),
+    ('{"id": "a", "reference": []}', "non-empty list"),
+    ("not json", "not JSON"),
+])
+def test_bad_spec_lines_are_config_errors_with_the_line(tmp_path, line, needle):
+    write_image(tmp_path / "r.png", np.zeros((8, 8, 3), np.uint8))
+    spec = tmp_path / "spec.jsonl"
+    spec.write_text('{"id": "ok", "reference": "r.png"}\n' + line + "\n")
+    with pytest.raises(ConfigError, match="spec.jsonl:2") as err:
+        load_spec(spec)
+    assert needle in err.value.message and err.value.fix
+
+
+def test_duplicate_ids_and_model_dirs(tmp_path):
+    write_image(tmp_path / "r.png", np.zeros((8, 8, 3), np.uint8))
+    spec = tmp_path / "spec.jsonl"
+    spec.write_text('{"id": "a", "reference": "r.png"}\n{"id": "a", "reference": "r.png"}\n')
+    with pytest.raises(ConfigError, match="duplicate id"):
+        load_spec(spec)
+    (tmp_path / "m1").mkdir()
+    assert parse_model_dirs([f"one={tmp_path / 'm1'}", str(tmp_path / "m1")]) == {"one": tmp_path / "m1",
+                                                                                  "m1": tmp_path / "m1"}
+    with pytest.raises(ConfigError, match="not a folder"):
+        parse_model_dirs([f"x={tmp_path / 'absent'}"])
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_model_dirs([f"x={tmp_path / 'm1'}", f"x={tmp_path / 'm1'}"])
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, analyzer) -> Path:
+    root = tmp_path_factory.mktemp("manifest")
+    heads = HeadLibrary(analyzer)
+    kw = dict(duration=2.0, fps=10, width=256, height=256)
+    render_clip(ClipSpec("astronaut", "yaw-sweep", **kw), root / "videos" / "sweep.mp4", heads)
+    render_clip(ClipSpec("grace_hopper", "frontal", **kw), root / "videos" / "frontal.mp4", heads)
+    return root
+
+
+def _manifest(root: Path, *, split: bool) -> Path:
+    """15 clips of 8 clusters spread over the |yaw| buckets; c0 and c1 are training clusters."""
+    extents = [10, 20, 40, 50, 70, 12, 25, 35, 55, 65, 5, 80, 44, 58, 61]
+    rows = []
+    for i, extent in enumerate(extents):
+        rows.append({
+            "clip_id": f"clip{i:02d}", "source": "videos/sweep.mp4" if i % 2 == 0 else "videos/frontal.mp4",
+            "start": 0.0, "end": 2.0, "cluster_id": f"c{i % 8}", "yaw_min": -extent / 2, "yaw_max": float(extent),
+            "caption": f"caption {i}", "reference_time": 1.0 if i % 3 == 0 else None,
+            "reference_image": None,
+            # lfa curate's layout: reference frames with roles, the frontal one is the reference
+            "references": ([{"role": "yaw_max", "t": 0.5}, {"role": "frontal", "t": 1.5}] if i % 3 == 1 else None),
+        })
+        if split:
+            rows[-1]["split"] = "train" if i % 8 in (0, 1) else "test"
+    path = root / ("manifest_split.parquet" if split else "manifest.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_make_spec_balances_yaw_buckets_over_held_out_clusters(sources, tmp_path, analyzer):
+    manifest = _manifest(sources, split=True)
+    result = make_spec(manifest, tmp_path / "bench" / "spec.jsonl", per_bucket=2, per_cluster=1, analyzer=analyzer)
+    assert result.heldout_clusters == ["c2", "c3", "c4", "c5", "c6", "c7"] and result.heldout_file is None
+    items = load_spec(result.spec)
+    assert len(items) == len(result.items) >= 5
+    clusters = [i.labels["cluster_id"] for i in items]
+    assert not {"c0", "c1"} & set(clusters)  # training identities never benchmarked
+    assert len(clusters) == len(set(clusters))  # one clip per identity
+    assert all(count <= 2 for count in result.per_bucket.values())
+    assert sum(1 for c in result.per_bucket.values() if c) >= 4  # several yaw ranges represented
+    for item in items:
+        assert item.labels["yaw_bucket"] == clip_yaw_bucket(
+            {"yaw_min": item.labels["yaw_min"], "yaw_max": item.labels["yaw_max"]})
+        assert item.prompt.startswith("caption") and item.references[0].parent.name == "references"
+        ref = read_image(item.references[0])
+        n = int(item.id[4:])
+        source = sources / ("videos/sweep.mp4" if n % 2 == 0 else "videos/frontal.mp4")
+        if n % 3 in (0, 1):  # reference_time, or the frontal entry of references: that very frame
+            [frame] = list(iter_frames(source, times=[1.0 if n % 3 == 0 else 1.5]))
+            assert np.array_equal(ref, frame.image)
+        else:  # searched: the most frontal frame of the clip
+            [face] = analyzer.analyze(ref)
+            assert abs(face.yaw) < 10, (item.id, face.yaw)
+
+
+def test_make_spec_without_split_holds_out_clusters_and_says_which(sources, tmp_path):
+    manifest = _manifest(sources, split=False)
+    out = tmp_path / "spec.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "lfa", "bench", "make-spec", "--manifest", str(manifest), "--out",
+                           str(out), "--holdout", "0.5", "--per-bucket", "1", "--seed", "3"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    heldout = json.loads((tmp_path / "heldout_clusters.json").read_text())
+    assert len(heldout["clusters"]) == 4 and heldout["seed"] == 3
+    items = load_spec(out)
+    assert items and {i.labels["cluster_id"] for i in items} <= set(heldout["clusters"])
+
+
+def test_manifest_missing_a_column_is_a_config_error(tmp_path):
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.Table.from_pylist([{"clip_id": "a", "source": "x.mp4"}]), path)
+    with pytest.raises(ConfigError, match="lacks column") as err:
+        make_spec(path, tmp_path / "spec.jsonl")
+    assert "cluster_id" in err.value.message and "docs/BENCH.md" in err.value.fix
