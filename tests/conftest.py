@@ -58,3 +58,14 @@ def corpus(tmp_path_factory, heads):
     folder = tmp_path_factory.mktemp("corpus")
     build_corpus(folder, heads=heads)
     return folder
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Toy tensors run fastest on one thread (and do not fight other processes for the cores)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -16,13 +16,7 @@ B, F, H, W = 2, 3, 8, 8  # latent video: frames, height, width (patch 2 -> 4x4 t
 Z = 4  # latent channels
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Toy tensors run fastest on one thread (and do not fight other processes for the cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def make_backbone(i2v: bool = False, seed: int = 0) -> WanTransformer3DModel:

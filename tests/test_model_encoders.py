@@ -19,13 +19,7 @@ from lfa.model.encoders import (
 from lfa.model.vae import encode_images, patchify
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Toy tensors run fastest on one thread (and do not fight other processes for the cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def tiny_clip(hidden: int = 32, layers: int = 3):
