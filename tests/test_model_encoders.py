@@ -140,12 +140,9 @@ def test_embedding_identity_encoder_uses_given_or_registered_embeddings():
         EmbeddingIdentityEncoder(16)(FaceInputs(crops(), embeddings=given))
 
 
-def test_registered_identity_model_embeds_with_its_own_alignment():
-    from lfa.registry import ModelStore
+def test_registered_identity_model_embeds_with_its_own_alignment(store):  # store: fails if dlib is missing
     from lfa.samples import sample_photo
 
-    if not ModelStore().is_available("dlib_resnet"):
-        pytest.skip("offline default dlib_resnet not provisioned (lfa models fetch)")
     encoder = EmbeddingIdentityEncoder.from_registry("dlib")
     assert encoder.token_dim == 128
     image = sample_photo("grace_hopper")
