@@ -33,3 +33,34 @@ def test_a_bundle_without_geometry_is_a_clear_error(tmp_path):
         zf.writestr("face_detector.tflite", b"x")
     with pytest.raises(ModelLoadError, match="canonical face"):
         canonical_face(bad)
+
+
+def test_mirror_permutation_is_an_involution(store):
+    from lfa.face.pose.canonical import mirror_permutation
+
+    face = canonical_face(store.path("face_landmarker"))
+    perm = mirror_permutation(face)
+    assert sorted(perm.tolist()) == list(range(478)) and (perm[perm] == np.arange(478)).all()
+    assert perm[1] == 1 and perm[234] == 454 and perm[33] == 263  # nose tip stays; cheeks and eye corners swap
+
+
+def test_mirrored_retry_gives_the_same_pose_and_landmarks(store, astronaut, monkeypatch):
+    from lfa.face.detect.yunet import YuNetDetector
+    from lfa.face.pose.mediapipe import MediaPipePose
+
+    [det] = YuNetDetector(store.path("yunet")).detect(astronaut)
+    pose = MediaPipePose(store.path("face_landmarker"))
+    direct = pose.estimate(astronaut, det)
+    real = pose._landmarks
+    calls = []
+
+    def first_call_fails(crop):
+        calls.append(crop)
+        return None if len(calls) == 1 else real(crop)
+
+    monkeypatch.setattr(pose, "_landmarks", first_call_fails)
+    retried = pose.estimate(astronaut, det)
+    assert len(calls) == 2 and np.array_equal(calls[1], calls[0][:, ::-1])
+    assert (retried.yaw, retried.pitch, retried.roll) == pytest.approx((direct.yaw, direct.pitch, direct.roll), abs=3)
+    error = np.linalg.norm(retried.landmarks[:468, :2] - direct.landmarks[:468, :2], axis=1)
+    assert np.median(error) < 0.03 * (det.box[2] - det.box[0])

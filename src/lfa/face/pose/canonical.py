@@ -85,3 +85,17 @@ def fit_rotation(model: np.ndarray, points: np.ndarray) -> np.ndarray:
     rot = np.stack([r1, r2, np.cross(r1, r2)])
     u, _, vt = np.linalg.svd(rot)  # nearest proper rotation
     return u @ vt
+
+
+IRIS_BLOCKS = (468, 473)  # the two irises: centre then four contour points each
+
+
+def mirror_permutation(face: np.ndarray) -> np.ndarray:
+    """Index map of the 478 landmarks under a left-right mirror: the mesh vertex whose canonical position
+    is the mirror image of each vertex (the canonical face is symmetric), and the two iris blocks swapped."""
+    mirrored = face * np.array([-1.0, 1.0, 1.0])
+    distances = np.linalg.norm(face[None, :, :] - mirrored[:, None, :], axis=2)
+    mesh = np.argmin(distances, axis=1)
+    first, second = (np.arange(start, start + 5) for start in IRIS_BLOCKS)
+    irises = np.concatenate([second, first])
+    return np.concatenate([mesh, irises])

@@ -5,6 +5,10 @@ is cropped (``crop_scale`` x its box, resized to ``crop_size``) first. The head 
 from fitting the landmarks to MediaPipe's canonical face (``solver="canonical"``, default, see
 :mod:`lfa.face.pose.canonical` for why) or from FaceLandmarker's own transformation matrix
 (``solver="matrix"``); both are in the camera frame of :mod:`lfa.face.angles`.
+
+FaceLandmarker is direction-biased at large yaw: on lfa's renders it found 10 of 16 faces at
+yaw −45…−60° but all 16 of their mirror images. When it finds no face in a crop, the mirrored crop is
+tried (``mirror_retry``) and the landmarks are mirrored back, with their left/right indices swapped.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 
 from lfa.errors import ConfigError
 from lfa.face.angles import angles_from_rotation
-from lfa.face.pose.canonical import CANONICAL_VERTICES, canonical_face, fit_rotation
+from lfa.face.pose.canonical import CANONICAL_VERTICES, canonical_face, fit_rotation, mirror_permutation
 from lfa.face.quality import face_crop
 from lfa.face.types import Detection, HeadPose
 
@@ -29,13 +33,15 @@ class MediaPipePose:
     name = "mediapipe"
 
     def __init__(self, model_path: Path, *, crop_scale: float = 1.8, crop_size: int = 256,
-                 solver: str = "canonical") -> None:
+                 solver: str = "canonical", mirror_retry: bool = True) -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
         if solver not in ("canonical", "matrix"):
             raise ConfigError(f"unknown MediaPipe pose solver {solver!r}", "use 'canonical' or 'matrix'")
         self.solver = solver
-        self.canonical = canonical_face(Path(model_path)) if solver == "canonical" else None
+        self.canonical = canonical_face(Path(model_path))
+        self.mirror_retry = mirror_retry
+        self._mirror = mirror_permutation(self.canonical)
         self.crop_scale = crop_scale
         self.crop_size = crop_size
         options = vision.FaceLandmarkerOptions(
@@ -49,24 +55,40 @@ class MediaPipePose:
         self._finalizer = weakref.finalize(self, _close_quietly, self._landmarker)
 
     def estimate(self, image: np.ndarray, detection: Detection) -> HeadPose | None:
-        import mediapipe as mp
-
         crop, (left, top) = face_crop(image, detection.box, self.crop_scale)
         factor = self.crop_size / crop.shape[0]
-        crop = cv2.resize(crop, (self.crop_size, self.crop_size),
-                          interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
-        result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop)))
-        if not result.face_landmarks:
+        crop = np.ascontiguousarray(cv2.resize(crop, (self.crop_size, self.crop_size),
+                                               interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR))
+        found = self._landmarks(crop)
+        mirrored = found is None and self.mirror_retry
+        if mirrored:
+            found = self._landmarks(np.ascontiguousarray(crop[:, ::-1]))
+        if found is None:
             return None
-        pts = np.array([[p.x, p.y, p.z] for p in result.face_landmarks[0]], np.float32) * self.crop_size
+        pts, matrix = found
+        if mirrored:
+            flip = np.diag([-1.0, 1.0, 1.0])
+            pts[:, 0] = self.crop_size - pts[:, 0]
+            pts = pts[self._mirror[: len(pts)]]
+            matrix = flip @ matrix @ flip
         pts = pts / factor + np.array([left, top, 0], np.float32)
-        if self.canonical is not None:
+        if self.solver == "canonical":
             image_up = np.column_stack([pts[:CANONICAL_VERTICES, 0], -pts[:CANONICAL_VERTICES, 1]])
             rotation = fit_rotation(self.canonical, image_up)
         else:
-            rotation = np.array(result.facial_transformation_matrixes[0])
+            rotation = matrix
         yaw, pitch, roll = angles_from_rotation(rotation)
         return HeadPose(yaw, pitch, roll, pts)
+
+    def _landmarks(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Dense landmarks in crop pixels and the transformation matrix (3x3), or None."""
+        import mediapipe as mp
+
+        result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop))
+        if not result.face_landmarks:
+            return None
+        pts = np.array([[p.x, p.y, p.z] for p in result.face_landmarks[0]], np.float32) * self.crop_size
+        return pts, np.array(result.facial_transformation_matrixes[0])[:3, :3]
 
     def close(self) -> None:
         self._finalizer()
