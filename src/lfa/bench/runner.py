@@ -461,12 +461,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key of the rows, in order of first appearance."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
 def write_scores_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    columns: list[str] = []
-    for row in rows:
-        for key in row:
-            if key not in columns:
-                columns.append(key)
+    columns = _columns(rows)
     if "error" in columns:  # keep the free-text column last
         columns.remove("error")
         columns.append("error")
@@ -489,11 +490,7 @@ def write_frames_parquet(path: Path, frames: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns: list[str] = []
-    for row in frames:
-        for key in row:
-            if key not in columns:
-                columns.append(key)
+    columns = _columns(frames)
     data: dict[str, list[Any]] = {c: [row.get(c) for row in frames] for c in columns}
     fields = []
     for c in columns:
