@@ -51,7 +51,7 @@ def main() -> None:
 
             corpus = Path(tmp) / "corpus"
             build_corpus(corpus)
-        videos = list_inputs([corpus])
+        videos = [item.path for item in list_inputs([corpus])]
         frames = 0
         decode_s, curate_s = [], []
         for r in range(args.repeats):

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from lfa.cli import bench as bench_cmd
 from lfa.cli import curate as curate_cmd
@@ -15,23 +16,45 @@ from lfa.cli import model as model_cmd
 from lfa.cli import models as models_cmd
 from lfa.cli import synth as synth_cmd
 from lfa.errors import LfaError
+from lfa.logs import default_log_dir, send_third_party_output_to, set_verbose
+
+class _Commands(TyperGroup):
+    """``lfa curate export ...`` is its own command (with its own ``--help``), although ``lfa curate``
+    takes paths as arguments."""
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args[:2] == ["curate", "export"]:
+            from lfa.cli.curate_export import export_app
+
+            return "curate export", typer.main.get_command(export_app), args[2:]
+        return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(help="lfa — Large Face Angles toolkit.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=_Commands)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(synth_cmd.app, name="synth")
 app.add_typer(bench_cmd.app, name="bench")
 app.command("faces")(faces_cmd.faces)
 app.command("demo")(demo_cmd.demo)
-app.command("curate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-    curate_cmd.curate
-)
+app.command("curate")(curate_cmd.curate)
 
 err = Console(stderr=True)
+_from_main = False  # in-process runners (tests) keep their own streams
+
+
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                          help="Show third-party library output on the terminal.")) -> None:
+    set_verbose(verbose)
+    if _from_main:
+        send_third_party_output_to(default_log_dir() / "lfa.log")
 
 
 def main() -> None:
+    global _from_main
+    _from_main = True
     try:
         app()
     except LfaError as exc:

@@ -9,17 +9,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lfa.logs import current_log, send_third_party_output_to
+
 out = Console()
 
 
 def curate(
-    ctx: typer.Context,
-    inputs: list[Path] = typer.Argument(None, help="Video files or folders (or `export`, see `lfa curate export --help`)."),
+    inputs: list[Path] = typer.Argument(None, help="Video files or folders (to export a run: `lfa curate export`)."),
     out_dir: Path = typer.Option(Path("out/curated"), "--out", help="Output folder (also the resume state)."),
     config: Path = typer.Option(None, help="JSON config (a run's config.json is one)."),
     overrides: list[str] = typer.Option(None, "--set", help="Override a setting: section.key=value (repeatable)."),
     executor: str = typer.Option("local", help="local | ray"),
-    workers: int = typer.Option(None, help="Worker processes / Ray actors (default: cores, at most one per input)."),
+    workers: int = typer.Option(None, min=1, help="Worker processes / Ray actors (default: cores, at most one per input)."),
     address: str = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),
     cpus_per_worker: float = typer.Option(1.0, help="Ray: CPUs reserved by each worker actor."),
     gpus_per_worker: float = typer.Option(0.0, help="Ray: GPUs reserved by each worker actor (e.g. 0.25)."),
@@ -27,17 +28,13 @@ def curate(
     report: bool = typer.Option(True, help="Write report.html."),
 ) -> None:
     """Curate raw videos into a large-angle, identity-consistent training manifest (resumable)."""
-    if inputs and str(inputs[0]) == "export":
-        from lfa.cli.curate_export import export_app
-
-        export_app(args=[str(a) for a in inputs[1:]] + list(ctx.args), prog_name="lfa curate export")
-        return
     from lfa.curate.config import CurateConfig
     from lfa.curate.run import curate as run_curate
 
     if not inputs:
         raise typer.BadParameter("give at least one video file or folder")
     cfg = CurateConfig.load(config, overrides)
+    log = send_third_party_output_to(out_dir / "logs" / "curate.log") if current_log() else None
     counts = {"accepted": 0, "rejected": 0, "failed": 0}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("eta"), TimeRemainingColumn(), console=out, transient=False) as progress:
@@ -63,8 +60,11 @@ def curate(
     for key, n in sorted(result.rejected.items()):
         table.add_row(f"rejected: {key}", str(n))
     table.add_row("[red]failed inputs[/]", str(len(result.failed)))
+    table.add_row("[yellow]warnings[/] (warnings.parquet)", str(result.warnings))
     out.print(table)
     for failure in result.failed[:10]:
         out.print(f"[red]failed[/] {failure['input']}: {failure['error']}", markup=True, highlight=False)
     for name, path in result.outputs.items():
         out.print(f"{name}: {path}")
+    if log:
+        out.print(f"library log: {log} (lfa -v curate ... shows it here)")

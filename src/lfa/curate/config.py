@@ -26,7 +26,7 @@ class TrackingConfig:
     sample_fps: float = 4.0
     detect_max_side: int = 640
     min_score: float = 0.6
-    link_iou: float = 0.3
+    link_max_cost: float = 1.5  # centre shift in box sizes (+ log size ratio) that still links a face to a track
     decode_max_side: int = 1280  # huge videos are scaled down while decoding
 
 
@@ -37,6 +37,7 @@ class ConstraintConfig:
     max_other_face_area: float = 0.25  # another face is "prominent" above this area ratio to the main face
     min_face_area_ratio: float = 0.015  # median main-face box area / frame area
     min_face_px: int = 64  # median shorter side of the main-face box
+    min_pose_fraction: float = 0.6  # main-track faces with a head pose, needed for an angle decision
     angle_criterion: str = "yaw_range"  # yaw_range | pitch_range | euler_sum (FaithfulFaces)
     min_yaw_range: float = 40.0
     min_pitch_range: float = 30.0

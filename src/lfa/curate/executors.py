@@ -22,7 +22,8 @@ def summarize(result: InputResult) -> dict[str, Any]:
     for row in result.rejected:
         stages[row["stage"]] = stages.get(row["stage"], 0) + 1
     return {"source": result.source, "accepted": len(result.clips), "rejected": stages,
-            "failed": result.failure is not None, "decoded": result.decoded_frames}
+            "failed": result.failure is not None, "decoded": result.decoded_frames,
+            "warnings": len(result.warnings)}
 
 
 class _Worker:
@@ -35,9 +36,9 @@ class _Worker:
         self.store = ResultStore(Path(out_dir), self.config.work_digest())
         self.models: CurateModels = build_models(self.config)
 
-    def run(self, source: str) -> dict[str, Any]:
+    def run(self, source: str, key: str) -> dict[str, Any]:
         result = process_input(Path(source), self.config, self.models)
-        self.store.save(Path(source), result)
+        self.store.save(key, result)
         return summarize(result)
 
 
@@ -50,27 +51,30 @@ def _init_process(config: dict[str, Any], out_dir: str, lfa_home: str | None) ->
     _worker = _Worker(config, out_dir, lfa_home)
 
 
-def _run_in_process(source: str) -> dict[str, Any]:
+def _run_in_process(source: str, key: str) -> dict[str, Any]:
     assert _worker is not None
-    return _worker.run(source)
+    return _worker.run(source, key)
 
 
-def run_local(todo: list[Path], config: CurateConfig, out_dir: Path, workers: int) -> Iterator[dict[str, Any]]:
+Todo = list[tuple[Path, str]]  # (input, its key in the result store)
+
+
+def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int) -> Iterator[dict[str, Any]]:
     args = (config.to_dict(), str(out_dir), os.environ.get("LFA_HOME"))
     if workers <= 1 or len(todo) <= 1:
         worker = _Worker(*args)
-        for source in todo:
-            yield worker.run(str(source))
+        for source, key in todo:
+            yield worker.run(str(source), key)
         return
     ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_process,
                              initargs=args) as pool:
-        futures = [pool.submit(_run_in_process, str(s)) for s in todo]
+        futures = [pool.submit(_run_in_process, str(s), key) for s, key in todo]
         for future in as_completed(futures):
             yield future.result()
 
 
-def run_ray(todo: list[Path], config: CurateConfig, out_dir: Path, workers: int, address: str | None,
+def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int, address: str | None,
             cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0) -> Iterator[dict[str, Any]]:
     """Ray actors, one per worker; on a cluster ``out_dir`` must be on storage every node sees."""
     try:
@@ -88,7 +92,7 @@ def run_ray(todo: list[Path], config: CurateConfig, out_dir: Path, workers: int,
         actor = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)(_Worker)
         args = (config.to_dict(), str(out_dir.resolve()), os.environ.get("LFA_HOME"))
         pool = ActorPool([actor.remote(*args) for _ in range(max(1, min(workers, len(todo))))])
-        yield from pool.map_unordered(lambda a, source: a.run.remote(source), [str(s.resolve()) for s in todo])
+        yield from pool.map_unordered(lambda a, item: a.run.remote(*item), [(str(s), key) for s, key in todo])
     finally:
         if started:
             ray.shutdown()

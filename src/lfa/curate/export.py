@@ -1,7 +1,9 @@
 """Training-ready layout: WebDataset shards (``shards/NNNNN.tar``) and ``index.jsonl``.
 
 Each clip is one sample keyed by its clip id: ``KEY.mp4`` (the clip, trimmed and re-encoded, with its
-audio), ``KEY.json`` (its manifest row) and ``KEY.ref_ROLE.jpg`` (a face crop per reference frame).
+audio), ``KEY.json`` (its manifest row), ``KEY.track.json`` (the main track's sampled frames: time and
+frame index in the source, box, 5 landmarks, yaw/pitch/roll, in source pixels) and ``KEY.ref_ROLE.jpg``
+(a face crop per reference frame).
 """
 
 from __future__ import annotations
@@ -60,11 +62,28 @@ def _reference_crops(row: dict[str, Any]) -> dict[str, bytes]:
     return crops
 
 
+TRACK_FIELDS = ("frame", "t", "box", "landmarks5", "yaw", "pitch", "roll", "score")
+
+
+def main_track_frames(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per accepted clip, its main track's rows of frames.parquet (time order)."""
+    main = {r["clip_id"]: r["main_track"] for r in pq.read_table(run_dir / "manifest.parquet",
+                                                                  columns=["clip_id", "main_track"]).to_pylist()}
+    out: dict[str, list[dict[str, Any]]] = {k: [] for k in main}
+    for row in pq.read_table(run_dir / "frames.parquet").to_pylist():
+        if main.get(row["clip_id"]) == row["track"]:
+            out[row["clip_id"]].append({k: row[k] for k in TRACK_FIELDS})
+    for rows in out.values():
+        rows.sort(key=lambda r: r["t"])
+    return out
+
+
 def export_webdataset(run_dir: Path, out_dir: Path, *, shard_size: int = 100) -> Path:
     manifest = run_dir / "manifest.parquet"
     if not manifest.is_file():
         raise ConfigError(f"no manifest.parquet in {run_dir}", "run `lfa curate INPUTS --out DIR` first")
     rows = pq.read_table(manifest).to_pylist()
+    tracks = main_track_frames(run_dir)
     (out_dir / "shards").mkdir(parents=True, exist_ok=True)
     index_lines = []
     for start in range(0, len(rows), shard_size):
@@ -75,6 +94,7 @@ def export_webdataset(run_dir: Path, out_dir: Path, *, shard_size: int = 100) ->
                 key = row["clip_id"]
                 _add(tar, f"{key}.mp4", _clip_bytes(row))
                 _add(tar, f"{key}.json", json.dumps(row).encode())
+                _add(tar, f"{key}.track.json", json.dumps(tracks.get(key, [])).encode())
                 for role, jpg in _reference_crops(row).items():
                     _add(tar, f"{key}.ref_{role}.jpg", jpg)
                 index_lines.append(json.dumps({

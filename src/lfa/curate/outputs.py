@@ -14,7 +14,7 @@ REFERENCE = pa.struct([("role", _S), ("t", _F), ("frame", _I), ("box", _L), ("ya
                        ("roll", _F), ("sharpness", _F)])
 MANIFEST = pa.schema(
     [("clip_id", _S), ("source", _S), ("start", _F), ("end", _F), ("duration", _F), ("fps", _F), ("width", _I),
-     ("height", _I), ("sampled_frames", _I)]
+     ("height", _I), ("sampled_frames", _I), ("main_track", _I)]
     + [(f"{a}_{s}", _F) for a in ("yaw", "pitch", "roll") for s in ("min", "max", "mean")]
     + [("yaw_range", _F), ("pitch_range", _F), ("roll_range", _F), ("euler_sum", _F), ("yaw_hist", pa.list_(_I)),
        ("face_ratio_median", _F), ("face_ratio_min", _F), ("face_ratio_max", _F), ("face_px_median", _F),
@@ -26,6 +26,7 @@ FRAMES = pa.schema([("source", _S), ("clip_id", _S), ("frame", _I), ("t", _F), (
 REJECTED = pa.schema([("source", _S), ("clip_id", _S), ("start", _F), ("end", _F), ("stage", _S),
                       ("reason", _S), ("value", _F), ("threshold", _F)])
 FAILURES = pa.schema([("input", _S), ("error", _S), ("fix", _S)])
+WARNINGS = pa.schema([("source", _S), ("clip_id", _S), ("stage", _S), ("message", _S)])
 
 
 def write_table(path: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> None:

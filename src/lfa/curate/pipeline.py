@@ -55,6 +55,10 @@ class InputResult:
     frames: list[dict[str, Any]] = field(default_factory=list)
     failure: dict[str, Any] | None = None
     decoded_frames: int = 0
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # rows of warnings.parquet
+
+    def warn(self, stage: str, message: str, clip_id: str = "") -> None:
+        self.warnings.append({"source": self.source, "clip_id": clip_id, "stage": stage, "message": message})
 
 
 def clip_id_for(source: str, index: int) -> str:
@@ -78,7 +82,10 @@ def process_input(path: Path, config: CurateConfig, models: CurateModels) -> Inp
         result.failure = {"input": source, "error": f"{type(exc).__name__}: {exc}", "fix": "report this"}
         return result
     result.decoded_frames = scan.decoded
-    windows, short = clip_windows(scan.cuts, scan.info.duration_s, config.shots)
+    if scan.truncated:
+        result.warn("decode", f"decoding stopped at {scan.duration_s:.2f} s of the {scan.info.duration_s:.2f} s "
+                              "the header announces (truncated or corrupt file): clips come from what decoded")
+    windows, short = clip_windows(scan.cuts, scan.duration_s, config.shots)
     for a, b in short:
         result.rejected.append(_rejected(source, "", a, b, Decision.reject("shots", "too_short", b - a,
                                                                               config.shots.min_clip_s)))
@@ -90,7 +97,7 @@ def process_input(path: Path, config: CurateConfig, models: CurateModels) -> Inp
 
 def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateModels, info: Any,
                  result: InputResult, allow_split: bool) -> None:
-    link_tracks(clip, config.tracking.link_iou)
+    link_tracks(clip, config.tracking.link_max_cost)
     track = main_track(clip)
     result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
     decision = check_constraints(clip, track, config.constraints)
@@ -119,7 +126,7 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
     result.clips.append({
         "clip_id": clip.clip_id, "source": clip.source, "start": clip.start, "end": clip.end,
         "duration": round(clip.duration, 4), "fps": float(info.fps), "width": int(info.width),
-        "height": int(info.height), "sampled_frames": len(clip.frames),
+        "height": int(info.height), "sampled_frames": len(clip.frames), "main_track": int(track),
         **{f"{name}_{stat}": float(fn(posed[:, i])) if len(posed) else None
            for i, name in enumerate(("yaw", "pitch", "roll")) for stat, fn in (("min", np.min), ("max", np.max),
                                                                                 ("mean", np.mean))},

@@ -57,9 +57,9 @@ def _plots(frames: list[dict], manifest: list[dict]) -> dict[str, str]:
     plots["face_ratio"] = figure_data_uri(fig)
     fig, ax = plt.subplots(figsize=(5, 3))
     sizes = np.bincount([m["cluster_id"] for m in manifest]) if manifest else np.zeros(0, int)
-    ax.bar(range(len(sizes)), sorted(sizes, reverse=True))
-    ax.set_xticks(range(len(sizes)))
-    ax.set(xlabel="identity cluster (largest first)", ylabel="clips", title=f"{len(sizes)} identity clusters")
+    ax.bar(range(len(sizes)), sizes)
+    ax.set_xticks(range(len(sizes)))  # bar k is cluster_id k, as in manifest.parquet
+    ax.set(xlabel="cluster_id", ylabel="clips", title=f"{len(sizes)} identity clusters")
     plots["clusters"] = figure_data_uri(fig)
     return plots
 
@@ -84,11 +84,42 @@ def _contact_sheet(manifest: list[dict], max_clips: int = 24) -> str | None:
     return image_data_uri(contact_sheet(tiles, columns=3, width=300)) if tiles else None
 
 
+def _thumbnail_strip(source: str, start: float, end: float, n: int = 4) -> str | None:
+    """``n`` frames spread over [start, end), side by side."""
+    if end <= start:
+        return None
+    times = [start + (k + 0.5) * (end - start) / n for k in range(n)]
+    try:
+        frames = read_frames(source, times=times, max_side=320)
+    except Exception:  # the source may be gone or broken: the report still gets written
+        return None
+    tiles = [f.image for f in frames]
+    return image_data_uri(contact_sheet(tiles, columns=n, width=120 * n)) if tiles else None
+
+
+def _rejected_rows(rejected: list[dict], max_rows: int = 60) -> list[str]:
+    esc = html.escape
+    parts = ["<h2>Rejected clips</h2><p>Each rejected clip with the measured value against the threshold that "
+             "decided it, and frames spread over the clip.</p><table><tr><th>clip</th><th>s</th><th>stage / reason"
+             "</th><th>value</th><th>threshold</th><th>frames</th></tr>"]
+    for r in rejected[:max_rows]:
+        strip = _thumbnail_strip(r["source"], r["start"], r["end"])
+        img = f"<img alt='frames' src='{strip}' width='480'>" if strip else ""
+        parts.append(f"<tr><td>{esc(r['clip_id'] or Path(r['source']).name)}</td><td>{r['start']:.1f}–"
+                     f"{r['end']:.1f}</td><td>{esc(r['stage'])} / {esc(r['reason'])}</td><td>{r['value']:.3g}</td>"
+                     f"<td>{r['threshold']:.3g}</td><td>{img}</td></tr>")
+    if len(rejected) > max_rows:
+        parts.append(f"<tr><td colspan='6'>… and {len(rejected) - max_rows} more in rejected.parquet</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
 def write_report(out_dir: Path) -> Path:
     def table(name: str) -> list[dict]:
         return pq.read_table(out_dir / f"{name}.parquet").to_pylist()
 
     manifest, frames, rejected, failures = (table(n) for n in ("manifest", "frames", "rejected", "failures"))
+    warnings = table("warnings") if (out_dir / "warnings.parquet").is_file() else []
     config = json.loads((out_dir / "config.json").read_text())
     n_inputs = len({f["source"] for f in frames} | {r["source"] for r in rejected} | {m["source"] for m in manifest}
                    | {f["input"] for f in failures})
@@ -116,6 +147,14 @@ def write_report(out_dir: Path) -> Path:
     for (stage, reason), n in sorted(reasons.items()):
         parts.append(f"<tr><td>{esc(stage)}</td><td>{esc(reason)}</td><td>{n}</td></tr>")
     parts.append("</table>")
+    if rejected:
+        parts += _rejected_rows(rejected)
+    if warnings:
+        parts.append("<h2>Warnings</h2><p>What the run noticed but did not reject (warnings.parquet).</p><table>"
+                     "<tr><th>source</th><th>clip</th><th>stage</th><th>message</th></tr>")
+        parts += [f"<tr><td>{esc(Path(w['source']).name)}</td><td>{esc(w['clip_id'])}</td><td>{esc(w['stage'])}"
+                  f"</td><td>{esc(w['message'])}</td></tr>" for w in warnings]
+        parts.append("</table>")
     if failures:
         parts.append("<h2>Failed inputs</h2><table><tr><th>input</th><th>error</th><th>fix</th></tr>")
         parts += [f"<tr><td>{esc(f['input'])}</td><td>{esc(f['error'])}</td><td>{esc(f['fix'])}</td></tr>"

@@ -14,29 +14,47 @@ import numpy as np
 from lfa.curate.clustering import cluster_identities
 from lfa.curate.config import CurateConfig
 from lfa.curate.executors import run_local, run_ray
-from lfa.curate.outputs import FAILURES, FRAMES, MANIFEST, REJECTED, write_table
+from lfa.curate.outputs import FAILURES, FRAMES, MANIFEST, REJECTED, WARNINGS, write_table
 from lfa.curate.pipeline import InputResult
-from lfa.curate.store import ResultStore
-from lfa.errors import ConfigError, LfaError
+from lfa.curate.store import ResultStore, input_key
+from lfa.errors import ConfigError
 
 METADATA_SUFFIXES = {".json", ".csv", ".txt", ".srt", ".vtt", ".md", ".partial"}
 EXECUTORS = ("local", "ray")
 
 
-def list_inputs(paths: Iterable[Path]) -> list[Path]:
+@dataclass(frozen=True)
+class InputFile:
+    """One input as the run listed it: ``key`` names its stored result; ``problem`` is why it cannot be
+    read at all (a missing path, a dangling link), which makes it a failure row, not an abort."""
+
+    path: Path
+    key: str
+    problem: tuple[str, str] | None = None
+
+
+def list_inputs(paths: Iterable[Path]) -> list[InputFile]:
     """Files given, and every file under folders given (hidden files and caption sidecars excepted),
-    as absolute paths in a stable order. Non-video files are kept: they become failure rows."""
-    found: list[Path] = []
+    as absolute paths in a stable order. Non-video files, missing paths and dangling links are kept:
+    they become failure rows, so every input appears exactly once in the run's tables."""
+    found: dict[Path, tuple[str, str] | None] = {}
     for path in paths:
-        path = Path(path).expanduser()
+        path = Path(path).expanduser().absolute()
         if path.is_dir():
-            found += [p for p in path.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.parts[-1:])
-                      and p.suffix.lower() not in METADATA_SUFFIXES]
+            for p in path.rglob("*"):
+                if p.name.startswith(".") or p.suffix.lower() in METADATA_SUFFIXES or p.is_dir():
+                    continue
+                if p.is_file():
+                    found.setdefault(p.resolve(), None)
+                elif p.is_symlink():
+                    found.setdefault(p, (f"dangling link to {os.readlink(p)}", "fix or remove the link"))
         elif path.exists():
-            found.append(path)
+            found.setdefault(path.resolve(), None)
+        elif path.is_symlink():
+            found.setdefault(path, (f"dangling link to {os.readlink(path)}", "fix or remove the link"))
         else:
-            raise ConfigError(f"input not found: {path}", "pass video files or folders that exist")
-    return sorted({p.resolve() for p in found})
+            found.setdefault(path, ("input not found", "pass video files or folders that exist"))
+    return [InputFile(p, input_key(p), problem) for p, problem in sorted(found.items())]
 
 
 @dataclass
@@ -46,6 +64,7 @@ class CurateSummary:
     accepted_clips: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # "stage/reason" -> clips
     failed: list[dict[str, Any]] = field(default_factory=list)
+    warnings: int = 0  # rows of warnings.parquet
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
@@ -57,38 +76,58 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
     config = config or CurateConfig()
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}", f"use one of {', '.join(EXECUTORS)}")
-    sources = list_inputs(inputs)
-    if not sources:
-        raise ConfigError("no input files found", "pass video files or folders holding them")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}", "omit it to use one per core")
+    listed = list_inputs(inputs)
+    if not any(item.problem is None for item in listed):
+        missing = next((i for i in listed if i.problem), None)
+        raise ConfigError("no input files found" + (f" ({missing.path}: {missing.problem[0]})" if missing and
+                                                    missing.problem else ""),
+                          "pass video files or folders holding them")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     store = ResultStore(out_dir, config.work_digest())
     todo = []
-    for source in sources:
-        done = store.load(source)
+    for item in listed:
+        if item.problem is not None:
+            continue
+        done = store.load(item.key)
         if done is None or (retry_failed and done.failure is not None):
-            todo.append(source)
+            todo.append((item.path, item.key))
     if on_start:
-        on_start(len(sources), len(todo))
+        on_start(len(listed), len(todo))
     workers = workers or max(1, min(os.cpu_count() or 1, len(todo)))
     if executor == "ray":
         stream = run_ray(todo, config, out_dir, workers, address, cpus_per_worker, gpus_per_worker)
     else:
         stream = run_local(todo, config, out_dir, workers)
-    for summary in stream:
+    for item_summary in stream:
         if on_input:
-            on_input(summary)
-    results = [store.load(s) for s in sources]
-    missing = [str(s) for s, r in zip(sources, results) if r is None]
-    if missing:
-        raise LfaError(f"{len(missing)} input(s) have no result, e.g. {missing[0]}", "run the same command again")
+            on_input(item_summary)
+    results = [_result_of(item, store) for item in listed]
     summary = merge(results, out_dir, config)  # type: ignore[arg-type]
-    summary.inputs, summary.processed = len(sources), len(todo)
+    summary.inputs, summary.processed = len(listed), len(todo)
     if report:
         from lfa.curate.report import write_report
 
         summary.outputs["report"] = write_report(out_dir)
     return summary
+
+
+def _result_of(item: InputFile, store: ResultStore) -> InputResult:
+    """The stored result of one listed input, or a failure row that says why there is none."""
+    source = str(item.path)
+    if item.problem is not None:
+        return InputResult(source, failure={"input": source, "error": item.problem[0], "fix": item.problem[1]})
+    result = store.load(item.key)
+    if result is None:  # its worker died, or the executor lost it: say so, keep the rest of the run
+        return InputResult(source, failure={"input": source, "error": "no result (its worker stopped)",
+                                            "fix": "run the same command again to retry it"})
+    if input_key(item.path) != item.key:
+        result.warnings.append({"source": source, "clip_id": "", "stage": "input",
+                                "message": "the file changed or disappeared after the run listed it; "
+                                           "its rows describe the earlier version (rerun to redo it)"})
+    return result
 
 
 def merge(results: list[InputResult], out_dir: Path, config: CurateConfig) -> CurateSummary:
@@ -102,16 +141,19 @@ def merge(results: list[InputResult], out_dir: Path, config: CurateConfig) -> Cu
         _vlm_captions(clips, out_dir, config)
     rejected = [row for r in results for row in r.rejected]
     failures = [r.failure for r in results if r.failure is not None]
-    outputs = {name: out_dir / f"{name}.parquet" for name in ("manifest", "frames", "rejected", "failures")}
+    outputs = {name: out_dir / f"{name}.parquet" for name in ("manifest", "frames", "rejected", "failures",
+                                                              "warnings")}
     write_table(outputs["manifest"], clips, MANIFEST)
     write_table(outputs["frames"], [row for r in results for row in r.frames], FRAMES)
     write_table(outputs["rejected"], rejected, REJECTED)
     write_table(outputs["failures"], failures, FAILURES)
+    write_table(outputs["warnings"], [w for r in results for w in r.warnings], WARNINGS)
     counts: dict[str, int] = {}
     for row in rejected:
         key = f"{row['stage']}/{row['reason']}"
         counts[key] = counts.get(key, 0) + 1
     return CurateSummary(accepted_clips=len(clips), rejected=counts, failed=failures,
+                         warnings=sum(len(r.warnings) for r in results),
                          outputs={**outputs, "config": out_dir / "config.json"})
 
 

@@ -23,19 +23,33 @@ class Scan:
     cuts: list[float]
     frames: list[SampledFrame]
     decoded: int
+    duration_s: float  # what decoded, which a broken file makes shorter than its header's duration
+
+    @property
+    def truncated(self) -> bool:
+        return self.duration_s < self.info.duration_s - max(1.5 / self.fps, 0.5)
+
+    @property
+    def fps(self) -> float:
+        return usable_fps(self.info)
+
+
+def usable_fps(info: VideoInfo) -> float:
+    return info.fps if info.fps and math.isfinite(info.fps) and info.fps > 0 else 25.0
 
 
 def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, template: FaceTemplate) -> Scan:
     """``analyzer`` finds and measures faces (no identity model: only chosen frames are embedded, later);
     every face keeps its crop aligned to the identity model's ``template``."""
     info = probe(path)
-    fps = info.fps if info.fps and math.isfinite(info.fps) and info.fps > 0 else 25.0
+    fps = usable_fps(info)
     shots = ShotBoundaries(config.shots, fps)
     targets = list(sample_times(info.duration_s, fps=config.tracking.sample_fps))
     sampled: list[SampledFrame] = []
-    decoded = 0
+    decoded, end = 0, 0.0
     for frame in iter_frames(path, max_side=config.tracking.decode_max_side):
         decoded += 1
+        end = frame.t + 1.0 / fps
         shots.add(frame.image)
         if not targets or frame.t + 0.5 / fps < targets[0]:
             continue
@@ -46,7 +60,7 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
             faces.append(SampledFace(f.box, f.landmarks5, f.score, f.yaw, f.pitch, f.roll, f.sharpness,
                                      f.area_ratio, align_face(frame.image, f.landmarks5, template)))
         sampled.append(SampledFrame(frame.index, frame.t, faces))
-    return Scan(info, shots.cuts, sampled, decoded)
+    return Scan(info, shots.cuts, sampled, decoded, min(end, info.duration_s) if info.duration_s > 0 else end)
 
 
 def face_rows(source: str, clip_id: str, frame: SampledFrame) -> list[dict]:

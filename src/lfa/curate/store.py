@@ -13,9 +13,14 @@ from lfa.curate.pipeline import InputResult
 
 
 def input_key(path: Path) -> str:
-    """Identifies an input by its absolute path, size and modification time."""
-    st = path.stat() if path.exists() else None
-    ident = f"{path.resolve()}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}"
+    """Identifies an input by its absolute path, size and modification time (taken once, when the run
+    lists its inputs: a file changed later keeps the key its result was saved under)."""
+    try:
+        st = path.stat()
+        size, mtime = st.st_size, st.st_mtime_ns
+    except OSError:
+        size = mtime = -1
+    ident = f"{path.absolute()}|{size}|{mtime}"
     return hashlib.sha1(ident.encode()).hexdigest()[:20]
 
 
@@ -24,17 +29,20 @@ class ResultStore:
         self.dir = out_dir / "work" / work_digest
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def path(self, source: Path) -> Path:
-        return self.dir / f"{input_key(source)}.json"
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.json"
 
-    def load(self, source: Path) -> InputResult | None:
-        path = self.path(source)
+    def load(self, key: str) -> InputResult | None:
+        path = self.path(key)
         if not path.is_file():
             return None
-        return InputResult(**json.loads(path.read_text()))
+        try:
+            return InputResult(**json.loads(path.read_text()))
+        except (ValueError, TypeError):  # a result from an older lfa: redo the input
+            return None
 
-    def save(self, source: Path, result: InputResult) -> None:
-        path = self.path(source)
+    def save(self, key: str, result: InputResult) -> None:
+        path = self.path(key)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
         tmp.write_text(json.dumps(asdict(result)))
         os.replace(tmp, path)

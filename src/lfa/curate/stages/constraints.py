@@ -29,7 +29,12 @@ def check_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -
         return Decision.reject(STAGE, "no_face", 0.0, config.min_face_fraction)
     with_main = [fr for fr in clip.frames if any(f.track == track for f in fr.faces)]
     face_fraction = len(with_main) / n
+    faces = main_faces(clip, track)
+    px = float(np.median([f.short_side for f in faces]))
     if face_fraction < config.min_face_fraction:
+        # a face found on few frames because it is tiny is too small, not absent
+        if px < config.min_face_px:
+            return Decision.reject(STAGE, "face_too_small", px, config.min_face_px)
         return Decision.reject(STAGE, "no_face", face_fraction, config.min_face_fraction)
     single = 0
     for fr in with_main:
@@ -39,18 +44,19 @@ def check_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -
     single_fraction = single / len(with_main)
     if single_fraction < config.min_single_face_fraction:
         return Decision.reject(STAGE, "multiple_faces", single_fraction, config.min_single_face_fraction)
-    faces = main_faces(clip, track)
     area = float(np.median([f.area_ratio for f in faces]))
-    px = float(np.median([f.short_side for f in faces]))
     if px < config.min_face_px:
         return Decision.reject(STAGE, "face_too_small", px, config.min_face_px)
     if area < config.min_face_area_ratio:
         return Decision.reject(STAGE, "face_too_small", area, config.min_face_area_ratio)
+    pose_fraction = sum(f.has_pose for f in faces) / len(faces)
+    if pose_fraction < config.min_pose_fraction:  # an angle range measured on a few frames says little
+        return Decision.reject(STAGE, "pose_unmeasured", pose_fraction, config.min_pose_fraction)
     ranges = angle_ranges(faces, config.range_percentiles)
     criterion = config.angle_criterion
     threshold = {"yaw_range": config.min_yaw_range, "pitch_range": config.min_pitch_range,
                  "euler_sum": config.min_euler_sum}[criterion]
-    stats = {"face_fraction": face_fraction, "single_face_fraction": single_fraction, "face_ratio_median": area,
+    stats = {"face_fraction": face_fraction, "pose_fraction": pose_fraction, "single_face_fraction": single_fraction, "face_ratio_median": area,
              "face_px_median": px, **ranges}
     if ranges[criterion] < threshold:
         return Decision.reject(STAGE, "insufficient_angle_variation", ranges[criterion], threshold, **stats)

@@ -1,39 +1,45 @@
-"""Stage 2: link per-frame detections into tracks (greedy IoU), and pick the main track."""
+"""Stage 2: link per-frame detections into tracks, and pick the main track.
+
+Faces are linked by the distance between box centres relative to the box size (an optimal one-to-one
+assignment per frame), not by box overlap: at 1–2 sampled frames per second a turning head moves by
+more than its width between samples and overlap drops to zero, while its size and rough place hold."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from lfa.curate.records import Clip
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+def link_cost(a: np.ndarray, b: np.ndarray) -> float:
+    """Centre distance in units of the larger box's size, plus the log size ratio: 0 for the same box."""
+    ca, cb = (a[:2] + a[2:4]) / 2, (b[:2] + b[2:4]) / 2
+    sa, sb = float(np.sqrt(max((a[2] - a[0]) * (a[3] - a[1]), 1e-6))), float(np.sqrt(max((b[2] - b[0]) * (b[3] - b[1]), 1e-6)))
+    return float(np.linalg.norm(ca - cb) / max(sa, sb) + abs(np.log(sa / sb)))
 
 
-def link_tracks(clip: Clip, min_iou: float) -> None:
-    """Assign ``track`` ids in place: each face joins the track whose last box overlaps it most."""
+def link_tracks(clip: Clip, max_cost: float) -> None:
+    """Assign ``track`` ids in place: each frame's faces are matched one-to-one to the tracks seen last
+    (Hungarian assignment on :func:`link_cost`); a face whose best cost exceeds ``max_cost`` opens a track."""
     last: dict[int, np.ndarray] = {}
     next_id = 0
     for frame in clip.frames:
-        taken: set[int] = set()
-        for face in sorted(frame.faces, key=lambda f: -f.area_ratio):
-            best, best_iou = -1, min_iou
-            for track, box in last.items():
-                overlap = iou(face.box, box)
-                if track not in taken and overlap >= best_iou:
-                    best, best_iou = track, overlap
-            if best < 0:
-                best, next_id = next_id, next_id + 1
-            face.track = best
-            taken.add(best)
-            last[best] = face.box
+        faces = sorted(frame.faces, key=lambda f: -f.area_ratio)
+        tracks = list(last)
+        assigned: dict[int, int] = {}
+        if faces and tracks:
+            cost = np.array([[link_cost(f.box, last[t]) for t in tracks] for f in faces])
+            for i, j in zip(*linear_sum_assignment(cost)):
+                if cost[i, j] <= max_cost:
+                    assigned[i] = tracks[j]
+        for i, face in enumerate(faces):
+            if i not in assigned:
+                assigned[i], next_id = next_id, next_id + 1
+            face.track = assigned[i]
+            last[face.track] = face.box
 
 
 def main_track(clip: Clip) -> int | None:

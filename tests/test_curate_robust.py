@@ -1,0 +1,177 @@
+"""Curation never loses a run and never accepts a broken file as whole (issue 12): every input appears once,
+inputs that change mid-run, truncated files, tracking at low sampling rates, pose coverage, logs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from lfa.curate.config import ConstraintConfig, CurateConfig
+from lfa.curate.records import Clip, SampledFace, SampledFrame
+from lfa.curate.run import curate
+from lfa.curate.stages.constraints import check_constraints
+from lfa.curate.stages.tracking import link_tracks
+from lfa.errors import ConfigError
+from lfa.media import read_frames
+
+
+def rows(run: Path, name: str) -> list[dict]:
+    return pq.read_table(run / f"{name}.parquet").to_pylist()
+
+
+def every_input_once(run: Path) -> dict[str, str]:
+    """Input name -> the one table it appears in (asserting it appears in exactly one)."""
+    seen: dict[str, set[str]] = {}
+    for name, col in (("manifest", "source"), ("rejected", "source"), ("failures", "input")):
+        for row in rows(run, name):
+            seen.setdefault(Path(row[col]).name, set()).add(name)
+    assert all(len(v) == 1 for v in seen.values()), seen
+    return {k: next(iter(v)) for k, v in seen.items()}
+
+
+def test_missing_paths_dangling_links_and_changed_files_do_not_stop_the_run(corpus, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("static_face", "frontal_drift"):
+        (inbox / f"{name}.mp4").write_bytes((corpus / f"{name}.mp4").read_bytes())
+    (inbox / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    changed = []
+
+    def touch_after_its_result(summary: dict) -> None:  # the file changes after its result was saved
+        path = Path(summary["source"])
+        if path.name == "static_face.mp4":
+            path.write_bytes(path.read_bytes() + b"\0")
+        else:
+            path.unlink()
+        changed.append(path.name)
+
+    summary = curate([inbox, tmp_path / "missing.mp4"], tmp_path / "run", workers=1, report=False,
+                     on_input=touch_after_its_result)
+    assert sorted(changed) == ["frontal_drift.mp4", "static_face.mp4"]
+    assert summary.inputs == 4
+    where = every_input_once(tmp_path / "run")
+    assert where == {"static_face.mp4": "rejected", "frontal_drift.mp4": "rejected", "gone.mp4": "failures",
+                     "missing.mp4": "failures"}
+    errors = {Path(f["input"]).name: f["error"] for f in rows(tmp_path / "run", "failures")}
+    assert "dangling link" in errors["gone.mp4"] and "not found" in errors["missing.mp4"]
+    warned = {Path(w["source"]).name for w in rows(tmp_path / "run", "warnings") if w["stage"] == "input"}
+    assert warned == {"static_face.mp4", "frontal_drift.mp4"}
+    # the changed file is redone on the next run; the deleted one is no longer an input of the folder
+    again: list[dict] = []
+    curate([inbox, tmp_path / "missing.mp4"], tmp_path / "run", workers=1, report=False, on_input=again.append)
+    assert [Path(s["source"]).name for s in again] == ["static_face.mp4"]
+    assert "frontal_drift.mp4" not in every_input_once(tmp_path / "run")
+
+
+@pytest.mark.parametrize("workers", [0, -3])
+def test_workers_must_be_positive(corpus, tmp_path, workers):
+    with pytest.raises(ConfigError, match="--workers"):
+        curate([corpus / "static_face.mp4"], tmp_path / "run", workers=workers)
+    proc = subprocess.run([sys.executable, "-m", "lfa", "curate", str(corpus / "static_face.mp4"), "--out",
+                           str(tmp_path / "run"), "--workers", str(workers)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "workers" in proc.stderr and not (tmp_path / "run").exists()
+
+
+def _faststart_truncated(src: Path, dst: Path, keep: float) -> None:
+    """Re-mux ``src`` with the index at the front (faststart), then cut the file at ``keep`` of its size:
+    the header still announces the full duration, frames stop part-way."""
+    full = dst.parent.parent / "full.mp4"
+    with av.open(str(src)) as inp, av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    data = full.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_a_truncated_file_gives_clips_from_what_decoded_and_a_warning(corpus, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _faststart_truncated(corpus / "scene_cut.mp4", inbox / "cut_short.mp4", 0.6)
+    decoded = read_frames(inbox / "cut_short.mp4")
+    end = decoded[-1].t
+    assert 2.5 < end < 5.0  # the header says 6 s
+    curate([inbox], tmp_path / "run", workers=1, report=False)
+    clips = rows(tmp_path / "run", "manifest") + rows(tmp_path / "run", "rejected")
+    assert clips and max(c["end"] for c in clips) <= end + 0.1
+    warning = [w for w in rows(tmp_path / "run", "warnings") if w["stage"] == "decode"]
+    assert len(warning) == 1 and "stopped at" in warning[0]["message"]
+
+
+def _face(x: float, size: float = 100.0, yaw: float = 0.0) -> SampledFace:
+    box = np.array([x, 100.0, x + size, 100.0 + size])
+    return SampledFace(box, np.zeros((5, 2)), 0.9, yaw, 0.0, 0.0, 100.0, size * size / 512 ** 2)
+
+
+def test_tracks_survive_low_sampling_rates():
+    # one face moving 1.2 box widths between samples (no overlap at all) and a small one standing still
+    frames = [SampledFrame(i, float(i), [_face(50 + 120 * i % 300 if i < 3 else 290.0), _face(400, 40)])
+              for i in range(5)]
+    clip = Clip("v", "c", 0.0, 5.0, frames)
+    link_tracks(clip, CurateConfig().tracking.link_max_cost)
+    assert [f.faces[0].track for f in frames] == [0] * 5
+    assert [f.faces[1].track for f in frames] == [1] * 5
+    # a face far away and of another size opens a new track
+    frames.append(SampledFrame(5, 5.0, [_face(10, 30)]))
+    link_tracks(clip, CurateConfig().tracking.link_max_cost)
+    assert frames[-1].faces[0].track == 2
+
+
+def test_corpus_decisions_hold_at_one_frame_per_second(corpus, tmp_path):
+    names = ["large_angle_astronaut", "large_angle_grace", "background_face", "two_faces"]
+    cfg = CurateConfig.load(None, ["tracking.sample_fps=1.5"])
+    curate([corpus / f"{n}.mp4" for n in names], tmp_path / "run", cfg, workers=2, report=False)
+    got = {Path(r["source"]).stem: r["reason"] for r in rows(tmp_path / "run", "rejected")}
+    accepted = {Path(r["source"]).stem for r in rows(tmp_path / "run", "manifest")}
+    assert accepted == {"large_angle_astronaut", "large_angle_grace", "background_face"}
+    assert got == {"two_faces": "multiple_faces"}
+
+
+def test_an_angle_decision_needs_pose_on_most_frames():
+    yaws = [np.nan] * 12 + [-40.0, 0.0, 30.0, 40.0]  # a 80° range, measured on 4 of 16 frames
+    frames = [SampledFrame(i, i / 4, [_face(100, 120, y)]) for i, y in enumerate(yaws)]
+    clip = Clip("v", "c", 0.0, 4.0, frames)
+    for fr in frames:
+        fr.faces[0].track = 0
+    decision = check_constraints(clip, 0, ConstraintConfig())
+    assert (decision.reason, decision.value) == ("pose_unmeasured", 0.25)
+    for fr, y in zip(frames, np.linspace(-40, 40, 16)):
+        fr.faces[0].yaw = float(y)
+    assert check_constraints(clip, 0, ConstraintConfig()).accepted
+
+
+def test_a_tiny_face_found_on_few_frames_is_too_small_not_absent():
+    frames = [SampledFrame(i, i / 4, [_face(100, 20, 0.0)] if i % 3 == 0 else []) for i in range(12)]
+    for fr in frames:
+        for f in fr.faces:
+            f.track = 0
+    decision = check_constraints(Clip("v", "c", 0.0, 3.0, frames), 0, ConstraintConfig())
+    assert decision.reason == "face_too_small" and decision.value == 20
+
+
+def test_terminal_shows_lfa_output_only(corpus, tmp_path):
+    cmd = [sys.executable, "-m", "lfa", "curate", str(corpus / "large_angle_astronaut.mp4"), "--out",
+           str(tmp_path / "run"), "--workers", "1", "--no-report"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "", proc.stderr
+    log = (tmp_path / "run" / "logs" / "curate.log").read_text()
+    assert "TensorFlow Lite" in log  # MediaPipe's native lines went to the log
+    verbose = subprocess.run([sys.executable, "-m", "lfa", "-v", *cmd[3:-4], "--out", str(tmp_path / "run2"),
+                              "--workers", "1", "--no-report"], capture_output=True, text=True, timeout=300)
+    assert verbose.returncode == 0 and "TensorFlow Lite" in verbose.stderr
+
+
+def test_curate_export_has_its_own_help():
+    proc = subprocess.run([sys.executable, "-m", "lfa", "curate", "export", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "shard-size" in proc.stdout and "--retry-failed" not in proc.stdout
