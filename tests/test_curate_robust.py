@@ -100,7 +100,12 @@ def test_a_truncated_file_gives_clips_from_what_decoded_and_a_warning(corpus, tm
     decoded = read_frames(inbox / "cut_short.mp4")
     end = decoded[-1].t
     assert 2.5 < end < 5.0  # the header says 6 s
-    curate([inbox], tmp_path / "run", workers=1, report=False)
+    said: list[str] = []
+    curate([inbox], tmp_path / "run", workers=1, on_status=said.append)
+    assert said[0].startswith("loading models") and said[-2:] == ["merging results", "writing report.html"]
+    assert "cut_short.mp4: 1 of 6 s" in said  # progress inside a video
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Warnings" in page and "stopped at" in page
     clips = rows(tmp_path / "run", "manifest") + rows(tmp_path / "run", "rejected")
     assert clips and max(c["end"] for c in clips) <= end + 0.1
     warning = [w for w in rows(tmp_path / "run", "warnings") if w["stage"] == "decode"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lfa.logs import current_log, send_third_party_output_to
@@ -36,9 +36,9 @@ def curate(
     cfg = CurateConfig.load(config, overrides)
     log = send_third_party_output_to(out_dir / "logs" / "curate.log") if current_log() else None
     counts = {"accepted": 0, "rejected": 0, "failed": 0}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("eta"), TimeRemainingColumn(), console=out, transient=False) as progress:
-        task = progress.add_task("curating", total=None)
+    with Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[status]}"), console=out, transient=False) as progress:
+        task = progress.add_task("curating", total=None, status="")
 
         def on_start(total: int, todo: int) -> None:
             progress.update(task, total=todo, description=f"curating ({total - todo} of {total} already done)")
@@ -48,11 +48,13 @@ def curate(
             counts["rejected"] += sum(summary["rejected"].values())
             counts["failed"] += summary["failed"]
             progress.update(task, advance=1, description=f"accepted {counts['accepted']} · rejected "
-                            f"{counts['rejected']} · failed {counts['failed']}")
+                            f"{counts['rejected']} · failed {counts['failed']}", status="")
 
         result = run_curate(inputs, out_dir, cfg, executor=executor, workers=workers, address=address,
                             retry_failed=retry_failed, cpus_per_worker=cpus_per_worker,
-                            gpus_per_worker=gpus_per_worker, on_input=on_input, on_start=on_start, report=report)
+                            gpus_per_worker=gpus_per_worker, on_input=on_input, on_start=on_start, report=report,
+                            on_status=lambda text: progress.update(task, status=text[:40]))
+        progress.update(task, status="done")
     table = Table(title=f"{result.inputs} inputs ({result.processed} processed now) → {out_dir}")
     table.add_column("outcome")
     table.add_column("clips / inputs", justify="right")

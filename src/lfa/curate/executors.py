@@ -7,12 +7,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from lfa.curate.config import CurateConfig
 from lfa.curate.pipeline import CurateModels, InputResult, build_models, process_input
+from lfa.curate.scan import Progress
 from lfa.curate.store import ResultStore
 from lfa.errors import ConfigError
 
@@ -27,17 +28,19 @@ def summarize(result: InputResult) -> dict[str, Any]:
 
 
 class _Worker:
-    """One worker's models and result store."""
+    """One worker's models and result store; ``progress`` hears about every second of video decoded."""
 
-    def __init__(self, config: dict[str, Any], out_dir: str, lfa_home: str | None) -> None:
+    def __init__(self, config: dict[str, Any], out_dir: str, lfa_home: str | None,
+                 progress: Progress | None = None) -> None:
         if lfa_home:
             os.environ["LFA_HOME"] = lfa_home
         self.config = CurateConfig.from_dict(config)
         self.store = ResultStore(Path(out_dir), self.config.work_digest())
         self.models: CurateModels = build_models(self.config)
+        self.progress = progress
 
     def run(self, source: str, key: str) -> dict[str, Any]:
-        result = process_input(Path(source), self.config, self.models)
+        result = process_input(Path(source), self.config, self.models, self.progress)
         self.store.save(key, result)
         return summarize(result)
 
@@ -45,10 +48,10 @@ class _Worker:
 _worker: _Worker | None = None
 
 
-def _init_process(config: dict[str, Any], out_dir: str, lfa_home: str | None) -> None:
+def _init_process(config: dict[str, Any], out_dir: str, lfa_home: str | None, queue: Any) -> None:
     global _worker
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _worker = _Worker(config, out_dir, lfa_home)
+    _worker = _Worker(config, out_dir, lfa_home, lambda *p: queue.put(p))
 
 
 def _run_in_process(source: str, key: str) -> dict[str, Any]:
@@ -59,19 +62,27 @@ def _run_in_process(source: str, key: str) -> dict[str, Any]:
 Todo = list[tuple[Path, str]]  # (input, its key in the result store)
 
 
-def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int) -> Iterator[dict[str, Any]]:
+def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int,
+              progress: Progress | None = None) -> Iterator[dict[str, Any]]:
     args = (config.to_dict(), str(out_dir), os.environ.get("LFA_HOME"))
     if workers <= 1 or len(todo) <= 1:
-        worker = _Worker(*args)
+        worker = _Worker(*args, progress)
         for source, key in todo:
             yield worker.run(str(source), key)
         return
     ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_process,
-                             initargs=args) as pool:
-        futures = [pool.submit(_run_in_process, str(s), key) for s, key in todo]
-        for future in as_completed(futures):
-            yield future.result()
+    with ctx.Manager() as manager, ProcessPoolExecutor(
+            max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_process,
+            initargs=(*args, queue := manager.Queue())) as pool:
+        pending = {pool.submit(_run_in_process, str(s), key) for s, key in todo}
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            while not queue.empty():
+                item = queue.get()
+                if progress:
+                    progress(*item)
+            for future in done:
+                yield future.result()
 
 
 def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int, address: str | None,

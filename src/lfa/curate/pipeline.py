@@ -14,7 +14,7 @@ import numpy as np
 
 from lfa.curate.config import CurateConfig
 from lfa.curate.records import Clip, Decision, SampledFrame
-from lfa.curate.scan import face_rows, scan_video
+from lfa.curate.scan import Progress, face_rows, scan_video
 from lfa.curate.stages.captions import caption_from_metadata
 from lfa.curate.stages.constraints import check_constraints, main_faces
 from lfa.curate.stages.identity import check_identity
@@ -66,12 +66,13 @@ def clip_id_for(source: str, index: int) -> str:
     return f"{stem}-{hashlib.sha1(source.encode()).hexdigest()[:6]}-{index:03d}"
 
 
-def process_input(path: Path, config: CurateConfig, models: CurateModels) -> InputResult:
+def process_input(path: Path, config: CurateConfig, models: CurateModels,
+                  progress: Progress | None = None) -> InputResult:
     """Probe, scan, split into clips and run every per-clip stage. Never raises for bad input."""
     source = str(path)
     result = InputResult(source)
     try:
-        scan = scan_video(path, config, models.analyzer, models.encoder.template)
+        scan = scan_video(path, config, models.analyzer, models.encoder.template, progress)
         if scan.decoded == 0:
             raise LfaError(f"no frame could be decoded from {path}", "re-encode the file with ffmpeg")
     except LfaError as exc:

@@ -72,7 +72,12 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
            workers: int | None = None, address: str | None = None, retry_failed: bool = False,
            cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
            on_input: Callable[[dict[str, Any]], None] | None = None,
-           on_start: Callable[[int, int], None] | None = None, report: bool = True) -> CurateSummary:
+           on_start: Callable[[int, int], None] | None = None, report: bool = True,
+           on_status: Callable[[str], None] | None = None) -> CurateSummary:
+    """Curate ``inputs`` into ``out_dir``. Callbacks: ``on_start(inputs, to_do)``, ``on_input(summary)`` per
+    finished input, ``on_status(text)`` for what happens between (models loading, a long video's
+    progress, merging, the report)."""
+    status = on_status or (lambda text: None)
     config = config or CurateConfig()
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}", f"use one of {', '.join(EXECUTORS)}")
@@ -97,19 +102,27 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
     if on_start:
         on_start(len(listed), len(todo))
     workers = workers or max(1, min(os.cpu_count() or 1, len(todo)))
+    if todo:
+        status(f"loading models ({min(workers, len(todo))} worker(s))")
+
+    def video_progress(source: str, t: float, duration: float) -> None:
+        status(f"{Path(source).name}: {t:.0f} of {duration:.0f} s")
+
     if executor == "ray":
         stream = run_ray(todo, config, out_dir, workers, address, cpus_per_worker, gpus_per_worker)
     else:
-        stream = run_local(todo, config, out_dir, workers)
+        stream = run_local(todo, config, out_dir, workers, video_progress)
     for item_summary in stream:
         if on_input:
             on_input(item_summary)
+    status("merging results")
     results = [_result_of(item, store) for item in listed]
     summary = merge(results, out_dir, config)  # type: ignore[arg-type]
     summary.inputs, summary.processed = len(listed), len(todo)
     if report:
         from lfa.curate.report import write_report
 
+        status("writing report.html")
         summary.outputs["report"] = write_report(out_dir)
     return summary
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,18 +39,26 @@ def usable_fps(info: VideoInfo) -> float:
     return info.fps if info.fps and math.isfinite(info.fps) and info.fps > 0 else 25.0
 
 
-def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, template: FaceTemplate) -> Scan:
+Progress = Callable[[str, float, float], None]  # (source, seconds decoded, seconds in the file)
+
+
+def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, template: FaceTemplate,
+               progress: Progress | None = None) -> Scan:
     """``analyzer`` finds and measures faces (no identity model: only chosen frames are embedded, later);
-    every face keeps its crop aligned to the identity model's ``template``."""
+    every face keeps its crop aligned to the identity model's ``template``. ``progress`` hears about
+    every second of video decoded."""
     info = probe(path)
     fps = usable_fps(info)
     shots = ShotBoundaries(config.shots, fps)
     targets = list(sample_times(info.duration_s, fps=config.tracking.sample_fps))
     sampled: list[SampledFrame] = []
-    decoded, end = 0, 0.0
+    decoded, end, reported = 0, 0.0, 0.0
     for frame in iter_frames(path, max_side=config.tracking.decode_max_side):
         decoded += 1
         end = frame.t + 1.0 / fps
+        if progress and end - reported >= 1.0:
+            progress(str(path), end, info.duration_s)
+            reported = end
         shots.add(frame.image)
         if not targets or frame.t + 0.5 / fps < targets[0]:
             continue
