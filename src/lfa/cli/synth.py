@@ -79,11 +79,17 @@ def eval_pose_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON per backend and |yaw| bucket."),
     plot_path: Path = typer.Option(Path("out/eval-pose.png"), "--plot", help="Where to write the plot."),
     frames: int = typer.Option(100, help="Frames per sweep."),
+    sweep: list[str] = typer.Option(None, "--sweep", help="Sweeps to render (default: yaw-sweep, yaw-sweep-90, "
+                                    "pitch-sweep, roll-sweep)."),
 ) -> None:
     """Pose accuracy of every pose backend, side by side, against rendered ground truth."""
-    from lfa.synth.eval_pose import SHARES_RENDER_GEOMETRY, evaluate_pose, plot
+    from lfa.synth.eval_pose import SHARES_RENDER_GEOMETRY, SWEEPS, evaluate_pose, plot
 
+    unknown = [s for s in sweep or [] if s not in SWEEPS]
+    if unknown:
+        raise ConfigError(f"unknown sweep {unknown[0]!r}", f"use one of: {', '.join(SWEEPS)}")
     summary, raw = evaluate_pose([str(p) for p in photo] if photo else None, frames=frames,
+                                 sweeps=tuple(sweep) if sweep else tuple(SWEEPS),
                                  on_progress=lambda name: None if as_json else out.print(f"rendering {name}…"))
     plot(summary, raw, plot_path)
     if as_json:
