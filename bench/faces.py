@@ -1,6 +1,9 @@
-"""Milliseconds per frame for each perception stage: decode, detect, landmarks/pose, embed.
+"""Milliseconds per frame for each perception stage: decode, detect, landmarks, WHENet, embed.
 
-    .venv/bin/python bench/faces.py [--frames 60] [--size 720x528] [--json out.json]
+    .venv/bin/python bench/faces.py [--frames 60] [--size 720x528] [--threads 1] [--json out.json]
+
+The default pose is fused: the MediaPipe landmark fit and WHENet both run on every face (their sum
+is the pose cost); ``--threads`` sets PyTorch's threads (WHENet; channels_last).
 
 The video is made here from the astronaut photo (a slow pan and zoom, one face), encoded H.264
 with lfa.media, then every stage runs on every frame; each figure is the median over frames.
@@ -48,14 +51,18 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", default="720x528")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.split("x"))
     store, config = ModelStore(), AnalyzerConfig()
     detector, pose, identity = build_detector(config, store), build_pose(config, store), build_identity(config, store)
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "bench.mp4"
         make_video(video, args.frames, width, height)
-        timings: dict[str, list[float]] = {"decode": [], "detect": [], "landmarks+pose": [], "embed": []}
+        timings: dict[str, list[float]] = {"decode": [], "detect": [], "landmarks": [], "whenet": [], "embed": []}
         frames = []
         t0 = time.perf_counter()
         for frame in iter_frames(video):
@@ -69,16 +76,20 @@ def main() -> None:
             dets = detector.detect(image)
             t1 = time.perf_counter()
             for det in dets:
-                pose.estimate(image, det)
+                pose.landmarks_backend.estimate(image, det)
             t2 = time.perf_counter()
-            embed_faces(identity, image, [d.landmarks5 for d in dets])
+            for det in dets:
+                pose.whenet_backend.estimate(image, det)
             t3 = time.perf_counter()
+            embed_faces(identity, image, [d.landmarks5 for d in dets])
+            t4 = time.perf_counter()
             faces_found += len(dets)
             timings["detect"].append(t1 - t0)
-            timings["landmarks+pose"].append(t2 - t1)
-            timings["embed"].append(t3 - t2)
+            timings["landmarks"].append(t2 - t1)
+            timings["whenet"].append(t3 - t2)
+            timings["embed"].append(t4 - t3)
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "threads": args.threads,
         "frames": len(frames), "size": f"{width}x{height}", "faces_per_frame": faces_found / max(len(frames), 1),
         "stages": {k: ms(v) for k, v in timings.items()},
     }

@@ -7,7 +7,7 @@ from lfa.face import AnalyzerConfig, FaceAnalyzer
 from lfa.registry import ModelStore
 from lfa.samples import sample_photo
 
-OFFLINE_DEFAULTS = ("yunet", "face_landmarker", "dlib_resnet")
+OFFLINE_DEFAULTS = ("yunet", "face_landmarker", "dlib_resnet", "whenet")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ import pytest
 
 from lfa.media import write_image, write_video
 
-FACE_KEYS = {"box", "score", "yaw", "pitch", "roll", "landmarks5", "area_ratio", "sharpness", "embedding_model"}
+FACE_KEYS = {"box", "score", "yaw", "pitch", "roll", "landmarks5", "area_ratio", "sharpness", "embedding_model",
+             "pose_source", "pose_confidence", "pose_missing_reason"}
 
 
 def lfa(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -109,3 +110,19 @@ def test_models_list_and_verify():
     assert proc.returncode == 0 and "yunet" in proc.stdout and "user-supplied" in proc.stdout
     proc = lfa("models", "verify")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_faces_with_a_corrupt_model_is_one_line_naming_the_fetch(photo, tmp_path, store):
+    """One changed byte in YuNet used to kill `lfa faces` with SIGFPE inside OpenCV."""
+    home = tmp_path / "home"
+    for name in ("yunet", "face_landmarker", "whenet", "dlib_resnet"):
+        dest = home / "models" / name / store.path(name).name
+        dest.parent.mkdir(parents=True)
+        if name == "yunet":
+            data = bytearray(store.path(name).read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            dest.write_bytes(bytes(data))
+        else:
+            dest.symlink_to(store.path(name))
+    proc = lfa("faces", str(photo), env={"LFA_HOME": str(home)})
+    assert_one_line_error(proc, "yunet", "corrupt or changed", "lfa models fetch yunet")

@@ -125,3 +125,86 @@ def test_lfa_home_env(tmp_path, monkeypatch):
     monkeypatch.setenv("LFA_HOME", str(tmp_path / "elsewhere"))
     assert ModelStore().models_dir == tmp_path / "elsewhere" / "models"
     shutil.rmtree(tmp_path / "elsewhere", ignore_errors=True)
+
+
+@pytest.fixture
+def copied_yunet(tmp_path, store):
+    """A cache whose YuNet file is a real copy (so the test can damage it)."""
+    home = ModelStore(tmp_path / "copy-home")
+    dest = home.model_dir("yunet") / store.path("yunet").name
+    dest.parent.mkdir(parents=True)
+    shutil.copyfile(store.path("yunet"), dest)
+    return home, dest
+
+
+def test_a_model_is_hash_checked_on_load_once(copied_yunet, monkeypatch):
+    import lfa.registry.store as store_module
+
+    home, path = copied_yunet
+    calls = []
+    real = store_module.sha256_file
+    monkeypatch.setattr(store_module, "sha256_file", lambda p: calls.append(p) or real(p))
+    assert home.path("yunet") == path and len(calls) == 1
+    assert home.path("yunet") == path and len(calls) == 1  # cached by (size, mtime): no second hash
+    assert (home.models_dir / "verified.json").is_file()
+
+
+@pytest.mark.parametrize("damage", ["one byte", "truncated"])
+def test_a_damaged_model_fails_on_load_naming_the_fix(copied_yunet, damage):
+    home, path = copied_yunet
+    home.path("yunet")  # verified and cached first: the cache must not hide the damage
+    data = bytearray(path.read_bytes())
+    if damage == "one byte":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="corrupt or changed") as info:
+        home.path("yunet")
+    assert "lfa models fetch yunet" in str(info.value)
+
+
+def test_a_missing_model_names_the_fetch(tmp_path):
+    with pytest.raises(ModelMissingError, match="lfa models fetch whenet"):
+        ModelStore(tmp_path).path("whenet")
+
+
+def test_an_added_model_is_checked_against_its_recorded_hash(tmp_path):
+    store = ModelStore(tmp_path / "home")
+    store.add("arcface", make_arcface_onnx(tmp_path / "rec.onnx"))
+    with open(store.path("arcface"), "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(ModelLoadError, match="lfa models add arcface"):
+        store.path("arcface")
+
+
+def test_whenet_fetch_converts_and_writes_the_licence_notice(tmp_path, store, monkeypatch):
+    """The conversion step of fetch, with the packaged file replaced by a tiny Keras-like file."""
+    import torch
+
+    import lfa.registry.store as store_module
+    from lfa.face.nets.whenet import WHENet
+    from lfa.registry.records import ModelFile, ModelRecord
+    from tests.test_whenet import write_keras_like_h5
+
+    torch.manual_seed(1)
+    h5 = tmp_path / "WHENet.h5"
+    write_keras_like_h5(WHENet(), h5)
+    real = CATALOG["whenet"]
+    source = real.primary.source
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    fake_wheel(wheelhouse, source.requirement, source.member, h5)
+    expected_out = tmp_path / "expected.safetensors"
+    from lfa.face.nets.whenet import convert_h5
+
+    convert_h5(h5, expected_out)
+    fake = ModelRecord(**{**real.__dict__, "files": (ModelFile(
+        real.primary.filename, store_module.sha256_file(expected_out), source,
+        source_sha256=store_module.sha256_file(h5), convert=real.primary.convert),)})
+    monkeypatch.setitem(CATALOG, "whenet", fake)
+    home = ModelStore(tmp_path / "home")
+    [status] = home.fetch(["whenet"], wheelhouse=wheelhouse)
+    assert status.ok and home.path("whenet").read_bytes() == expected_out.read_bytes()
+    notice = (home.model_dir("whenet") / "NOTICE.txt").read_text()
+    assert "Copyright (c) 2020. Huawei Technologies Co., Ltd." in notice and "Redistributions" in notice

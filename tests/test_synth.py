@@ -122,13 +122,16 @@ def test_cli_render_and_eval_pose_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sidecar(video)["n_frames"] == 8 and probe(video).width == 256
     proc = subprocess.run([sys.executable, "-m", "lfa", "synth", "eval-pose", "--photo", "astronaut", "--frames", "16",
-                           "--json", "--plot", str(tmp_path / "p.png")], capture_output=True, text=True, timeout=600)
+                           "--sweep", "yaw-sweep-90", "--json", "--plot", str(tmp_path / "p.png")],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert {"mediapipe", "mediapipe-matrix"} <= set(result)
+    assert set(result) == {"mediapipe", "whenet", "fused", "fused+track"}
     for buckets in result.values():
-        assert list(buckets) == ["0-15", "15-30", "30-45", "45-60", "60-75"]
-        for m in buckets.values():
-            assert {"mae_yaw", "mae_pitch", "mae_roll", "detection_rate"} <= set(m)
+        assert list(buckets) == ["0-15", "15-30", "30-45", "45-60", "60-75", "75-90", "frontal"]
+        for m in list(buckets.values())[:-1]:
+            assert {"mae_yaw", "mae_pitch", "mae_roll", "detection_rate", "pose_rate"} <= set(m)
+        assert buckets["frontal"]["frames"] > 0 and buckets["frontal"]["frontal_offset"] < 10
     assert result["mediapipe"]["0-15"]["detection_rate"] == 1.0 and result["mediapipe"]["0-15"]["mae_yaw"] < 5
+    assert result["fused"]["75-90"]["pose_rate"] > 0.5 and result["fused"]["75-90"]["mae_yaw"] < 15
     assert (tmp_path / "p.png").stat().st_size > 10_000

@@ -39,7 +39,7 @@ def faces(
     viz: Path = typer.Option(None, "--viz", help="Write an annotated picture (for a video: a contact sheet)."),
     fps: float = typer.Option(2.0, help="Frames per second analysed in a video."),
     detector: str = typer.Option("yunet", help="yunet | scrfd"),
-    pose: str = typer.Option("mediapipe", help="mediapipe | sixdrepnet | none"),
+    pose: str = typer.Option("fused", help="fused (landmarks + WHENet) | mediapipe | whenet | sixdrepnet | none"),
     identity: str = typer.Option("dlib", help="dlib | arcface | curricularface | none"),
 ) -> None:
     """Find faces, with box, landmarks, yaw/pitch/roll, identity model, area ratio and sharpness."""

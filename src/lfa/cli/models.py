@@ -51,6 +51,19 @@ def fetch(
 
 
 @app.command()
+def show(name: str = typer.Argument(..., help="Model name, e.g. whenet.")) -> None:
+    """Where a model comes from, its licence and the licence notice that travels with it."""
+    store = ModelStore()
+    status = store.status(name)
+    record = CATALOG[status.name]
+    for label, value in (("role", record.role), ("origin", record.origin), ("licence", record.license),
+                         ("state", status.state), ("path", str(status.path))):
+        out.print(f"{label}: {value}", markup=False, highlight=False)
+    if record.notice:
+        out.print("\n" + record.notice, markup=False, highlight=False)
+
+
+@app.command()
 def add(name: str = typer.Argument(..., help="Model name, e.g. arcface, scrfd, curricularface, sixdrepnet."),
         path: Path = typer.Argument(..., help="The model file (or an InsightFace pack folder).")) -> None:
     """Register a user-supplied model file after checking that it loads."""

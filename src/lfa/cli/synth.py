@@ -79,23 +79,33 @@ def eval_pose_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON per backend and |yaw| bucket."),
     plot_path: Path = typer.Option(Path("out/eval-pose.png"), "--plot", help="Where to write the plot."),
     frames: int = typer.Option(100, help="Frames per sweep."),
+    sweep: list[str] = typer.Option(None, "--sweep", help="Sweeps to render (default: yaw-sweep, yaw-sweep-90, "
+                                    "pitch-sweep, roll-sweep)."),
 ) -> None:
-    """Pose accuracy of every available pose backend against rendered ground truth."""
-    from lfa.synth.eval_pose import evaluate_pose, plot
+    """Pose accuracy of every pose backend, side by side, against rendered ground truth."""
+    from lfa.synth.eval_pose import SHARES_RENDER_GEOMETRY, SWEEPS, evaluate_pose, plot
 
+    unknown = [s for s in sweep or [] if s not in SWEEPS]
+    if unknown:
+        raise ConfigError(f"unknown sweep {unknown[0]!r}", f"use one of: {', '.join(SWEEPS)}")
     summary, raw = evaluate_pose([str(p) for p in photo] if photo else None, frames=frames,
-                                 on_progress=lambda name: None if as_json else out.print(f"evaluating {name}…"))
+                                 sweeps=tuple(sweep) if sweep else tuple(SWEEPS),
+                                 on_progress=lambda name: None if as_json else out.print(f"rendering {name}…"))
     plot(summary, raw, plot_path)
     if as_json:
         print(json.dumps(summary, indent=1))
         return
-    table = Table(title="pose error vs ground truth (degrees, relative to the first frame)")
-    for col in ("backend", "|yaw|", "MAE yaw", "MAE pitch", "MAE roll", "detected", "with pose", "frames"):
+    fmt = lambda v: "–" if math.isnan(v) else f"{v:.1f}"  # noqa: E731
+    table = Table(title="pose error vs ground truth (°, relative to frontal frames)")
+    for col in ("backend", "|yaw|", "yaw", "pitch", "roll", "detected", "posed", "n"):
         table.add_column(col, justify="right")
     for name, buckets in summary.items():
         for bucket, m in buckets.items():
-            fmt = lambda v: "–" if math.isnan(v) else f"{v:.1f}"  # noqa: E731
-            table.add_row(name, bucket, fmt(m["mae_yaw"]), fmt(m["mae_pitch"]), fmt(m["mae_roll"]),
-                          f"{m['detection_rate']:.0%}", f"{m['pose_rate']:.0%}", str(m["frames"]))
+            if bucket != "frontal":
+                table.add_row(name, bucket, fmt(m["mae_yaw"]), fmt(m["mae_pitch"]), fmt(m["mae_roll"]),
+                              f"{m['detection_rate']:.0%}", f"{m['pose_rate']:.0%}", str(m["frames"]))
     out.print(table)
+    for name, buckets in summary.items():
+        shares = "shares the renderer's geometry" if SHARES_RENDER_GEOMETRY[name] else "independent of the renderer"
+        out.print(f"{name}: |yaw| at true frontal {fmt(buckets['frontal']['frontal_offset'])}°; {shares}")
     out.print(f"plot: {plot_path}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,15 +17,15 @@ from lfa.face.types import Face
 from lfa.registry import ModelStore
 
 DETECTORS = ("yunet", "scrfd")
-POSE_BACKENDS = ("mediapipe", "sixdrepnet", "none")
+POSE_BACKENDS = ("fused", "mediapipe", "whenet", "sixdrepnet", "none")
 IDENTITY_BACKENDS = ("dlib", "arcface", "curricularface", "none")
 
 
 @dataclass(frozen=True)
 class AnalyzerConfig:
     detector: str = "yunet"
-    pose: str = "mediapipe"
-    pose_solver: str = "canonical"  # MediaPipe only: "canonical" fit or FaceLandmarker's "matrix"
+    pose: str = "fused"  # landmark fit + WHENet (lfa.face.pose.fused); or one backend alone
+    pose_solver: str = "canonical"  # MediaPipe (alone or fused): "canonical" fit or FaceLandmarker's "matrix"
     identity: str = "dlib"
     min_score: float = 0.6
     max_faces: int | None = None
@@ -53,10 +53,21 @@ def build_detector(config: AnalyzerConfig, store: ModelStore) -> Detector:
 
 
 def build_pose(config: AnalyzerConfig, store: ModelStore) -> PoseEstimator | None:
+    if config.pose == "fused":
+        from lfa.face.pose.fused import FusedPose
+
+        landmarks = build_pose(replace(config, pose="mediapipe"), store)
+        whenet = build_pose(replace(config, pose="whenet"), store)
+        assert landmarks is not None and whenet is not None
+        return FusedPose(landmarks, whenet)
     if config.pose == "mediapipe":
         from lfa.face.pose.mediapipe import MediaPipePose
 
         return MediaPipePose(store.path("face_landmarker"), solver=config.pose_solver)
+    if config.pose == "whenet":
+        from lfa.face.pose.whenet import WHENetPose
+
+        return WHENetPose(store.path("whenet"), device=config.device)
     if config.pose == "sixdrepnet":
         from lfa.face.pose.sixdrepnet import SixDRepNetPose
 
@@ -107,8 +118,12 @@ class FaceAnalyzer:
         if self.pose is not None:
             for face, det in zip(faces, detections):
                 pose = self.pose.estimate(image, det)
-                if pose is not None:
-                    face.yaw, face.pitch, face.roll, face.landmarks = pose.yaw, pose.pitch, pose.roll, pose.landmarks
+                if pose is None:
+                    face.pose_missing_reason = self.pose.missing_reason or f"{self.pose.name} gave no pose"
+                    continue
+                face.yaw, face.pitch, face.roll, face.landmarks = pose.yaw, pose.pitch, pose.roll, pose.landmarks
+                face.pose_source, face.pose_confidence = pose.source or self.pose.name, pose.confidence
+                face.pose_readings = dict(pose.readings)
         if self.identity is not None and faces:
             embeddings = embed_faces(self.identity, image, [f.landmarks5 for f in faces])
             for face, emb in zip(faces, embeddings):

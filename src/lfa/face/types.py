@@ -22,6 +22,9 @@ class HeadPose:
     pitch: float
     roll: float
     landmarks: np.ndarray | None = None  # (N, 3) dense landmarks in image pixels (z in pixels too)
+    source: str = ""  # the backend that gave the angles: "landmarks", "whenet", "fused", "sixdrepnet"
+    confidence: float = 1.0  # in [0, 1]; see each backend
+    readings: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # fused: each backend's
 
 
 @dataclass
@@ -39,6 +42,10 @@ class Face:
     landmarks: np.ndarray | None = None
     embedding: np.ndarray | None = None
     embedding_model: str | None = None
+    pose_source: str | None = None  # "landmarks" | "whenet" | "fused" | "sixdrepnet" (+ "track" edits)
+    pose_confidence: float = math.nan  # in [0, 1]
+    pose_missing_reason: str | None = None  # set when a pose backend ran and gave no angles
+    pose_readings: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # fused: per backend
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, *, embedding: bool = False, dense: bool = False) -> dict[str, Any]:
@@ -55,6 +62,9 @@ class Face:
             "area_ratio": round(self.area_ratio, 5),
             "sharpness": round(self.sharpness, 2),
             "embedding_model": self.embedding_model,
+            "pose_source": self.pose_source,
+            "pose_confidence": num(self.pose_confidence),
+            "pose_missing_reason": self.pose_missing_reason,
         }
         if dense:
             out["landmarks"] = None if self.landmarks is None else np.round(self.landmarks, 2).tolist()

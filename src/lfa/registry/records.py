@@ -21,9 +21,15 @@ class PackagedFile:
 
 @dataclass(frozen=True)
 class ModelFile:
+    """One file in the cache. ``sha256`` is the hash of the cached file; when the packaged file is
+    converted at fetch (``convert``, ``module:function(src, dest)``), ``source_sha256`` is the hash
+    of the packaged file before conversion."""
+
     filename: str
     sha256: str | None = None
     source: PackagedFile | None = None
+    source_sha256: str | None = None
+    convert: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class ModelRecord:
     how_to_get: str = ""
     check: str | None = None
     """``module:function`` that loads the file(s) for real; run by ``lfa models add`` and ``verify``."""
+    notice: str = ""
+    """Licence text whose redistribution terms ask to keep it with the weights (written next to them)."""
 
     @property
     def primary(self) -> ModelFile:

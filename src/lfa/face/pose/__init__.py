@@ -11,5 +11,6 @@ from lfa.face.types import Detection, HeadPose
 
 class PoseEstimator(Protocol):
     name: str
+    missing_reason: str  # why the last ``estimate`` returned None
 
     def estimate(self, image: np.ndarray, detection: Detection) -> HeadPose | None: ...

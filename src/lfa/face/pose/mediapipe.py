@@ -29,8 +29,12 @@ from lfa.face.types import Detection, HeadPose
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
+MIRRORED_CONFIDENCE = 0.7
+
+
 class MediaPipePose:
     name = "mediapipe"
+    missing_reason = ""
 
     def __init__(self, model_path: Path, *, crop_scale: float = 1.8, crop_size: int = 256,
                  solver: str = "canonical", mirror_retry: bool = True) -> None:
@@ -64,6 +68,7 @@ class MediaPipePose:
         if mirrored:
             found = self._landmarks(np.ascontiguousarray(crop[:, ::-1]))
         if found is None:
+            self.missing_reason = "the landmarker found no face in the crop" + (" or its mirror" if self.mirror_retry else "")
             return None
         pts, matrix = found
         if mirrored:
@@ -78,7 +83,8 @@ class MediaPipePose:
         else:
             rotation = matrix
         yaw, pitch, roll = angles_from_rotation(rotation)
-        return HeadPose(yaw, pitch, roll, pts)
+        # a face found only in the mirrored crop is a weaker answer (the landmarker doubted it)
+        return HeadPose(yaw, pitch, roll, pts, source="landmarks", confidence=MIRRORED_CONFIDENCE if mirrored else 1.0)
 
     def _landmarks(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Dense landmarks in crop pixels and the transformation matrix (3x3), or None."""

@@ -19,6 +19,7 @@ from lfa.face.types import Detection, HeadPose
 
 class SixDRepNetPose:
     name = "sixdrepnet"
+    missing_reason = "the face box is too small to crop"
 
     def __init__(self, model_path: Path, *, device: str = "cpu") -> None:
         self.device = torch.device(device)
@@ -32,7 +33,7 @@ class SixDRepNetPose:
             return None
         rotation = self.net(preprocess_sixdrepnet(image[y0:y1, x0:x1]).to(self.device))
         pitch, yaw, roll = (float(np.asarray(v).reshape(-1)[0]) for v in euler_from_rotation(rotation.cpu()))
-        return HeadPose(*to_lfa_angles(pitch, yaw, roll))
+        return HeadPose(*to_lfa_angles(pitch, yaw, roll), source="sixdrepnet")
 
 
 def check_model(path: Path) -> None:
