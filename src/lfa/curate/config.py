@@ -75,7 +75,7 @@ class CurateConfig:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     captions: CaptionConfig = field(default_factory=CaptionConfig)
     detector: str = "yunet"
-    pose: str = "mediapipe"
+    pose: str = "fused"  # landmark fit where it is reliable, WHENet at large angles (lfa.face.pose.fused)
     identity_model: str = "dlib"
 
     def __post_init__(self) -> None:

@@ -62,7 +62,7 @@ def _reference_crops(row: dict[str, Any]) -> dict[str, bytes]:
     return crops
 
 
-TRACK_FIELDS = ("frame", "t", "box", "landmarks5", "yaw", "pitch", "roll", "score")
+TRACK_FIELDS = ("frame", "t", "box", "landmarks5", "yaw", "pitch", "roll", "pose_source", "score")
 
 
 def main_track_frames(run_dir: Path) -> dict[str, list[dict[str, Any]]]:

@@ -21,7 +21,7 @@ MANIFEST = pa.schema(
        ("identity_model", _S), ("identity_centroid", _L), ("identity_min_similarity", _F), ("cluster_id", _I),
        ("references", pa.list_(REFERENCE)), ("caption", _S), ("caption_source", _S)])
 FRAMES = pa.schema([("source", _S), ("clip_id", _S), ("frame", _I), ("t", _F), ("track", _I), ("box", _L),
-                    ("landmarks5", _L), ("score", _F), ("yaw", _F), ("pitch", _F), ("roll", _F),
+                    ("landmarks5", _L), ("score", _F), ("yaw", _F), ("pitch", _F), ("roll", _F), ("pose_source", _S),
                     ("sharpness", _F), ("area_ratio", _F)])
 REJECTED = pa.schema([("source", _S), ("clip_id", _S), ("start", _F), ("end", _F), ("stage", _S),
                       ("reason", _S), ("value", _F), ("threshold", _F)])

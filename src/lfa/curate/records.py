@@ -21,6 +21,11 @@ class SampledFace:
     area_ratio: float
     chip: np.ndarray | None = None  # aligned crop for the identity model, embedded only if chosen
     track: int = -1
+    # how the pose was found (lfa.face.pose.fused), what each backend read, why there is none
+    pose_source: str | None = None
+    pose_confidence: float = math.nan
+    pose_missing_reason: str | None = None
+    pose_readings: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     @property
     def has_pose(self) -> bool:

@@ -67,7 +67,9 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
         faces = []
         for f in analyzer.analyze(frame.image):
             faces.append(SampledFace(f.box, f.landmarks5, f.score, f.yaw, f.pitch, f.roll, f.sharpness,
-                                     f.area_ratio, align_face(frame.image, f.landmarks5, template)))
+                                     f.area_ratio, align_face(frame.image, f.landmarks5, template),
+                                     pose_source=f.pose_source, pose_confidence=f.pose_confidence,
+                                     pose_missing_reason=f.pose_missing_reason, pose_readings=f.pose_readings))
         sampled.append(SampledFrame(frame.index, frame.t, faces))
     return Scan(info, shots.cuts, sampled, decoded, min(end, info.duration_s) if info.duration_s > 0 else end)
 
@@ -76,6 +78,7 @@ def face_rows(source: str, clip_id: str, frame: SampledFrame) -> list[dict]:
     return [{"source": source, "clip_id": clip_id, "frame": frame.frame, "t": round(frame.t, 4), "track": f.track,
              "box": [float(v) for v in f.box], "landmarks5": np.asarray(f.landmarks5, float).ravel().tolist(),
              "score": float(f.score), "yaw": _num(f.yaw), "pitch": _num(f.pitch), "roll": _num(f.roll),
+             "pose_source": f.pose_source,
              "sharpness": float(f.sharpness), "area_ratio": float(f.area_ratio)} for f in frame.faces]
 
 

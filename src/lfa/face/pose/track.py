@@ -18,11 +18,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from typing import Protocol, TypeVar
+
 from lfa.face.pose.fused import FusionConfig
-from lfa.face.types import Face
 
 
-def _drop_outlier(face: Face, why: str) -> None:
+class PosedFace(Protocol):
+    """What the guard reads and edits: a :class:`lfa.face.types.Face`, or curation's sampled face."""
+
+    yaw: float
+    pitch: float
+    roll: float
+    pose_source: str | None
+    pose_confidence: float
+    pose_missing_reason: str | None
+    pose_readings: dict[str, tuple[float, float, float]]
+
+
+F = TypeVar("F", bound=PosedFace)
+
+
+def _drop_outlier(face: PosedFace, why: str) -> None:
     lm = face.pose_readings.get("landmarks")
     if lm is not None:
         face.yaw, face.pitch, face.roll = lm
@@ -33,7 +49,7 @@ def _drop_outlier(face: Face, why: str) -> None:
     face.pose_source, face.pose_confidence, face.pose_missing_reason = None, math.nan, why
 
 
-def guard_track(faces: Sequence[Face], times: Sequence[float], config: FusionConfig | None = None) -> list[Face]:
+def guard_track(faces: Sequence[F], times: Sequence[float], config: FusionConfig | None = None) -> list[F]:
     """Apply the continuity check to one track's faces (in time order, ``times`` in seconds); in place."""
     config = config or FusionConfig()
     if len(faces) != len(times):
