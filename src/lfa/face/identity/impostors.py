@@ -14,6 +14,12 @@ pooled distribution. Lookups are explicit about where their numbers come from (`
 ``fallback``  the fallback model's answer (a run-time model falls back on the shipped default);
 ``pooled``    all impostor pairs of the model, whatever their pose (faces without a pose, or a
               bucket pair nobody has data for). ``n_pairs`` always says how many pairs it rests on.
+
+A model also keeps a **cohort**: up to ``COHORT_PER_IDENTITY`` faces of each of its identities, spread
+over yaw (embedding, yaw, identity; a Parquet file beside the JSON). Per-frame scoring against one
+reference set uses it to get *that reference's* impostor distribution in the frame's yaw bucket
+(``cohort`` source, see :mod:`lfa.face.identity.score`), which also removes how much a given reference
+resembles people in general.
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ YAW_EDGES: tuple[float, ...] = tuple(float(x) for x in np.arange(-90, 90 + YAW_S
 N_BUCKETS = len(YAW_EDGES) - 1
 UNKNOWN = N_BUCKETS  # bucket index of a face without a pose
 FARS: tuple[float, ...] = (0.1, 0.05, 0.01, 0.001)  # false-accept rates a decision can be asked at
-SOURCES: tuple[str, ...] = ("exact", "mirrored", "fallback", "pooled")  # best to worst
+SOURCES: tuple[str, ...] = ("cohort", "exact", "mirrored", "fallback", "pooled")  # best to worst
+COHORT_PER_IDENTITY = 60
+MIN_COHORT_FACES = 20  # cohort faces in a yaw bucket (from MIN_IDENTITY_PAIRS identities) to use it
 MIN_PAIRS = 50
 MIN_IDENTITY_PAIRS = 3
 MIN_EMPIRICAL_TAIL = 5  # impostors above a threshold needed to read it from data, else a normal fit
@@ -130,13 +138,15 @@ class ImpostorTables:
 @dataclass
 class ImpostorModel:
     backend: str
-    pairs: dict[tuple[int, int], ImpostorStats]
+    pairs: dict[tuple[int, int], ImpostorStats] = field(repr=False)
     pooled: ImpostorStats
     n_identities: int
     provenance: dict[str, Any] = field(default_factory=dict)
     min_pairs: int = MIN_PAIRS
     min_identity_pairs: int = MIN_IDENTITY_PAIRS
     fallback: ImpostorModel | None = None
+    cohort: FaceSet | None = field(default=None, repr=False)
+    cohort_identity: np.ndarray | None = field(default=None, repr=False)  # (len(cohort),) str
     _tables: dict[float, ImpostorTables] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -181,7 +191,12 @@ class ImpostorModel:
             raise ConfigError(f"impostor models of different identity backends ({self.backend}, {fallback.backend})",
                               "calibrate with the identity backend the faces were embedded with")
         return ImpostorModel(self.backend, self.pairs, self.pooled, self.n_identities, self.provenance,
-                             self.min_pairs, self.min_identity_pairs, fallback)
+                             self.min_pairs, self.min_identity_pairs, fallback, self.cohort, self.cohort_identity)
+
+    def cohorts(self) -> list[tuple[FaceSet, np.ndarray]]:
+        """This model's cohort, then its fallbacks' (the scorer uses the first with enough faces)."""
+        mine = [(self.cohort, self.cohort_identity)] if self.cohort is not None else []
+        return mine + (self.fallback.cohorts() if self.fallback is not None else [])
 
     def describe(self) -> str:
         covered = sum(s.qualifies(self.min_pairs, self.min_identity_pairs) for s in self.pairs.values())
@@ -198,9 +213,14 @@ class ImpostorModel:
                           for (a, b), s in sorted(self.pairs.items())]}
 
     def save(self, path: Path | str) -> Path:
+        """JSON at ``path``, the cohort as Parquet beside it (``<stem>.cohort.parquet``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        data = self.to_dict()
+        if self.cohort is not None:
+            data["cohort_file"] = _write_cohort(path.with_name(path.stem + ".cohort.parquet"), self.cohort,
+                                                self.cohort_identity)
+        path.write_text(json.dumps(data, indent=1) + "\n")
         return path
 
     @classmethod
@@ -216,6 +236,28 @@ class ImpostorModel:
                    dict(d.get("provenance", {})), int(d["min_pairs"]), int(d["min_identity_pairs"]))
 
 
+def _write_cohort(path: Path, cohort: FaceSet, identity: np.ndarray) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    emb = cohort.embeddings.astype(np.float16)
+    table = pa.table({"identity": [str(x) for x in identity], "yaw": cohort.yaw.astype(np.float32),
+                      "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), emb.shape[1])})
+    pq.write_table(table, path, compression="zstd")
+    return path.name
+
+
+def _read_cohort(source: Any, backend: str) -> tuple[FaceSet, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    from lfa.face.identity.score import FaceSet
+
+    t = pq.read_table(source)
+    emb = np.asarray(t.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32)
+    yaw = t.column("yaw").to_numpy().astype(np.float64)
+    return FaceSet(emb.reshape(len(yaw), -1), yaw, backend=backend), np.asarray(t.column("identity").to_pylist())
+
+
 def load_impostor_model(path: Path | str, *, with_default: bool = True) -> ImpostorModel:
     """An impostor model file written by :meth:`ImpostorModel.save` / ``lfa identity calibrate``; where it
     lacks a yaw-bucket pair it answers from the shipped default (when ``with_default`` and one ships)."""
@@ -228,26 +270,41 @@ def load_impostor_model(path: Path | str, *, with_default: bool = True) -> Impos
         raise ConfigError(f"cannot read impostor model {path}: {exc}",
                           "write it again with `lfa identity calibrate FOLDER --out FILE`") from None
     model = ImpostorModel.from_dict(data, str(path))
+    if data.get("cohort_file"):
+        cohort = path.with_name(data["cohort_file"])
+        if not cohort.is_file():
+            raise ConfigError(f"impostor cohort {cohort} is missing (named by {path})",
+                              "keep the .cohort.parquet file beside the model, or write both again")
+        model.cohort, model.cohort_identity = _read_cohort(cohort, model.backend)
     if with_default and model.backend in SHIPPED_BACKENDS:
         model = model.with_fallback(default_impostor_model(model.backend))
     return model
 
 
-@cache
 def default_impostor_model(backend: str = "dlib_resnet") -> ImpostorModel:
     """The impostor model shipped with lfa for ``backend`` (its provenance is in ``.provenance``)."""
-    backend = encoder_name(backend)
+    return _shipped(encoder_name(backend))
+
+
+@cache
+def _shipped(backend: str) -> ImpostorModel:
     if backend not in SHIPPED_BACKENDS:
         raise ConfigError(f"lfa ships no impostor model for the {backend!r} identity backend",
                           "calibrate one: `lfa identity calibrate FOLDER --identity "
                           f"{backend} --out FILE` (one subfolder of photos per person)")
-    text = resources.files("lfa.face.identity").joinpath(f"data/impostors-{backend}.json").read_text()
-    return ImpostorModel.from_dict(json.loads(text), f"shipped {backend} impostor model")
+    folder = resources.files("lfa.face.identity").joinpath("data")
+    data = json.loads(folder.joinpath(f"impostors-{backend}.json").read_text())
+    model = ImpostorModel.from_dict(data, f"shipped {backend} impostor model")
+    if data.get("cohort_file"):
+        with folder.joinpath(data["cohort_file"]).open("rb") as f:
+            model.cohort, model.cohort_identity = _read_cohort(f, model.backend)
+    return model
 
 
 def fit_impostor_model(sets: Mapping[str, FaceSet], *, backend: str, provenance: dict[str, Any] | None = None,
                        min_pairs: int = MIN_PAIRS, min_identity_pairs: int = MIN_IDENTITY_PAIRS,
-                       fallback: ImpostorModel | None = None) -> ImpostorModel:
+                       fallback: ImpostorModel | None = None, cohort_per_identity: int = COHORT_PER_IDENTITY
+                       ) -> ImpostorModel:
     """Impostor model from faces of several identities: every cross-identity pair of faces counts.
 
     ``sets`` maps an identity (person, cluster, reference) to its faces. Needs two identities with a
@@ -281,8 +338,24 @@ def fit_impostor_model(sets: Mapping[str, FaceSet], *, backend: str, provenance:
             pairs[(a, b)] = ImpostorStats.of(np.concatenate(chunks), len(id_pairs[c]))
     all_cos = np.concatenate([x for chunks in values.values() for x in chunks])
     n_id_pairs = len(set().union(*id_pairs.values()))
-    return ImpostorModel(encoder_name(backend), pairs, ImpostorStats.of(all_cos, n_id_pairs), len(names), dict(provenance or {}),
-                         min_pairs, min_identity_pairs, fallback)
+    cohort, cohort_id = _cohort({n: sets[n].select(sets[n].has_face) for n in names}, cohort_per_identity)
+    return ImpostorModel(encoder_name(backend), pairs, ImpostorStats.of(all_cos, n_id_pairs), len(names),
+                         dict(provenance or {}), min_pairs, min_identity_pairs, fallback, cohort, cohort_id)
+
+
+def _cohort(sets: Mapping[str, FaceSet], per_identity: int) -> tuple[FaceSet, np.ndarray]:
+    """Up to ``per_identity`` faces of each identity, evenly spread over its faces sorted by yaw
+    (faces without a pose sort last, so they are kept in proportion)."""
+    from lfa.face.identity.score import FaceSet
+
+    parts, labels = [], []
+    for name, s in sets.items():
+        order = np.argsort(np.nan_to_num(s.yaw, nan=np.inf), kind="stable")
+        keep = order[np.unique(np.linspace(0, len(s) - 1, min(per_identity, len(s))).round().astype(int))]
+        parts.append(s.select(keep))
+        labels += [name] * len(keep)
+    return (FaceSet(np.concatenate([p.embeddings for p in parts]), np.concatenate([p.yaw for p in parts])),
+            np.asarray(labels))
 
 
 def impostor_model_for(sets: Mapping[str, FaceSet] | None, *, backend: str, min_identities: int = 3,

@@ -16,6 +16,10 @@ bucket pairs exceed with probability ``far`` (averaged over the pairs used, whic
 mean of several impostor pairs spreads less than one). ``n_pairs`` is the number of face pairs behind
 the score, ``n_impostor_pairs`` the fewest impostor pairs behind any calibration it used and
 ``impostor_source`` the worst source used (``exact`` < ``mirrored`` < ``fallback`` < ``pooled``).
+Per-frame scores against one reference set are calibrated, where the model's cohort allows, against
+*that reference's* impostors in the frame's yaw bucket (``cohort``; ``n_impostor_pairs`` is then the
+number of cohort faces), which also takes out how much a particular reference resembles people in
+general; the set-vs-set forms use the bucket-pair statistics.
 
 Forms: :meth:`IdentityScorer.compare` (set vs set: a face vs a reference set, two halves of a clip),
 :meth:`IdentityScorer.score_frames` (each frame vs one reference set, frames without a face kept and
@@ -33,7 +37,15 @@ import numpy as np
 
 from lfa.errors import ConfigError
 from lfa.face.embedding import l2_normalize
-from lfa.face.identity.impostors import SOURCES, ImpostorModel, default_impostor_model, yaw_bucket
+from lfa.face.identity.impostors import (
+    MIN_COHORT_FACES,
+    MIN_IDENTITY_PAIRS,
+    SOURCES,
+    ImpostorModel,
+    ImpostorStats,
+    default_impostor_model,
+    yaw_bucket,
+)
 from lfa.face.types import Face
 
 POSE_MATCHED, CROSS_BUCKET, UNPOSED, NO_FACE = "pose_matched", "cross_bucket", "unposed", "no_face"
@@ -114,7 +126,7 @@ class IdentityScore:
     kind: str  # pose_matched | cross_bucket | unposed | no_face
     n_pairs: int  # face pairs the score rests on
     n_impostor_pairs: int  # fewest impostor pairs behind a calibration used
-    impostor_source: str  # worst impostor source used: exact | mirrored | fallback | pooled
+    impostor_source: str  # worst impostor source used: cohort | exact | mirrored | fallback | pooled
 
 
 @dataclass(frozen=True)
@@ -199,7 +211,7 @@ class IdentityScorer:
         return {"z": np.where(none, np.nan, mean["z"]), "cos": np.where(none, np.nan, mean["cos"]),
                 "thr": np.where(none, np.nan, mean["thr"]), "accept": ~none & (mean["z"] >= mean["thr"]),
                 "kind": np.array(KINDS)[best], "n": n, "n_imp": np.where(none, 0, n_imp),
-                "src": np.array([*SOURCES, ""])[src]}
+                "src": np.array([*SOURCES, ""], dtype=object)[src]}
 
     def compare(self, a: FaceSet, b: FaceSet) -> IdentityScore:
         """``a`` (one face or many) against ``b``, over every pair of faces of the best level."""
@@ -209,12 +221,41 @@ class IdentityScorer:
         return FrameScores(r["z"], r["cos"], r["accept"], r["thr"], r["kind"], r["n"], r["n_imp"], r["src"],
                            self.far).row(0)
 
-    def score_frames(self, frames: FaceSet, reference: FaceSet) -> FrameScores:
-        """Each frame's face (one row of ``frames``) against the whole reference set."""
+    def score_frames(self, frames: FaceSet, reference: FaceSet, *, reference_identity: str | None = None
+                     ) -> FrameScores:
+        """Each frame's face (one row of ``frames``) against the whole reference set.
+
+        Where the impostor model has a cohort with enough faces (``MIN_COHORT_FACES`` of
+        ``MIN_IDENTITY_PAIRS`` people) in the frame's yaw bucket, the frame is calibrated against those
+        cohort faces scored against *this reference* by the same pair rule (source ``cohort``; the
+        cohort faces labelled ``reference_identity`` are left out); elsewhere against the bucket pairs."""
         self._check(frames, reference)
         r = self._reduce(self._pairs(frames, reference))
+        self._cohort_calibrate(frames, reference, r, reference_identity)
         return FrameScores(r["z"], r["cos"], r["accept"], r["thr"], r["kind"], r["n"], r["n_imp"], r["src"],
                            self.far)
+
+    def _cohort_calibrate(self, frames: FaceSet, reference: FaceSet, r: dict[str, np.ndarray],
+                          exclude: str | None) -> None:
+        buckets = yaw_bucket(frames.yaw)
+        todo = frames.has_face.copy()
+        for cohort, ids in self.model.cohorts():
+            keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
+            cohort, ids = cohort.select(keep), ids[keep]
+            c_cos = self._reduce(self._pairs(cohort, reference))["cos"]
+            c_buckets = yaw_bucket(cohort.yaw)
+            for b in np.unique(buckets[todo]):
+                sel = c_buckets == b
+                if sel.sum() < MIN_COHORT_FACES or len(set(ids[sel])) < MIN_IDENTITY_PAIRS:
+                    continue
+                stats = ImpostorStats.of(c_cos[sel], len(set(ids[sel])))
+                rows = todo & (buckets == b)
+                r["z"][rows] = (r["cos"][rows] - stats.mean) / stats.std
+                r["thr"][rows] = stats.z_at_far[self.far]
+                r["accept"][rows] = r["z"][rows] >= stats.z_at_far[self.far]
+                r["n_imp"][rows] = stats.n_pairs
+                r["src"][rows] = "cohort"
+                todo &= ~rows
 
     def matrix(self, sets: Sequence[FaceSet]) -> SimilarityMatrix:
         """Every set against every other (clusters, tracks); symmetric."""
