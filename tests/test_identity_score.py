@@ -227,3 +227,13 @@ def test_cohort_survives_save_and_load(model, tmp_path: Path):
     (tmp_path / "m.cohort.parquet").unlink()
     with pytest.raises(ConfigError, match="cohort"):
         load_impostor_model(path)
+
+
+def test_an_empty_side_scores_nothing_but_keeps_the_frames(model):
+    scorer = IdentityScorer(model)
+    frames = people(1, 3)["p0"]
+    empty = FaceSet(np.full((2, 4), np.nan), [np.nan, np.nan])  # two frames without a face
+    r = scorer.score_frames(frames, empty)
+    assert len(r) == 3 and list(r.kind) == [NO_FACE] * 3 and not r.accept.any()
+    s = scorer.compare(empty, frames)
+    assert s.kind == NO_FACE and s.n_pairs == 0 and np.isnan(s.z)

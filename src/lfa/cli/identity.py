@@ -35,12 +35,15 @@ def calibrate_cmd(
                                      on_person=lambda name: out.print(f"analysing {name}…"))
     model.save(model_out)
     table = Table(title=f"people in {folder}")
-    for col in ("person", "files", "faces", "with pose", "no face in"):
-        table.add_column(col, justify="left" if col in ("person", "no face in") else "right")
+    for col in ("person", "files", "faces", "with pose", "skipped"):
+        table.add_column(col, justify="left" if col in ("person", "skipped") else "right")
     for name, p in people.items():
         posed = int((~np.isnan(p.faces.yaw)).sum())
-        table.add_row(name, str(p.files), str(p.faces.n_faces), str(posed), ", ".join(p.files_without_face)[:30])
+        table.add_row(name, str(p.files), str(p.faces.n_faces), str(posed), str(len(p.skipped)))
     out.print(table)
+    for name, p in people.items():
+        for line in p.skipped:
+            out.print(f"skipped {name}/{line}", markup=False, highlight=False)
     out.print(model.describe())
     out.print(f"wrote {model_out}")
 
@@ -55,7 +58,7 @@ def compare_cmd(
     pose: str = typer.Option("mediapipe", help="Pose backend."),
     fps: float = typer.Option(2.0, help="Frames per second sampled from videos."),
 ) -> None:
-    """Are ``a`` and ``b`` the same person? The pose-aware score, its decision and what it rests on."""
+    """Are A and B the same person? The pose-aware score, its decision and what it rests on."""
     from lfa.face.identity.folder import faces_of_path
     from lfa.face.identity.impostors import default_impostor_model, load_impostor_model
     from lfa.face.identity.score import IdentityScorer
@@ -65,7 +68,7 @@ def compare_cmd(
     fa, fb = faces_of_path(analyzer, a, fps=fps).faces, faces_of_path(analyzer, b, fps=fps).faces
     s = IdentityScorer(model, far=far).compare(fa, fb)
     table = Table(title=f"{a.name} vs {b.name}")
-    for col in ("same person", "z", "threshold", "cosine", "kind", "pairs", "impostor pairs", "source"):
+    for col in ("same", "z", "thr", "cos", "kind", "pairs", "imp. pairs", "source"):
         table.add_column(col, justify="right")
     fmt = lambda v: "–" if math.isnan(v) else f"{v:.2f}"  # noqa: E731
     table.add_row("yes" if s.accept else "no", fmt(s.z), fmt(s.threshold), fmt(s.cosine), s.kind, str(s.n_pairs),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lfa.errors import ConfigError
+from lfa.errors import ConfigError, LfaError
 from lfa.face.analyzer import FaceAnalyzer
 from lfa.face.files import analyze_image_file, analyze_video_file
 from lfa.face.identity.impostors import SHIPPED_BACKENDS, ImpostorModel, default_impostor_model, fit_impostor_model
@@ -20,7 +20,7 @@ from lfa.media import is_image_path, is_video_path
 class PersonFaces:
     faces: FaceSet
     files: int = 0
-    files_without_face: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "file: why" for files that gave no face
 
 
 def _largest(faces: list[Face]) -> Face | None:
@@ -37,17 +37,21 @@ def faces_of_path(analyzer: FaceAnalyzer, path: Path, *, fps: float = 2.0) -> Pe
     if not files:
         raise ConfigError(f"no image or video in {path}", "put the person's photos or videos there")
     found: list[Face] = []
-    missing: list[str] = []
+    skipped: list[str] = []
     for f in files:
-        if is_video_path(f):
-            faces = [_largest(fr.faces) for fr in analyze_video_file(analyzer, f, fps)]
-        else:
-            faces = [_largest(analyze_image_file(analyzer, f)[1])]
+        try:
+            if is_image_path(f):
+                faces = [_largest(analyze_image_file(analyzer, f)[1])]
+            else:
+                faces = [_largest(fr.faces) for fr in analyze_video_file(analyzer, f, fps)]
+        except LfaError as exc:
+            skipped.append(f"{f.name}: {exc.message}")
+            continue
         faces = [x for x in faces if x is not None]
         if not faces:
-            missing.append(f.name)
+            skipped.append(f"{f.name}: no face")
         found += faces
-    return PersonFaces(FaceSet.from_faces(found, dim=1), len(files), missing)
+    return PersonFaces(FaceSet.from_faces(found, dim=1), len(files), skipped)
 
 
 def people_of_folder(analyzer: FaceAnalyzer, folder: Path, *, fps: float = 2.0,

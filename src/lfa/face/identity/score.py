@@ -188,7 +188,11 @@ class IdentityScorer:
         """Per pair (Na, Nb): cosine, z, threshold, impostor N and source, and the level it belongs to
         (0 pose-matched, 1 cross-bucket, 2 unposed, 3 a face missing)."""
         t = self._tables
-        cos = np.nan_to_num(a.embeddings) @ np.nan_to_num(b.embeddings).T
+        if a.n_faces and b.n_faces and a.embeddings.shape[1] != b.embeddings.shape[1]:
+            raise ConfigError(f"embeddings of {a.embeddings.shape[1]} and {b.embeddings.shape[1]} dimensions compared",
+                              "embed both sides with one identity backend")
+        both = a.n_faces and b.n_faces
+        cos = np.nan_to_num(a.embeddings) @ np.nan_to_num(b.embeddings).T if both else np.zeros((len(a), len(b)))
         ba, bb = yaw_bucket(a.yaw)[:, None], yaw_bucket(b.yaw)[None, :]
         z = (cos - t.mean[ba, bb]) / t.std[ba, bb]
         dyaw = np.abs(a.yaw[:, None] - b.yaw[None, :])
@@ -238,7 +242,7 @@ class IdentityScorer:
     def _cohort_calibrate(self, frames: FaceSet, reference: FaceSet, r: dict[str, np.ndarray],
                           exclude: str | None) -> None:
         buckets = yaw_bucket(frames.yaw)
-        todo = frames.has_face.copy()
+        todo = frames.has_face & (r["n"] > 0)
         for cohort, ids in self.model.cohorts():
             keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
             cohort, ids = cohort.select(keep), ids[keep]
