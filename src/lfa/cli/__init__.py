@@ -12,6 +12,7 @@ from lfa.cli import bench as bench_cmd
 from lfa.cli import curate as curate_cmd
 from lfa.cli import demo as demo_cmd
 from lfa.cli import faces as faces_cmd
+from lfa.cli import identity as identity_cmd
 from lfa.cli import model as model_cmd
 from lfa.cli import models as models_cmd
 from lfa.cli import synth as synth_cmd
@@ -36,6 +37,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(synth_cmd.app, name="synth")
 app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(identity_cmd.app, name="identity")
 app.command("faces")(faces_cmd.faces)
 app.command("demo")(demo_cmd.demo)
 app.command("curate")(curate_cmd.curate)
