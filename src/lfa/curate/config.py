@@ -47,13 +47,13 @@ class ConstraintConfig:
 
 @dataclass
 class IdentityConfig:
+    # Decisions use the pose-aware identity score (lfa.face.identity.score): z-scores against the
+    # impostors of each yaw-bucket pair, so one setting holds for frontal and profile alike.
     frames: int = 5  # embedded frames per clip, spread over time and yaw
-    # defaults for the dlib model (its cosine similarities are high: ~0.87 between two different
-    # people on lfa's renders, >= 0.90 for one person across ±60° of yaw); set them per identity model
-    min_similarity: float = 0.80  # every embedded frame vs the clip centroid
-    switch_similarity: float = 0.94  # the best time split's two halves must be at least this similar
+    far: float = 0.01  # a clip's two sides are one person unless impostors score that high this rarely
     on_switch: str = "reject"  # reject | split
-    cluster_similarity: float = 0.93  # centroids at least this similar join one identity cluster
+    impostors: str | None = None  # impostor model (`lfa identity calibrate`); default: the shipped one
+    cluster_min_z: float = 3.0  # average-linkage clusters join while their mean pair z reaches this
 
 
 @dataclass
@@ -98,7 +98,7 @@ class CurateConfig:
         """Hash of the settings that change per-input results; the rest (clustering, VLM captions)
         only changes the merge, so changing it does not redo finished inputs."""
         d = self.to_dict()
-        d["identity"].pop("cluster_similarity")
+        d["identity"].pop("cluster_min_z")
         d["captions"] = {"metadata": d["captions"]["metadata"]}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -18,7 +18,8 @@ MANIFEST = pa.schema(
     + [(f"{a}_{s}", _F) for a in ("yaw", "pitch", "roll") for s in ("min", "max", "mean")]
     + [("yaw_range", _F), ("pitch_range", _F), ("roll_range", _F), ("euler_sum", _F), ("yaw_hist", pa.list_(_I)),
        ("face_ratio_median", _F), ("face_ratio_min", _F), ("face_ratio_max", _F), ("face_px_median", _F),
-       ("identity_model", _S), ("identity_centroid", _L), ("identity_min_similarity", _F), ("cluster_id", _I),
+       ("identity_model", _S), ("identity_centroid", _L), ("identity_embeddings", pa.list_(_L)),
+       ("identity_yaws", _L), ("identity_min_similarity", _F), ("identity_split_z", _F), ("cluster_id", _I),
        ("references", pa.list_(REFERENCE)), ("caption", _S), ("caption_source", _S)])
 FRAMES = pa.schema([("source", _S), ("clip_id", _S), ("frame", _I), ("t", _F), ("track", _I), ("box", _L),
                     ("landmarks5", _L), ("score", _F), ("yaw", _F), ("pitch", _F), ("roll", _F), ("pose_source", _S),
@@ -26,6 +27,8 @@ FRAMES = pa.schema([("source", _S), ("clip_id", _S), ("frame", _I), ("t", _F), (
 REJECTED = pa.schema([("source", _S), ("clip_id", _S), ("start", _F), ("end", _F), ("stage", _S),
                       ("reason", _S), ("value", _F), ("threshold", _F)])
 FAILURES = pa.schema([("input", _S), ("error", _S), ("fix", _S)])
+CLUSTERS = pa.schema([("cluster_id", _I), ("clips", _I), ("tightness_z", _F), ("nearest_cluster", _I),
+                      ("nearest_z", _F)])
 WARNINGS = pa.schema([("source", _S), ("clip_id", _S), ("stage", _S), ("message", _S)])
 
 

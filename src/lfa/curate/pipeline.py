@@ -24,6 +24,8 @@ from lfa.curate.stages.tracking import link_tracks, main_track
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
 from lfa.face.analyzer import build_identity
+from lfa.face.identity.impostors import encoder_name, impostor_model_for, load_impostor_model
+from lfa.face.identity.score import IdentityScorer
 from lfa.face.pose.track import guard_track
 from lfa.face.identity import IdentityEncoder
 from lfa.registry import ModelStore
@@ -36,6 +38,15 @@ YAW_EDGES = (0, 15, 30, 45, 60, 75, 90)
 class CurateModels:
     analyzer: FaceAnalyzer
     encoder: IdentityEncoder
+    scorer: IdentityScorer
+
+
+def build_scorer(config: CurateConfig) -> IdentityScorer:
+    """The pose-aware identity score of the run: the configured impostor model, else the shipped one."""
+    backend = encoder_name(config.identity_model)
+    model = (load_impostor_model(config.identity.impostors) if config.identity.impostors
+             else impostor_model_for(None, backend=backend))
+    return IdentityScorer(model, far=config.identity.far)
 
 
 def build_models(config: CurateConfig, store: ModelStore | None = None) -> CurateModels:
@@ -45,7 +56,7 @@ def build_models(config: CurateConfig, store: ModelStore | None = None) -> Curat
                                      detect_max_side=config.tracking.detect_max_side)
     encoder = build_identity(AnalyzerConfig(identity=config.identity_model), store)
     assert encoder is not None
-    return CurateModels(FaceAnalyzer(analyzer_config, store=store), encoder)
+    return CurateModels(FaceAnalyzer(analyzer_config, store=store), encoder, build_scorer(config))
 
 
 @dataclass
@@ -110,7 +121,7 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
         result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, decision))
         return
     timed = [(fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]
-    identity, centroid = check_identity(timed, models.encoder, config.identity)
+    identity, evidence = check_identity(timed, models.encoder, config.identity, models.scorer)
     if not identity.accepted and config.identity.on_switch == "split" and allow_split:
         cut = identity.stats["switch_at"]
         result.frames[:] = [r for r in result.frames if r["clip_id"] != clip.clip_id]
@@ -142,12 +153,19 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
         "face_ratio_min": float(min(f.area_ratio for f in faces)),
         "face_ratio_max": float(max(f.area_ratio for f in faces)),
         "face_px_median": decision.stats["face_px_median"],
-        "identity_model": models.encoder.name, "identity_centroid": [float(v) for v in centroid],
-        "identity_min_similarity": identity.stats["identity_min_similarity"], "cluster_id": -1,
+        "identity_model": models.encoder.name, "identity_centroid": [float(v) for v in evidence.centroid],
+        "identity_embeddings": evidence.embeddings.astype(float).tolist(),
+        "identity_yaws": [None if np.isnan(y) else float(y) for y in evidence.yaws],
+        "identity_min_similarity": identity.stats["identity_min_similarity"],
+        "identity_split_z": _finite(identity.stats["identity_split_z"]), "cluster_id": -1,
         "references": pick_references([(fr.t, fr.frame, f) for fr in clip.frames for f in fr.faces
                                        if f.track == track]),
         "caption": caption, "caption_source": caption_source,
     })
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
 def _copy_frames(frames: list[SampledFrame], a: float, b: float) -> list[SampledFrame]:

@@ -14,10 +14,11 @@ import numpy as np
 from lfa.curate.clustering import cluster_identities
 from lfa.curate.config import CurateConfig
 from lfa.curate.executors import run_local, run_ray
-from lfa.curate.outputs import FAILURES, FRAMES, MANIFEST, REJECTED, WARNINGS, write_table
-from lfa.curate.pipeline import InputResult
+from lfa.curate.outputs import CLUSTERS, FAILURES, FRAMES, MANIFEST, REJECTED, WARNINGS, write_table
+from lfa.curate.pipeline import InputResult, build_scorer
 from lfa.curate.store import ResultStore, input_key
 from lfa.errors import ConfigError
+from lfa.face.identity.score import FaceSet
 
 METADATA_SUFFIXES = {".json", ".csv", ".txt", ".srt", ".vtt", ".md", ".partial"}
 EXECUTORS = ("local", "ray")
@@ -146,20 +147,23 @@ def _result_of(item: InputFile, store: ResultStore) -> InputResult:
 def merge(results: list[InputResult], out_dir: Path, config: CurateConfig) -> CurateSummary:
     """All per-input results → cluster ids → the four tables. Deterministic given the results."""
     clips = [c for r in results for c in r.clips]
-    if clips:
-        ids = cluster_identities(np.array([c["identity_centroid"] for c in clips]), config.identity.cluster_similarity)
-        for clip, cid in zip(clips, ids):
-            clip["cluster_id"] = int(cid)
+    sets = [FaceSet(np.array(c["identity_embeddings"]), np.array([np.nan if y is None else y
+                                                                  for y in c["identity_yaws"]]),
+                    backend=c["identity_model"]) for c in clips]
+    clusters = cluster_identities(sets, build_scorer(config), config.identity.cluster_min_z)
+    for clip, cid in zip(clips, clusters.ids):
+        clip["cluster_id"] = int(cid)
     if config.captions.vlm_endpoint:
         _vlm_captions(clips, out_dir, config)
     rejected = [row for r in results for row in r.rejected]
     failures = [r.failure for r in results if r.failure is not None]
     outputs = {name: out_dir / f"{name}.parquet" for name in ("manifest", "frames", "rejected", "failures",
-                                                              "warnings")}
+                                                              "warnings", "clusters")}
     write_table(outputs["manifest"], clips, MANIFEST)
     write_table(outputs["frames"], [row for r in results for row in r.frames], FRAMES)
     write_table(outputs["rejected"], rejected, REJECTED)
     write_table(outputs["failures"], failures, FAILURES)
+    write_table(outputs["clusters"], clusters.rows(), CLUSTERS)
     write_table(outputs["warnings"], [w for r in results for w in r.warnings], WARNINGS)
     counts: dict[str, int] = {}
     for row in rejected:

@@ -1,7 +1,15 @@
-"""Stage 4, identity consistency: embed K frames spread over time and yaw, compare with the centroid,
-find an identity switch."""
+"""Stage 4, identity consistency: embed K frames spread over time and yaw, and look for an identity switch
+with the pose-aware identity score (:mod:`lfa.face.identity.score`), so that a clip turning from frontal to
+profile compares like with like instead of a frontal face with a profile.
+
+The switch check compares the faces before and after every split between embedded frames; the split
+whose two sides agree least decides. When they are not the same person at the configured false-accept
+rate, the switch is located to one sampled frame by bisection (embedding the frames in between), so
+``on_switch=split`` cuts where the person changes."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -9,8 +17,26 @@ from lfa.curate.config import IdentityConfig
 from lfa.curate.records import Decision, SampledFace
 from lfa.face.embedding import l2_normalize
 from lfa.face.identity import IdentityEncoder
+from lfa.face.identity.score import FaceSet, IdentityScore, IdentityScorer
 
 STAGE = "identity"
+
+
+@dataclass
+class IdentityEvidence:
+    """The embedded faces of a clip's main track (kept in the manifest for clustering)."""
+
+    times: np.ndarray
+    embeddings: np.ndarray  # (K, D), L2-normalised
+    yaws: np.ndarray  # NaN where no pose
+    backend: str
+
+    @property
+    def centroid(self) -> np.ndarray:
+        return l2_normalize(self.embeddings.mean(0))
+
+    def face_set(self, which: np.ndarray | slice = slice(None)) -> FaceSet:
+        return FaceSet(self.embeddings[which], self.yaws[which], backend=self.backend)
 
 
 def choose_frames(faces: list[tuple[float, SampledFace]], k: int) -> list[int]:
@@ -31,34 +57,64 @@ def choose_frames(faces: list[tuple[float, SampledFace]], k: int) -> list[int]:
     return sorted(chosen)
 
 
-def best_split(times: np.ndarray, embeddings: np.ndarray) -> tuple[float, float]:
-    """Time split of the embedded frames that maximises the lower of the two segments' self-similarity;
-    returns (split time, the similarity between the two segments' centroids)."""
-    best = (float(times[len(times) // 2]), 1.0)
-    best_score = -np.inf
-    for i in range(1, len(times)):
-        a, b = l2_normalize(embeddings[:i].mean(0)), l2_normalize(embeddings[i:].mean(0))
-        within = min(float((embeddings[:i] @ a).min()), float((embeddings[i:] @ b).min()))
-        score = within - float(a @ b)
-        if score > best_score:
-            best_score, best = score, (float((times[i - 1] + times[i]) / 2), float(a @ b))
-    return best
+class _Embedder:
+    """Embeds a track's faces on demand, once each."""
+
+    def __init__(self, faces: list[tuple[float, SampledFace]], encoder: IdentityEncoder) -> None:
+        self.faces, self.encoder = faces, encoder
+        self.done: dict[int, np.ndarray] = {}
+
+    def embed(self, indices: list[int]) -> None:
+        todo = [i for i in indices if i not in self.done]
+        if todo:
+            for i, e in zip(todo, self.encoder.embed_aligned(np.stack([self.faces[i][1].chip for i in todo]))):
+                self.done[i] = e
+
+    def evidence(self) -> IdentityEvidence:
+        idx = sorted(self.done)
+        return IdentityEvidence(np.array([self.faces[i][0] for i in idx]), np.stack([self.done[i] for i in idx]),
+                                np.array([self.faces[i][1].yaw for i in idx], np.float64), self.encoder.name)
 
 
-def check_identity(faces: list[tuple[float, SampledFace]], encoder: IdentityEncoder,
-                   config: IdentityConfig) -> tuple[Decision, np.ndarray | None]:
-    """``faces``: (time, face) of the main track. Returns the decision and the L2-normalised centroid."""
+def _split_scores(ev: IdentityEvidence, scorer: IdentityScorer) -> list[tuple[int, IdentityScore]]:
+    """(split position, score of before vs after) for every split between embedded frames."""
+    return [(i, scorer.compare(ev.face_set(slice(0, i)), ev.face_set(slice(i, None)))) for i in range(1, len(ev.times))]
+
+
+def _locate_switch(emb: _Embedder, left: int, right: int, scorer: IdentityScorer) -> float:
+    """Bisect the sampled faces between ``left`` (before the switch) and ``right`` (after): each middle face
+    joins the side it matches better. Returns the time halfway between the last face before and the first after."""
+    before = emb.evidence()
+    while right - left > 1:
+        mid = (left + right) // 2
+        emb.embed([mid])
+        face = FaceSet(emb.done[mid][None], np.array([emb.faces[mid][1].yaw]), backend=before.backend)
+        ev = emb.evidence()
+        side_a = ev.face_set(ev.times <= emb.faces[left][0])
+        side_b = ev.face_set(ev.times >= emb.faces[right][0])
+        if scorer.compare(face, side_a).z >= scorer.compare(face, side_b).z:
+            left = mid
+        else:
+            right = mid
+    return float((emb.faces[left][0] + emb.faces[right][0]) / 2)
+
+
+def check_identity(faces: list[tuple[float, SampledFace]], encoder: IdentityEncoder, config: IdentityConfig,
+                   scorer: IdentityScorer) -> tuple[Decision, IdentityEvidence]:
+    """``faces``: (time, face) of the main track, in time order. Returns the decision and the embedded faces."""
+    emb = _Embedder(faces, encoder)
     chosen = choose_frames(faces, config.frames)
-    chips = np.stack([faces[i][1].chip for i in chosen])
-    emb = encoder.embed_aligned(chips)
-    centroid = l2_normalize(emb.mean(0))
-    sims = emb @ centroid
-    split_t, between = best_split(np.array([faces[i][0] for i in chosen]), emb)
-    stats = {"identity_min_similarity": float(sims.min()), "identity_frames": len(chosen),
-             "switch_at": split_t, "between_similarity": between}
-    if sims.min() < config.min_similarity:
-        return Decision.reject(STAGE, "identity_inconsistent", float(sims.min()), config.min_similarity,
-                               **stats), centroid
-    if between < config.switch_similarity:
-        return Decision.reject(STAGE, "identity_switch", between, config.switch_similarity, **stats), centroid
-    return Decision.accept(**stats), centroid
+    emb.embed(chosen)
+    ev = emb.evidence()
+    sims = ev.embeddings @ ev.centroid
+    stats = {"identity_min_similarity": float(sims.min()), "identity_frames": len(chosen)}
+    splits = _split_scores(ev, scorer)
+    if not splits:
+        return Decision.accept(**stats, identity_split_z=float("nan"), identity_split_pairs=0), ev
+    pos, worst = min(splits, key=lambda s: s[1].z if np.isfinite(s[1].z) else np.inf)
+    stats.update(identity_split_z=worst.z, identity_split_threshold=worst.threshold,
+                 identity_split_kind=worst.kind, identity_split_pairs=worst.n_pairs)
+    if worst.accept or not np.isfinite(worst.z):
+        return Decision.accept(**stats), ev
+    stats["switch_at"] = _locate_switch(emb, chosen[pos - 1], chosen[pos], scorer)
+    return Decision.reject(STAGE, "identity_switch", worst.z, worst.threshold, **stats), emb.evidence()
