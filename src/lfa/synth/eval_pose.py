@@ -19,7 +19,8 @@ import numpy as np
 from lfa.face import AnalyzerConfig, FaceAnalyzer
 from lfa.registry import ModelStore
 from lfa.samples import SAMPLE_NAMES
-from lfa.synth.clip import HeadLibrary, make_background
+from lfa.synth.backgrounds import make_backdrop
+from lfa.synth.clip import HeadLibrary
 from lfa.synth.render import HeadPlacement, render
 from lfa.synth.trajectory import resolve
 
@@ -53,7 +54,7 @@ def render_sweep(heads: HeadLibrary, photo: str, sweep: str, *, frames: int, siz
                  face_size: float = 0.3) -> list[tuple[np.ndarray, tuple[float, float, float]]]:
     head = heads.get(photo)
     trajectory = resolve(sweep)
-    background = make_background(size, size, seed=hash(sweep) % 1000)
+    background = make_backdrop("photo", size, size, seed=SWEEPS.index(sweep) if sweep in SWEEPS else 0)
     scale = face_size * size / head.face_width
     out = []
     for i in range(frames):
