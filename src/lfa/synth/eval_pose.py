@@ -24,8 +24,8 @@ from lfa.synth.clip import HeadLibrary
 from lfa.synth.render import HeadPlacement, render
 from lfa.synth.trajectory import resolve
 
-YAW_BUCKETS = ((0, 15), (15, 30), (30, 45), (45, 60), (60, 75))
-SWEEPS = ("yaw-sweep", "pitch-sweep", "roll-sweep")
+YAW_BUCKETS = ((0, 15), (15, 30), (30, 45), (45, 60), (60, 75), (75, 90))
+SWEEPS = ("profile-sweep", "pitch-sweep", "roll-sweep")
 BACKENDS: dict[str, AnalyzerConfig] = {
     "mediapipe": AnalyzerConfig(pose="mediapipe", identity="none"),
     "mediapipe-matrix": AnalyzerConfig(pose="mediapipe", pose_solver="matrix", identity="none"),
@@ -86,7 +86,7 @@ def summarise(rows: list[FrameEstimate]) -> dict[str, dict[str, float]]:
         ref = next((r for r in clip if r.estimate is not None), None)
         for r in clip:
             a = abs(r.truth[0])
-            name = next((bucket_name(lo, hi) for lo, hi in YAW_BUCKETS if lo <= a < hi or (hi == 75 and a <= hi)), None)
+            name = next((bucket_name(lo, hi) for lo, hi in YAW_BUCKETS if lo <= a < hi or (hi == YAW_BUCKETS[-1][1] and a <= hi)), None)
             if name is None:
                 continue
             seen[name].append(r.detected)
@@ -130,11 +130,11 @@ def plot(summary: dict[str, Any], raw: dict[str, list[FrameEstimate]], out: Path
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for name, rows in raw.items():
-        yaw = [(r.truth[0], r.estimate[0]) for r in rows if r.sweep == "yaw-sweep" and r.estimate]
+        yaw = [(r.truth[0], r.estimate[0]) for r in rows if r.sweep == SWEEPS[0] and r.estimate]
         if yaw:
             t, e = np.array(yaw).T
             axes[0].scatter(t, e, s=6, label=name)
-    axes[0].plot([-75, 75], [-75, 75], "k--", lw=0.8)
+    axes[0].plot([-90, 90], [-90, 90], "k--", lw=0.8)
     axes[0].set(xlabel="true yaw (°)", ylabel="estimated yaw (°)", title="yaw sweep")
     axes[0].legend()
     names = [bucket_name(*b) for b in YAW_BUCKETS]
