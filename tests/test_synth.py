@@ -1,15 +1,20 @@
 """lfa synth: ground truth that matches what was rendered, the labelled corpus, speech, determinism."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
 from lfa.errors import ConfigError
 from lfa.media import extract_audio, probe, read_frames
 from lfa.synth import STANDARD_CORPUS, ClipSpec, render_clip
+from lfa.synth.backgrounds import make_backdrop, natural_images
+from lfa.synth.mesh import FACE_VERTICES, fit_head
+from lfa.synth.render import HeadPlacement, Lighting, render
 from lfa.synth.speech import SAMPLE_RATE
 from lfa.synth.trajectory import keyframes, resolve
 
@@ -122,7 +127,7 @@ def test_cli_render_and_eval_pose_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sidecar(video)["n_frames"] == 8 and probe(video).width == 256
     proc = subprocess.run([sys.executable, "-m", "lfa", "synth", "eval-pose", "--photo", "astronaut", "--frames", "16",
-                           "--sweep", "yaw-sweep-90", "--json", "--plot", str(tmp_path / "p.png")],
+                           "--sweep", "profile-sweep", "--json", "--plot", str(tmp_path / "p.png")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -135,3 +140,76 @@ def test_cli_render_and_eval_pose_json(tmp_path):
     assert result["mediapipe"]["0-15"]["detection_rate"] == 1.0 and result["mediapipe"]["0-15"]["mae_yaw"] < 5
     assert result["fused"]["75-90"]["pose_rate"] > 0.5 and result["fused"]["75-90"]["mae_yaw"] < 15
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def _tint_fractions(image, landmarks):
+    """Fractions of the face-mesh pixels that are clearly green-tinted and clearly blue-tinted."""
+    hull = cv2.convexHull(landmarks.astype(np.int32))
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    px = image[mask > 0].astype(float)
+    return float(np.mean(px[:, 1] - px[:, 2] > 25)), float(np.mean(px[:, 2] - px[:, 1] > 25))
+
+
+def test_side_the_photo_never_showed_takes_its_mirrors_colour(analyzer, astronaut):
+    # a face whose two halves have different known colours (green / blue), photographed turned by 50°
+    # so that one half is hardly seen; rendered at ±90° the hidden half must not be a smear of its own
+    # compressed pixels but take the colour of the half that was seen
+    source_yaw = 50
+    photo = astronaut.astype(np.float32)
+    mid = int(analyzer.analyze(astronaut)[0].landmarks[1, 0])
+    photo[:, :mid] *= (0.8, 1.3, 0.8)
+    photo[:, mid:] *= (0.8, 0.8, 1.3)
+    tinted = fit_head(np.clip(photo, 0, 255).astype(np.uint8), analyzer, "tinted")
+    grey = np.full((512, 512, 3), 128, np.uint8)
+
+    def shot(head, yaw):
+        image, (drawn,) = render(grey, [HeadPlacement(head, yaw, 0, 0, (256, 280), 150 / head.face_width)])
+        return _tint_fractions(image, drawn.landmarks), image
+
+    (green, blue), turned = shot(tinted, source_yaw)
+    seen, hidden = (0, 1) if green > blue else (1, 0)  # which tint the turned photo mostly shows
+    assert (green, blue)[seen] > 0.3
+    head = fit_head(turned, analyzer, "turned")
+    unmirrored = dataclasses.replace(head, mirror_weight=np.zeros_like(head.mirror_weight))
+    hidden_yaw = -90 if source_yaw > 0 else 90
+    mirrored_fill = shot(head, hidden_yaw)[0]
+    smear = shot(unmirrored, hidden_yaw)[0]
+    seen_side = shot(head, -hidden_yaw)[0]
+    assert seen_side[seen] > 0.3  # the side the photo showed: its own colour
+    assert smear[hidden] > 0.08  # stretching the hidden half's own pixels would show its colour ...
+    assert mirrored_fill[hidden] < 0.3 * smear[hidden]  # ... the mirror does not
+    assert mirrored_fill[seen] > 0.1 + mirrored_fill[hidden]  # it shows the colour of the half that was seen
+
+
+def test_shell_winds_outward_and_backgrounds_have_no_face(heads, analyzer):
+    head = heads.get("astronaut")
+    v = head.vertices[head.triangles]
+    normal = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+    skull = head.triangles.min(1) >= FACE_VERTICES  # the generic head and neck, all outward
+    centre = head.vertices[FACE_VERTICES:].mean(0)
+    outward = np.einsum("ij,ij->i", normal[skull], v[skull].mean(1) - centre) > 0
+    assert outward.mean() > 0.8
+    images = dict(natural_images())
+    assert len(images) >= 6 and "astronaut" not in images and "camera" not in images  # those have faces
+    for seed in range(4):
+        backdrop = make_backdrop("photo", 320, 240, seed)
+        assert backdrop.shape == (240, 320, 3) and not analyzer.analyze(backdrop)
+    with pytest.raises(ConfigError, match="field"):
+        make_backdrop("plain", 64, 64, 0)
+
+
+def test_lighting_is_seeded_and_directional(heads):
+    assert Lighting.random(3) == Lighting.random(3) != Lighting.random(4)
+    head = heads.get("grace_hopper")
+    grey = np.full((256, 256, 3), 128, np.uint8)
+
+    def lit(direction):
+        placement = HeadPlacement(head, 0, 0, 0, (128, 140), 80 / head.face_width)
+        return render(grey, [placement], Lighting(direction, 0.5, 0.6))[0].astype(float)
+
+    from_right, from_left = lit((1.0, 0.0, 0.0)), lit((-1.0, 0.0, 0.0))
+    head_px = (np.abs(from_right - 128).sum(2) + np.abs(from_left - 128).sum(2)) > 0
+    diff = (from_right - from_left).sum(2)
+    assert diff[:, 140:][head_px[:, 140:]].mean() > 10  # the side toward the light is brighter
+    assert diff[:, :116][head_px[:, :116]].mean() < -10

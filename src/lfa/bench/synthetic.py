@@ -13,7 +13,7 @@ import numpy as np
 
 from lfa.media import write_video
 from lfa.synth import HeadLibrary
-from lfa.synth.clip import make_background
+from lfa.synth.backgrounds import colour_field
 from lfa.synth.render import HeadPlacement, render
 from lfa.synth.trajectory import resolve
 
@@ -24,7 +24,7 @@ def render_identity_by_yaw(out: Path, heads: HeadLibrary, photo: str, far_photo:
     """Render ``photo``'s head, but ``far_photo``'s whenever the true |yaw| exceeds ``far_from``; returns
     the per-frame truth (t, yaw, pitch, roll, identity)."""
     traj = resolve(trajectory)
-    background = make_background(width, height, seed)
+    background = colour_field(width, height, seed)
     frames, truth = [], []
     for i in range(int(round(duration * fps))):
         t = i / fps
@@ -44,7 +44,7 @@ def render_identity_by_yaw(out: Path, heads: HeadLibrary, photo: str, far_photo:
 def write_faceless(out: Path, *, duration: float = 2.0, fps: float = 10.0, width: int = 320, height: int = 320,
                    seed: int = 0) -> None:
     """A video of a drifting backdrop and no face."""
-    base = make_background(width, height, seed)
+    base = colour_field(width, height, seed)
     n = int(round(duration * fps))
     write_video(out, (np.roll(base, 3 * i, axis=1) for i in range(n)), fps)
 

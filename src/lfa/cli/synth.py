@@ -21,7 +21,8 @@ out = Console()
 def render_cmd(
     photo: list[Path] = typer.Option(..., "--photo", help="Face photo (or astronaut / grace_hopper); "
                                      "a second --photo is the second face, or the switch target with --switch-at."),
-    trajectory: str = typer.Option("yaw-sweep", help="frontal | static | yaw-sweep | pitch-sweep | roll-sweep | "
+    trajectory: str = typer.Option("yaw-sweep", help="frontal | static | yaw-sweep | profile-sweep | pitch-sweep | "
+                                   "roll-sweep | "
                                    "nod-and-turn, or a JSON keyframe file"),
     video: Path = typer.Option(..., "--out", help="Output .mp4 (the sidecar is written beside it as .json)."),
     duration: float = typer.Option(4.0), fps: float = typer.Option(25.0),
@@ -33,6 +34,8 @@ def render_cmd(
     scene_cut_at: float = typer.Option(None, help="Hard cut at this time (s)."),
     blur: float = typer.Option(0.0), noise: float = typer.Option(0.0),
     jpeg_quality: int = typer.Option(None, help="Per-frame JPEG quality (compression artefacts)."),
+    background: str = typer.Option("photo", help="photo (a face-free natural image) | field (colour field)"),
+    shading: bool = typer.Option(True, help="A seeded directional + ambient light (else a fixed soft light)."),
     seed: int = typer.Option(0),
 ) -> None:
     """Render one labelled clip and its sidecar."""
@@ -48,7 +51,8 @@ def render_cmd(
     spec = ClipSpec(str(photo[0]), trajectory, duration, fps, width, height, face_size,
                     second_face=SecondFace(second, second_size) if second and switch_at is None else None,
                     switch_photo=second if switch_at is not None else None, switch_at=switch_at, speech=speech,
-                    scene_cut_at=scene_cut_at, blur=blur, noise=noise, jpeg_quality=jpeg_quality, seed=seed)
+                    scene_cut_at=scene_cut_at, blur=blur, noise=noise, jpeg_quality=jpeg_quality,
+                    background=background, shading=shading, seed=seed)
     sidecar = render_clip(spec, video)
     out.print(f"wrote {video} ({sidecar['n_frames']} frames) and {video.with_suffix('.json')}")
 
@@ -79,7 +83,7 @@ def eval_pose_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON per backend and |yaw| bucket."),
     plot_path: Path = typer.Option(Path("out/eval-pose.png"), "--plot", help="Where to write the plot."),
     frames: int = typer.Option(100, help="Frames per sweep."),
-    sweep: list[str] = typer.Option(None, "--sweep", help="Sweeps to render (default: yaw-sweep, yaw-sweep-90, "
+    sweep: list[str] = typer.Option(None, "--sweep", help="Sweeps to render (default: yaw-sweep, profile-sweep, "
                                     "pitch-sweep, roll-sweep)."),
 ) -> None:
     """Pose accuracy of every pose backend, side by side, against rendered ground truth."""

@@ -15,8 +15,9 @@ from lfa.face import AnalyzerConfig, FaceAnalyzer
 from lfa.media import read_image, write_video
 from lfa.samples import SAMPLE_NAMES, sample_photo
 from lfa.synth import speech as speech_mod
+from lfa.synth.backgrounds import BACKDROPS, make_backdrop
 from lfa.synth.mesh import HeadModel, fit_head
-from lfa.synth.render import HeadPlacement, render
+from lfa.synth.render import HeadPlacement, Lighting, render
 from lfa.synth.trajectory import resolve
 
 SIDECAR_VERSION = 1
@@ -49,6 +50,8 @@ class ClipSpec:
     blur: float = 0.0  # Gaussian sigma, pixels
     noise: float = 0.0  # Gaussian noise sigma, grey levels
     jpeg_quality: int | None = None  # per-frame JPEG round trip
+    background: str = "photo"  # photo: a face-free natural image (seeded crop and blur) | field: colour field
+    shading: bool = True  # a seeded directional + ambient light; False: the fixed default light
     seed: int = 0
     purpose: str = ""
     expected: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +59,8 @@ class ClipSpec:
     def __post_init__(self) -> None:
         if isinstance(self.second_face, dict):
             self.second_face = SecondFace(**self.second_face)
+        if self.background not in BACKDROPS:
+            raise ConfigError(f"unknown background {self.background!r}", f"use one of {', '.join(BACKDROPS)}")
         if self.speech not in SPEECH_KINDS:
             raise ConfigError(f"unknown speech kind {self.speech!r}", f"use one of {', '.join(SPEECH_KINDS)}")
         if (self.switch_photo is None) != (self.switch_at is None):
@@ -78,16 +83,6 @@ class HeadLibrary:
             image = sample_photo(photo) if photo in SAMPLE_NAMES else read_image(photo)
             self._heads[photo] = fit_head(image, self._analyzer, Path(photo).stem)
         return self._heads[photo]
-
-
-def make_background(width: int, height: int, seed: int) -> np.ndarray:
-    """A smooth, seeded backdrop: a two-colour gradient with soft low-frequency blobs."""
-    rng = np.random.default_rng(seed)
-    a, b = rng.integers(30, 220, 3), rng.integers(30, 220, 3)
-    ramp = np.linspace(0, 1, height)[:, None, None]
-    base = (1 - ramp) * a + ramp * b
-    blobs = cv2.resize(rng.normal(0, 25, (6, 6, 3)), (width, height), interpolation=cv2.INTER_CUBIC)
-    return np.clip(np.broadcast_to(base, (height, width, 3)) + blobs, 0, 255).astype(np.uint8)
 
 
 def _degrade(image: np.ndarray, spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
@@ -120,10 +115,15 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
             mouth = speech_mod.mouth_envelope(audio, spec.fps, n)
     cuts = [spec.scene_cut_at] if spec.scene_cut_at is not None else []
     frames, records = [], []
+    backdrops: dict[int, np.ndarray] = {}
+    lights: dict[int, Lighting] = {}
     for i in range(n):
         t = i / spec.fps
         shot = sum(t >= c for c in cuts)
-        background = make_background(spec.width, spec.height, spec.seed * 1000 + shot)
+        if shot not in backdrops:
+            backdrops[shot] = make_backdrop(spec.background, spec.width, spec.height, spec.seed * 1000 + shot)
+            lights[shot] = Lighting.random(spec.seed * 1000 + shot) if spec.shading else Lighting()
+        background = backdrops[shot]
         placements, labels = [], []
         state = main_traj(t, spec.duration)
         photo = spec.switch_photo if spec.switch_at is not None and t >= spec.switch_at else spec.photo
@@ -142,7 +142,7 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
         placements.append(HeadPlacement(head, state.yaw, state.pitch, state.roll,
                                         (cx * spec.width, (0.55 + state.dy) * spec.height), scale, float(mouth[i])))
         labels.append(("main", head.label))
-        image, rendered = render(background, placements)
+        image, rendered = render(background, placements, lights[shot])
         frames.append(_degrade(image, spec, np.random.default_rng([spec.seed, i])))
         faces = []
         for (role, identity), p, r in zip(labels, placements, rendered):

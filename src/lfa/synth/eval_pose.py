@@ -34,9 +34,10 @@ from lfa.face.pose.track import guard_track
 from lfa.face.types import Face, HeadPose
 from lfa.registry import ModelStore
 from lfa.samples import SAMPLE_NAMES
-from lfa.synth.clip import HeadLibrary, make_background
+from lfa.synth.backgrounds import make_backdrop
+from lfa.synth.clip import HeadLibrary
 from lfa.synth.render import HeadPlacement, render
-from lfa.synth.trajectory import Trajectory, keyframes, resolve
+from lfa.synth.trajectory import Trajectory, resolve
 
 YAW_BUCKETS = ((0, 15), (15, 30), (30, 45), (45, 60), (60, 75), (75, 90))
 FRONTAL_DEG = 3.0
@@ -45,15 +46,9 @@ SHARES_RENDER_GEOMETRY = {"mediapipe": True, "whenet": False, "fused": True, "fu
 """The renderer draws MediaPipe's canonical mesh: the landmark fit reads back its own geometry."""
 
 
-def yaw_sweep_to(max_yaw: float) -> Trajectory:
-    """0 → +max → −max → 0 degrees of yaw, linear in time (``yaw-sweep`` itself stops at ±75°)."""
-    return keyframes([{"t": 0, "yaw": 0}, {"t": 0.25, "yaw": max_yaw}, {"t": 0.75, "yaw": -max_yaw},
-                      {"t": 1, "yaw": 0}])
-
-
 SWEEPS: dict[str, Callable[[], Trajectory]] = {
     "yaw-sweep": lambda: resolve("yaw-sweep"),
-    "yaw-sweep-90": lambda: yaw_sweep_to(90),
+    "profile-sweep": lambda: resolve("profile-sweep"),
     "pitch-sweep": lambda: resolve("pitch-sweep"),
     "roll-sweep": lambda: resolve("roll-sweep"),
 }
@@ -84,7 +79,7 @@ def render_sweep(heads: HeadLibrary, photo: str, sweep: str, *, frames: int, siz
     """Frames of ``photo``'s head along the named sweep (or ``trajectory``) and their true angles."""
     head = heads.get(photo)
     trajectory = trajectory or (SWEEPS[sweep]() if sweep in SWEEPS else resolve(sweep))
-    background = make_background(size, size, seed=sum(map(ord, sweep)) % 1000)
+    background = make_backdrop("photo", size, size, seed=sum(map(ord, sweep)) % 1000)
     scale = face_size * size / head.face_width
     out = []
     for i in range(frames):
@@ -194,7 +189,7 @@ def plot(summary: dict[str, Any], raw: dict[str, list[FrameEstimate]], out: Path
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for name, rows in raw.items():
-        yaw = [(r.truth[0], r.estimate[0]) for r in rows if r.sweep.startswith("yaw-sweep") and r.estimate]
+        yaw = [(r.truth[0], r.estimate[0]) for r in rows if r.sweep in ("yaw-sweep", "profile-sweep") and r.estimate]
         if yaw:
             t, e = np.array(yaw).T
             axes[0].scatter(t, e, s=6, label=name)

@@ -46,6 +46,12 @@ def yaw_sweep(t: float, d: float) -> HeadState:
     return HeadState(yaw=75 * math.sin(p), dx=0.02 * math.sin(p), zoom=1 + 0.03 * math.sin(2 * p))
 
 
+def profile_sweep(t: float, d: float) -> HeadState:
+    """0 → +90 → −90 → 0 degrees of yaw: both full profiles."""
+    p = _phase(t, d)
+    return HeadState(yaw=90 * math.sin(p), dx=0.02 * math.sin(p))
+
+
 def pitch_sweep(t: float, d: float) -> HeadState:
     return HeadState(pitch=40 * math.sin(_phase(t, d)))
 
@@ -64,6 +70,7 @@ NAMED: dict[str, Trajectory] = {
     "frontal": frontal,
     "static": static,
     "yaw-sweep": yaw_sweep,
+    "profile-sweep": profile_sweep,
     "pitch-sweep": pitch_sweep,
     "roll-sweep": roll_sweep,
     "nod-and-turn": nod_and_turn,
