@@ -40,21 +40,17 @@ class IdentityEvidence:
 
 
 def choose_frames(faces: list[tuple[float, SampledFace]], k: int) -> list[int]:
-    """Indices of ``k`` faces: half evenly spaced in time, half spread over the yaw range."""
+    """Indices of ``k`` faces spread over time: in each of ``k`` equal stretches of the track, the most
+    frontal face (identity models separate people best near frontal; a profile's embedding carries
+    more hair, ear and lighting than face)."""
     n = len(faces)
     if n <= k:
         return list(range(n))
-    by_time = np.linspace(0, n - 1, (k + 1) // 2).round().astype(int).tolist()
-    yaws = np.array([f.yaw if f.has_pose else 0.0 for _, f in faces])
-    order = np.argsort(yaws, kind="stable")
-    by_yaw = order[np.linspace(0, n - 1, k).round().astype(int)].tolist()
-    chosen: list[int] = []
-    for i in by_time + by_yaw:
-        if i not in chosen:
-            chosen.append(int(i))
-        if len(chosen) == k:
-            break
-    return sorted(chosen)
+    chosen = []
+    for part in np.array_split(np.arange(n), k):
+        yaws = [abs(faces[i][1].yaw) if faces[i][1].has_pose else 90.0 for i in part]
+        chosen.append(int(part[int(np.argmin(yaws))]))
+    return chosen
 
 
 class _Embedder:

@@ -102,6 +102,11 @@ class FusedPose:
         self.whenet_backend = whenet
         self.config = config or FusionConfig()
 
+    @property
+    def canonical(self) -> np.ndarray | None:
+        """The landmark backend's canonical face (lfa.synth fits heads to it)."""
+        return getattr(self.landmarks_backend, "canonical", None)
+
     def estimate(self, image: np.ndarray, detection: Detection) -> HeadPose | None:
         lm = self.landmarks_backend.estimate(image, detection)
         wh = self.whenet_backend.estimate(image, detection)
