@@ -23,23 +23,28 @@ TEXT_CONTEXT_LEN = 512
 class ZeroLinear(nn.Module):
     """A ``dim -> dim`` projection that outputs zeros at init: full rank, or ``up(down(x))`` with rank r."""
 
-    def __init__(self, dim: int, rank: int = 0) -> None:
+    def __init__(self, dim: int, rank: int = 0, bias: bool = True) -> None:
         super().__init__()
         self.down = nn.Linear(dim, rank, bias=False) if rank else None
-        self.up = nn.Linear(rank or dim, dim)
+        self.up = nn.Linear(rank or dim, dim, bias=bias)
         nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        if bias:
+            nn.init.zeros_(self.up.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up(self.down(x) if self.down is not None else x)
 
 
 class FaceKV(nn.Module):
-    """The new key/value projections of one block's face cross-attention."""
+    """The new key/value projections of one block's face cross-attention.
+
+    The key has no bias: a bias shared by all keys adds the same ``q . b`` to every logit of a
+    query, which softmax ignores — its gradient is zero and it would never train.
+    """
 
     def __init__(self, dim: int, rank: int = 0) -> None:
         super().__init__()
-        self.face_k = ZeroLinear(dim, rank)
+        self.face_k = ZeroLinear(dim, rank, bias=False)
         self.face_v = ZeroLinear(dim, rank)
 
 

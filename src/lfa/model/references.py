@@ -75,12 +75,13 @@ class ConditionedRope(nn.Module):
         p_t, p_h, p_w = self.base.patch_size
         cos_v, sin_v = self.base(hidden_states[:, :, : f - num_refs])
         pos = reference_positions(self.layout, (f - num_refs) // p_t, h // p_h, w // p_w, num_refs)
-        cos_r, sin_r = self.rotary(pos.to(cos_v.device))
+        cos_r, sin_r = self.rotary(pos)  # integer positions on the CPU; looked up on the tables' device
         return ConditionedRotary(torch.cat([cos_v, cos_r], dim=1), torch.cat([sin_v, sin_r], dim=1), call)
 
     def rotary(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, 3) integer positions -> (1, S, 1, head_dim) cos and sin, in Wan's (t, h, w) channel split."""
         base = self.base
+        positions = positions.cpu()
         limit = base.freqs_cos.shape[0]
         if positions.abs().max() >= limit:
             raise ConfigError(f"reference positions reach {int(positions.abs().max())}, beyond the rope's "
