@@ -199,3 +199,196 @@ def test_each_preset_builds_and_trains_on_a_fixed_batch(preset):
         losses.append(out.loss.item())
     assert set(out.losses) == ({"flow", "alignment"} if config.aligner else {"flow"})
     assert losses[-1] <= 0.9 * losses[0], losses
+
+
+def test_padded_references_and_dropped_faces_change_nothing_else():
+    config = toy_adapter_config(references="mv2id", aligner=True)
+    transformer = backbone()
+    adapter = IdentityAdapter.attach(transformer, config).eval()
+    trained_looking(adapter)
+    x, f, r = inputs(transformer), feats(config), refs(2)
+    with torch.no_grad():
+        padded = adapter(**x, faces=f, references=r, reference_mask=torch.tensor([[True, False], [True, True]])).sample
+        first = FaceFeatures({k: v[:1] for k, v in f.tokens.items()}, f.angles[:1])
+        alone = adapter(**{k: v[:1] for k, v in x.items()}, faces=first, references=r[:1, :, :1])
+        no_face = adapter(**x, references=r).sample
+        dropped = adapter(**x, faces=f, references=r, face_keep=torch.tensor([False, True])).sample
+        full = adapter(**x, faces=f, references=r).sample
+    # sample 0 with one real reference and one padded = sample 0 with that reference alone
+    torch.testing.assert_close(padded[:1], alone.sample[:1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dropped[0], no_face[0], rtol=1e-5, atol=1e-5)  # face dropped: as without
+    torch.testing.assert_close(dropped[1], full[1], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(full[0], no_face[0])
+
+
+def test_conditioning_reaches_the_conditional_branch_only():
+    config = toy_adapter_config()
+    transformer = backbone()
+    adapter = IdentityAdapter.attach(transformer, config).eval()
+    trained_looking(adapter)
+    x, f = inputs(transformer), feats(config, batch=1)
+    cond, neg = x["encoder_hidden_states"][:1], torch.zeros_like(x["encoder_hidden_states"][:1])
+    one = {"hidden_states": x["hidden_states"][:1], "timestep": x["timestep"][:1]}
+    with torch.no_grad():
+        bare_neg = transformer(**one, encoder_hidden_states=neg).sample
+        with adapter.conditioning(faces=f):
+            faced = transformer(**one, encoder_hidden_states=cond).sample
+        with adapter.conditioning(faces=f, text=cond):  # as a guided pipeline calls it: two branches
+            got_cond = transformer(**one, encoder_hidden_states=cond).sample
+            got_neg = transformer(**one, encoder_hidden_states=neg).sample
+            batched = transformer(hidden_states=one["hidden_states"].expand(2, -1, -1, -1, -1),
+                                  timestep=one["timestep"].expand(2), encoder_hidden_states=torch.cat([neg, cond])).sample
+    assert torch.equal(got_cond, faced) and torch.equal(got_neg, bare_neg)
+    torch.testing.assert_close(batched[:1], bare_neg, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batched[1:], faced, rtol=1e-5, atol=1e-5)
+
+
+def test_missing_angles_are_an_error_with_the_aligner():
+    config = toy_adapter_config(aligner=True)
+    transformer = backbone()
+    adapter = IdentityAdapter.attach(transformer, config)
+    f = feats(config)
+    f.angles = None
+    with pytest.raises(ConfigError, match="head angles"):
+        adapter(**inputs(transformer), faces=f)
+
+
+def test_i2v_region_masking_marks_masked_regions_unknown():
+    transformer = backbone(i2v=True)
+    adapter = IdentityAdapter.attach(transformer, toy_adapter_config(references="mv2id", mask_ratio=0.5,
+                                                                     mask_region=1)).train()
+    seen = {}
+    transformer.patch_embedding.register_forward_pre_hook(lambda m, a: seen.__setitem__("x", a[0].clone()))
+    cfg = transformer.config
+    x = {"hidden_states": torch.randn(B, cfg.in_channels, F, H, W), "timestep": torch.tensor([500.0, 500.0]),
+         "encoder_hidden_states": torch.randn(B, 512, cfg.text_dim),
+         "encoder_hidden_states_image": torch.randn(B, 4, cfg.image_dim)}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        adapter(**x, references=refs(2) + 5.0)
+    frames = seen["x"][:, :, F:]
+    masked = frames[:, :Z] == 0
+    mask_channels = frames[:, Z:-Z]
+    assert 0.2 < masked.float().mean() < 0.8
+    assert (mask_channels[:, :1].expand_as(masked)[masked] == 0).all()  # masked: "unknown"
+    assert (mask_channels[:, :1].expand_as(masked)[~masked] == 1).all()  # the rest: "known"
+    assert (mask_channels == mask_channels[:, :1]).all()
+
+
+def test_aligner_token_is_normalised_like_the_face_tokens():
+    config = toy_adapter_config(aligner=True, gate_per_block=False)
+    transformer = backbone()
+    adapter = IdentityAdapter.attach(transformer, config)
+    f = feats(config)
+    from lfa.model.prepare import project_faces
+
+    tokens, identity = project_faces(adapter, f, B)
+    token = adapter.aligner.token(identity)
+    face_norm = tokens["semantic"].detach().norm(dim=-1).mean()
+    identity, token = identity.detach(), token.detach()
+    assert 0.8 < float(token.norm(dim=-1).mean() / face_norm) < 1.25, (token.norm(dim=-1), face_norm)
+    assert identity.norm(dim=-1).mean() < 0.5 * face_norm  # the raw representation is not
+
+
+def test_faithfulfaces_routes_losses_and_checks_pose_pairs():
+    config = toy_adapter_config(adapter_preset="faithfulfaces", face_dropout=0.0)
+    transformer = backbone()
+    adapter = IdentityAdapter.attach(transformer, config)
+    trained_looking(adapter)
+    module = IdentityTrainingModule(adapter).train()
+    batch = _preset_batch(config, transformer)
+    out = module(batch)
+    out.losses["flow"].backward(retain_graph=True)
+    aligner = dict(adapter.aligner.named_parameters())
+    generator_side = {n for n, p in aligner.items() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert generator_side == {"token_norm.weight", "token_norm.bias"}  # the generator's loss stops there
+    assert any(p.grad is not None for n, p in transformer.named_parameters() if "lora_" in n)
+    adapter.zero_grad()
+    out.losses["alignment"].backward()
+    assert aligner["dictionary"].grad.abs().sum() > 0 and aligner["proj_in.weight"].grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in adapter.projectors.parameters())
+    a, b = batch.alignment
+    with pytest.raises(ConfigError, match="differ in pose"):
+        adapter.identity_alignment_loss(a, FaceFeatures(b.tokens, a.angles + 3.0))
+
+
+def test_cofe_gates_read_their_own_block():
+    config = toy_adapter_config()  # cofe: a gate in every block
+    transformer = backbone()
+    adapter = IdentityAdapter.attach(transformer, config)
+    first = adapter.gates["0"]
+    torch.nn.init.normal_(first.net[2].weight, std=1.0)
+    for gate in adapter.gates.values():
+        gate.load_state_dict(first.state_dict())  # identical weights: only the input differs
+    with torch.no_grad():
+        weights = adapter(**inputs(transformer), faces=feats(config)).gate_weights
+    assert sorted(weights) == [0, 1]
+    assert not torch.allclose(weights[0], weights[1])
+
+
+def test_balance_loss_uses_accumulated_usage():
+    balance = UsageBalance(3).train()
+    one_hot = [torch.eye(3)[i % 3][None] for i in range(60)]  # batch 1, each sample specialised
+    first = balance([one_hot[0]]).item()
+    for w in one_hot[1:]:
+        last = balance([w]).item()
+    assert first == pytest.approx(2.0)  # a single specialised sample looks maximally unbalanced
+    assert last < 0.1  # but over many samples every expert is used evenly
+    assert not UsageBalance(3).state_dict()  # a buffer outside the state dict
+
+
+def test_adapter_follows_the_input_device(monkeypatch):
+    config = toy_adapter_config()
+    transformer = backbone()
+    adapter = IdentityAdapter.attach(transformer, config)
+    moves = []
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: moves.append((a, k)) or self)
+    adapter.follow(torch.device("cpu"))
+    assert moves == []  # already there: nothing moves
+    adapter.follow(torch.device("meta"))
+    assert moves == [((torch.device("meta"),), {})]  # parameters are moved in place (optimizer refs stay valid)
+    monkeypatch.undo()
+    seen = []
+    monkeypatch.setattr(adapter, "follow", lambda device: seen.append(device))
+    with torch.no_grad():
+        adapter(**inputs(transformer), faces=feats(config))
+    assert seen == [torch.device("cpu")]  # every conditioned forward follows its input's device
+
+
+def test_flow_matching_helpers():
+    s = torch.linspace(0, 1, 11)
+    assert torch.equal(shift_sigmas(s, 1.0), s)
+    shifted = shift_sigmas(s, 3.0)
+    assert shifted[0] == 0 and shifted[-1] == 1 and (shifted[1:-1] > s[1:-1]).all()
+    torch.testing.assert_close(shifted[5], torch.tensor(0.75))  # 3 * 0.5 / (1 + 2 * 0.5)
+    for sampling in ("uniform", "logit_normal"):
+        sig = sample_sigmas(4000, FlowMatchingConfig(sampling=sampling, shift=1.0),
+                            generator=torch.Generator().manual_seed(0))
+        assert 0 < sig.min() and sig.max() < 1 and abs(sig.mean() - 0.5) < 0.02
+    assert sample_sigmas(4000, FlowMatchingConfig(shift=3.0), generator=torch.Generator().manual_seed(0)).mean() > 0.6
+    x, n = torch.randn(2, 4, 1, 2, 2), torch.randn(2, 4, 1, 2, 2)
+    torch.testing.assert_close(add_noise(x, n, torch.tensor([0.0, 1.0])), torch.stack([x[0], n[1]]))
+    assert torch.equal(timesteps(torch.tensor([0.25])), torch.tensor([250.0]))
+    with pytest.raises(ConfigError):
+        FlowMatchingConfig(sampling="cosine")
+
+
+def test_no_weight_decay_group_holds_norms_biases_dictionary_and_temperature():
+    config = toy_adapter_config(aligner=True, lora_rank=2)
+    adapter = IdentityAdapter.attach(backbone(), config)
+    groups = {g["name"]: g for g in adapter.parameter_groups()}
+    names = {id(p): n for n, p in [*adapter.named_parameters(), *adapter.transformer.named_parameters()]}
+    no_decay = {names[id(p)] for g in groups.values() if g.get("weight_decay") == 0.0 for p in g["params"]}
+    decay = {names[id(p)] for g in groups.values() if "weight_decay" not in g for p in g["params"]}
+    assert {"aligner.dictionary", "aligner.logit_scale", "aligner.token_norm.weight"} <= no_decay
+    for module in adapter.modules():
+        if isinstance(module, torch.nn.LayerNorm) and module.weight is not None:
+            assert names[id(module.weight)] in no_decay
+        if isinstance(module, torch.nn.Linear):
+            assert names[id(module.weight)] in decay
+            assert module.bias is None or names[id(module.bias)] in no_decay
+    assert "face_attention.0.face_k.up.weight" in decay and any("lora_A" in n for n in decay)
+    assert not decay & no_decay
+    all_trainable = {n for n, p in [*adapter.named_parameters(), *adapter.transformer.named_parameters()]
+                     if p.requires_grad}
+    assert decay | no_decay == all_trainable
