@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
+from torch import nn
 
 from lfa.errors import ConfigError
 from lfa.model.encoders import FaceFeatures, FaceInputs
 from lfa.model.prepare import aligner_representation
-
-if TYPE_CHECKING:
-    from lfa.model.adapter import IdentityAdapter
 
 
 def pose_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -20,7 +16,7 @@ def pose_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.minimum(d, 360.0 - d).amax(dim=-1)
 
 
-def identity_alignment_loss(adapter: IdentityAdapter, view_a: FaceInputs | FaceFeatures,
+def identity_alignment_loss(adapter: nn.Module, view_a: FaceInputs | FaceFeatures,
                             view_b: FaceInputs | FaceFeatures) -> torch.Tensor:
     """Symmetric InfoNCE between the aligner's representations of two poses of the same identities.
 

@@ -16,7 +16,6 @@ from lfa.model.config import AdapterConfig, backbone_dims
 from lfa.model.lora import load_lora_state_dict, lora_state_dict
 
 if TYPE_CHECKING:
-    from lfa.model.adapter import IdentityAdapter
     from lfa.model.encoders import FaceEncoder
 
 CONFIG_NAME = "lfa_adapter_config.json"
@@ -26,7 +25,7 @@ FORMAT_VERSION = 2
 LORA_PREFIX = "lora."
 
 
-def full_state_dict(adapter: IdentityAdapter) -> dict[str, torch.Tensor]:
+def full_state_dict(adapter: nn.Module) -> dict[str, torch.Tensor]:
     """The adapter's ``state_dict()`` (its trainable weights only) plus the backbone LoRA under ``lora.``."""
     state = dict(adapter.state_dict())
     if adapter.config.lora_rank:
@@ -34,7 +33,7 @@ def full_state_dict(adapter: IdentityAdapter) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_pretrained(adapter: IdentityAdapter, path: str | os.PathLike[str]) -> Path:
+def save_pretrained(adapter: nn.Module, path: str | os.PathLike[str]) -> Path:
     from safetensors.torch import save_file
 
     out = Path(path)
@@ -47,9 +46,9 @@ def save_pretrained(adapter: IdentityAdapter, path: str | os.PathLike[str]) -> P
     return out
 
 
-def from_pretrained(cls: type[IdentityAdapter], path: str | os.PathLike[str], transformer: nn.Module, *,
+def from_pretrained(cls: type[nn.Module], path: str | os.PathLike[str], transformer: nn.Module, *,
                     encoders: Sequence[FaceEncoder] | Mapping[str, FaceEncoder] | None = None,
-                    dtype: torch.dtype = torch.float32) -> IdentityAdapter:
+                    dtype: torch.dtype = torch.float32) -> nn.Module:
     from lfa.face.nets.weights import load_state_dict_file, load_strict
 
     folder = Path(path)

@@ -1,5 +1,8 @@
 """Per-forward work of the identity adapter: the transformer hooks and the :class:`ForwardConditioning` they build.
 
+``adapter`` below is an :class:`~lfa.model.adapter.IdentityAdapter` (typed ``nn.Module``, so this
+module does not import the adapter that imports it).
+
 - The forward pre-hook (no backbone weights touched, so it is safe before an offload hook moves
   them) decides whether this call is conditioned, moves the adapter to the input's device,
   appends the reference frames to ``hidden_states`` and leaves a ``prepare`` callback on the rope.
@@ -23,7 +26,6 @@ from lfa.model.references import reference_frames, region_mask
 from lfa.model.state import ConditioningReport, ConditioningRequest, FaceConditioning, ForwardConditioning
 
 if TYPE_CHECKING:
-    from lfa.model.adapter import IdentityAdapter
     from lfa.model.encoders import FaceFeatures
 
 SHARED_GATE = "shared"
@@ -38,7 +40,7 @@ class _Active:
     call: ForwardConditioning | None = None
 
 
-def before_forward(adapter: IdentityAdapter, module: nn.Module, args: tuple,
+def before_forward(adapter: nn.Module, module: nn.Module, args: tuple,
                    kwargs: dict) -> tuple[tuple, dict] | None:
     adapter.last_report = None
     adapter._active = None
@@ -89,7 +91,7 @@ def before_forward(adapter: IdentityAdapter, module: nn.Module, args: tuple,
     return bound.args, bound.kwargs
 
 
-def after_forward(adapter: IdentityAdapter, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+def after_forward(adapter: nn.Module, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
     active, adapter._active = adapter._active, None
     if active is None:
         return None
@@ -107,7 +109,7 @@ def after_forward(adapter: IdentityAdapter, module: nn.Module, args: tuple, kwar
     return Transformer2DModelOutput(sample=output.sample[:, :, :frames])
 
 
-def build_conditioning(adapter: IdentityAdapter, request: ConditioningRequest, hidden: torch.Tensor,
+def build_conditioning(adapter: nn.Module, request: ConditioningRequest, hidden: torch.Tensor,
                        timestep: torch.Tensor, text: torch.Tensor, face_keep: torch.Tensor | None,
                        ref_mask: torch.Tensor | None, num_refs: int) -> ForwardConditioning:
     batch, _, frames = hidden.shape[:3]
@@ -128,7 +130,7 @@ def build_conditioning(adapter: IdentityAdapter, request: ConditioningRequest, h
     return call
 
 
-def face_conditioning(adapter: IdentityAdapter, request: ConditioningRequest, timestep: torch.Tensor, batch: int,
+def face_conditioning(adapter: nn.Module, request: ConditioningRequest, timestep: torch.Tensor, batch: int,
                       keep: torch.Tensor | None) -> tuple[FaceConditioning, torch.Tensor | None, torch.Tensor | None]:
     """Project, align and (shared gate) fuse the expert tokens; per-block gates fuse inside the blocks."""
     config = adapter.config
@@ -158,7 +160,7 @@ def face_conditioning(adapter: IdentityAdapter, request: ConditioningRequest, ti
     return face, identity, shared_weights
 
 
-def project_faces(adapter: IdentityAdapter, features: FaceFeatures,
+def project_faces(adapter: nn.Module, features: FaceFeatures,
                   batch: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Resample every expert to face tokens and run the aligner: the timestep-independent part."""
     device = adapter.device
@@ -170,7 +172,7 @@ def project_faces(adapter: IdentityAdapter, features: FaceFeatures,
     return tokens, identity
 
 
-def aligner_representation(adapter: IdentityAdapter, features: FaceFeatures, batch: int | None = None,
+def aligner_representation(adapter: nn.Module, features: FaceFeatures, batch: int | None = None,
                            projected: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The aligner's global representation (B, inner_dim) of these faces, from the configured input."""
     device = adapter.device
@@ -208,7 +210,7 @@ def reference_modulation(transformer: nn.Module, text: torch.Tensor) -> torch.Te
     return embedder.time_proj(embedder.act_fn(temb)).unflatten(1, (6, -1))
 
 
-def reference_input(adapter: IdentityAdapter, latents: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+def reference_input(adapter: nn.Module, latents: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """Reference latents (B or 1, z, K, h, w) -> transformer input frames, region-masked in training."""
     b, _, _, h, w = hidden.shape
     if tuple(latents.shape[-2:]) != (h, w):
@@ -222,7 +224,7 @@ def reference_input(adapter: IdentityAdapter, latents: torch.Tensor, hidden: tor
     return reference_frames(latents, adapter.dims["in_channels"], known)
 
 
-def _tokens_per_frame(adapter: IdentityAdapter, hidden: torch.Tensor) -> int:
+def _tokens_per_frame(adapter: nn.Module, hidden: torch.Tensor) -> int:
     _, p_h, p_w = adapter.transformer.config.patch_size
     return (hidden.shape[3] // p_h) * (hidden.shape[4] // p_w)
 
