@@ -182,7 +182,8 @@ def test_references_cropped_from_output_and_modulated_at_timestep_zero():
     tokens_per_frame = (H // 2) * (W // 2)
     per_token = inputs["timestep"][:, None].expand(B, F * tokens_per_frame)
     with torch.no_grad():
-        reference = adapter(**{**inputs, "timestep": per_token}, faces=features(config), references=references(k)).sample
+        reference = adapter(**{**inputs, "timestep": per_token}, faces=features(config),
+                            references=references(k)).sample
     assert seen["x"].shape == (B * (F + k) * tokens_per_frame,)
     torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
     assert isinstance(transformer.rope, ConditionedRope)
@@ -287,7 +288,8 @@ def test_info_nce_falls_on_toy_pairs():
             return sum(adapter.identity_alignment_loss(a, b).item() for a, b in held_out) / len(held_out)
 
     before = held_out_loss()
-    params = [p for g in adapter.parameter_groups() if g["name"].split(".")[0] in ("projectors", "aligner") for p in g["params"]]
+    params = [p for g in adapter.parameter_groups() if g["name"].split(".")[0] in ("projectors", "aligner")
+              for p in g["params"]]
     optimizer = torch.optim.Adam(params, lr=3e-3)
     for _ in range(60):
         optimizer.zero_grad()

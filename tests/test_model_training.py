@@ -237,7 +237,8 @@ def test_conditioning_reaches_the_conditional_branch_only():
             got_cond = transformer(**one, encoder_hidden_states=cond).sample
             got_neg = transformer(**one, encoder_hidden_states=neg).sample
             batched = transformer(hidden_states=one["hidden_states"].expand(2, -1, -1, -1, -1),
-                                  timestep=one["timestep"].expand(2), encoder_hidden_states=torch.cat([neg, cond])).sample
+                                  timestep=one["timestep"].expand(2),
+                                  encoder_hidden_states=torch.cat([neg, cond])).sample
     assert torch.equal(got_cond, faced) and torch.equal(got_neg, bare_neg)
     torch.testing.assert_close(batched[:1], bare_neg, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(batched[1:], faced, rtol=1e-5, atol=1e-5)

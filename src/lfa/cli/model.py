@@ -60,5 +60,6 @@ def describe(
     out.print(table)
     blocks = result["face_blocks"]
     out.print(f"face cross-attention in {len(blocks)} of {result['backbone']['num_layers']} blocks; "
-              f"adapter preset: {adapter.adapter_preset}; references: {adapter.references}; source: {source}", highlight=False)
+              f"adapter preset: {adapter.adapter_preset}; references: {adapter.references}; "
+              f"source: {source}", highlight=False)
     out.print(f"[dim]{result['note']}[/]")

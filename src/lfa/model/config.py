@@ -151,7 +151,8 @@ class AdapterConfig:
                               "use e.g. [-2] (penultimate hidden state)")
         for name in ("face_dropout", "reference_dropout"):
             if not (0.0 <= getattr(self, name) < 1.0):
-                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}", f"use e.g. 0.1; 0 disables it")
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}",
+                                  "use e.g. 0.1; 0 disables it")
         if not self.min_pose_difference >= 0:
             raise ConfigError(f"min_pose_difference must be >= 0 degrees, got {self.min_pose_difference}",
                               "use e.g. 15")

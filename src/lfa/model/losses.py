@@ -1,4 +1,4 @@
-"""The adapter's auxiliary losses: pose-pair InfoNCE for the aligner (the gate's balance loss: ``gate.UsageBalance``)."""
+"""The aligner's pose-pair InfoNCE (the gates' balance loss is ``gate.UsageBalance``)."""
 
 from __future__ import annotations
 

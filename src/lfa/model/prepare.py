@@ -233,7 +233,7 @@ def _batch(x: torch.Tensor, batch: int, what: str) -> torch.Tensor:
     if x.shape[0] == batch:
         return x
     if x.shape[0] != 1:
-        raise ConfigError(f"{x.shape[0]} {what} for a batch of {batch} videos", f"pass one per video, or one for all")
+        raise ConfigError(f"{x.shape[0]} {what} for a batch of {batch} videos", "pass one per video, or one for all")
     return x.expand(batch, *x.shape[1:])
 
 
@@ -245,7 +245,7 @@ def _per_sample(mask: torch.Tensor | None, batch: int, what: str, k: int | None 
     if mask.shape[0] == 1 and batch != 1:
         mask = mask.expand(batch, *mask.shape[1:])
     if tuple(mask.shape) != expected:
-        raise ConfigError(f"{what} must be {expected}, got {tuple(mask.shape)}", f"pass one entry per sample")
+        raise ConfigError(f"{what} must be {expected}, got {tuple(mask.shape)}", "pass one entry per sample")
     return mask
 
 
