@@ -29,7 +29,7 @@ import torch
 
 from lfa.model import AdapterConfig, IdentityAdapter
 from lfa.model.config import parse_overrides
-from lfa.model.presets import get_preset
+from lfa.model.presets import build_transformer, get_preset
 from lfa.model.toy import random_features, toy_backbone_config
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -56,26 +56,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def build(args: argparse.Namespace):
-    from diffusers import WanTransformer3DModel
-
     if args.preset == SMALL:
         config = toy_backbone_config(layers=4, heads=4, head_dim=64, latent_channels=16, text_dim=256, ffn_dim=1024)
     else:
         config = get_preset(args.preset).config
-    device, dtype = torch.device(args.device), DTYPES[args.dtype]
     torch.manual_seed(0)
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # build in place, in the target dtype, on the target device
-    try:
-        with torch.device(device):
-            transformer = WanTransformer3DModel.from_config(config)
-    finally:
-        torch.set_default_dtype(default)
-    # as from_pretrained(torch_dtype=...) does: these stay in float32
-    for name, module in transformer.named_modules():
-        if set(name.split(".")) & set(transformer._keep_in_fp32_modules):
-            module.float()
-    return transformer.eval()
+    return build_transformer(config, torch.device(args.device), DTYPES[args.dtype]).eval()
 
 
 def inputs_for(transformer, args: argparse.Namespace) -> dict:
@@ -123,7 +109,10 @@ def main() -> None:
     transformer = build(args)
     device = next(transformer.parameters()).device
     inputs = inputs_for(transformer, args)
-    config = AdapterConfig().replace(**parse_overrides(args.overrides)) if args.overrides else AdapterConfig()
+    # the MoFE + aligner + references mix these timings were first taken with; --set changes it
+    config = AdapterConfig(adapter_preset="mofe", aligner=True, references="mv2id")
+    if args.overrides:
+        config = config.replace(**parse_overrides(args.overrides))
     adapter = IdentityAdapter.attach(transformer, config).eval()
     adapter.requires_grad_(False)
     z = transformer.config.out_channels

@@ -33,7 +33,11 @@ def test_defaults_round_trip_through_json(tmp_path):
     (dict(projector_dim=100, projector_heads=8), "divisible"),
     (dict(mask_ratio=1.0), "mask_ratio"),
     (dict(temperature=0.0), "temperature"),
-    (dict(identity_expert=False), "aligner"),
+    (dict(identity_expert=False, aligner=True), "aligner"),
+    (dict(aligner=True, aligner_input="image", semantic_expert=False), "semantic_expert"),
+    (dict(aligner_input="clip"), "aligner_input"),
+    (dict(adapter_preset="vace"), "adapter_preset"),
+    (dict(face_dropout=1.0), "face_dropout"),
     (dict(identity_expert=False, semantic_expert=False, detail_expert=False, aligner=False), "every face expert"),
     (dict(gate=False, gate_granularity="token"), "needs the gate"),
     (dict(lora_targets=["to_q"]), "lora_targets"),
@@ -57,6 +61,31 @@ def test_unknown_keys_and_bad_json():
         parse_overrides(["every_k_blocks"])
 
 
+def test_adapter_presets_resolve_and_switches_override():
+    assert AdapterConfig() == AdapterConfig(adapter_preset="cofe")
+    cofe, mofe = AdapterConfig(), AdapterConfig(adapter_preset="mofe")
+    assert cofe.gate_per_block and cofe.every_k_blocks == 1 and not cofe.balance_loss
+    assert not mofe.gate_per_block and mofe.gated
+    faithful = AdapterConfig(adapter_preset="faithfulfaces")
+    assert faithful.aligner and faithful.aligner_input == "image" and faithful.aligner_stop_gradient
+    assert faithful.lora_rank == 128
+    mv2id = AdapterConfig(adapter_preset="mv2id")
+    assert mv2id.references == "mv2id" and not mv2id.has_face_path and mv2id.mask_ratio > 0
+    # an explicit switch wins over the preset, and survives a JSON round trip and a preset change
+    custom = AdapterConfig(adapter_preset="faithfulfaces", lora_rank=8)
+    assert custom.lora_rank == 8 and AdapterConfig.from_json(custom.to_json()) == custom
+    moved = custom.replace(adapter_preset="mofe")
+    assert moved.lora_rank == 8 and not moved.aligner and moved.adapter_preset == "mofe"
+    assert AdapterConfig.from_dict({"adapter_preset": "mofe", "every_k_blocks": 1}).every_k_blocks == 1
+
+
+@pytest.mark.parametrize("preset", ["mofe", "cofe", "faithfulfaces", "mv2id"])
+def test_each_adapter_preset_describes_on_a_real_backbone(preset):
+    result = describe(PRESETS["wan2.1-t2v-1.3b"].config, AdapterConfig(adapter_preset=preset))
+    assert result["adapter_config"]["adapter_preset"] == preset
+    assert result["adapter_params"] > 0
+
+
 def test_every_mechanism_switches_off():
     config = AdapterConfig(semantic_expert=False, detail_expert=False, gate=False, aligner=False, references="none")
     assert config.experts == ("identity",) and not config.gated
@@ -65,9 +94,11 @@ def test_every_mechanism_switches_off():
 
 @pytest.mark.parametrize("name,low,high", [("wan2.1-t2v-1.3b", 1.3e9, 1.5e9), ("wan2.1-i2v-14b", 1.6e10, 1.7e10)])
 def test_presets_describe_on_meta_within_budget(name, low, high):
-    result = describe(PRESETS[name].config)
+    result = describe(PRESETS[name].config)  # cofe: face attention and a gate in every block
     assert low < result["backbone_params"] < high
-    assert 0 < result["adapter_params"] <= 0.03 * result["backbone_params"]
+    assert 0 < result["adapter_params"] <= 0.05 * result["backbone_params"]
+    mofe = describe(PRESETS[name].config, AdapterConfig(adapter_preset="mofe"))
+    assert 0 < mofe["adapter_params"] <= 0.03 * mofe["backbone_params"]
     assert sum(result["adapter_parts"].values()) == result["adapter_params"]
     assert "convert_wan_to_diffusers" in PRESETS[name].source
 
@@ -79,7 +110,7 @@ def test_describe_counts_lora_and_ablations():
     assert with_lora["adapter_parts"]["lora"] == 30 * 8 * 2 * 1536 * 128
     assert with_lora["backbone_params"] == base["backbone_params"]
     minimal = describe(PRESETS["wan2.1-t2v-1.3b"].config,
-                       AdapterConfig(semantic_expert=False, detail_expert=False, aligner=False))
+                       AdapterConfig(semantic_expert=False, detail_expert=False, aligner=False, gate=False))
     assert set(minimal["adapter_parts"]) == {"projectors", "face_attention"}
 
 
@@ -88,7 +119,12 @@ def test_cli_describe_json_and_table(tmp_path):
     result = runner.invoke(app, ["model", "describe", "--preset", "wan2.1-t2v-1.3b", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["backbone_params"] > 0 and data["adapter_params"] > 0 and data["adapter_percent"] <= 3.0
+    assert data["adapter_config"]["adapter_preset"] == "cofe"
+    result = runner.invoke(app, ["model", "describe", "--preset", "wan2.1-t2v-1.3b", "--adapter-preset", "mv2id",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["adapter_config"]["references"] == "mv2id"
+    assert data["backbone_params"] > 0 and data["adapter_params"] > 0 and data["adapter_percent"] <= 5.0
 
     (tmp_path / "transformer").mkdir()
     config = dict(PRESETS["wan2.1-i2v-14b"].config, _class_name="WanTransformer3DModel")

@@ -21,6 +21,8 @@ def describe(
     config: Path = typer.Argument(None, help="A Wan transformer config.json (or a diffusers model folder)."),
     preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b or wan2.1-i2v-14b."),
     adapter_config: Path = typer.Option(None, "--adapter-config", help="Adapter config JSON (default: defaults)."),
+    adapter_preset: str = typer.Option(None, "--adapter-preset",
+                                       help="mofe, cofe (default), faithfulfaces or mv2id; --set overrides it."),
     set_: list[str] = typer.Option(None, "--set", help="Adapter config override KEY=VALUE (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (keys backbone_params, adapter_params, ...)."),
 ) -> None:
@@ -37,6 +39,8 @@ def describe(
     else:
         backbone, source = load_backbone_config(config), str(config)
     adapter = AdapterConfig.load(adapter_config) if adapter_config else AdapterConfig()
+    if adapter_preset:
+        adapter = adapter.replace(adapter_preset=adapter_preset)
     if set_:
         adapter = adapter.replace(**parse_overrides(set_))
     result = describe_model(backbone, adapter)
@@ -56,5 +60,6 @@ def describe(
     out.print(table)
     blocks = result["face_blocks"]
     out.print(f"face cross-attention in {len(blocks)} of {result['backbone']['num_layers']} blocks; "
-              f"references: {adapter.references}; source: {source}", highlight=False)
+              f"adapter preset: {adapter.adapter_preset}; references: {adapter.references}; "
+              f"source: {source}", highlight=False)
     out.print(f"[dim]{result['note']}[/]")

@@ -2,112 +2,51 @@
 
 The transformer keeps its ``forward`` signature and semantics, so Wan pipelines call it as usual:
 
-- every ``attn2`` of the face blocks gets a :class:`~lfa.model.attention.FaceCrossAttnProcessor`;
-- ``transformer.rope`` becomes a :class:`~lfa.model.references.ReferenceRope` (reference modes);
-- a forward pre-hook turns the active conditioning (face features, reference latents) into face
-  tokens and appends reference frames with a per-token timestep of 0; a forward hook crops the
-  reference frames off the output, so a loss on the output never sees reference tokens.
+- every block gets the conditioned forward of :mod:`lfa.model.blocks` (diffusers' own forward for
+  unconditioned calls), and the ``attn2`` of the face blocks a
+  :class:`~lfa.model.attention.FaceCrossAttnProcessor`;
+- ``transformer.rope`` becomes a :class:`~lfa.model.references.ConditionedRope`, which hands each
+  conditioned forward's :class:`~lfa.model.state.ForwardConditioning` to the blocks;
+- forward hooks (:mod:`lfa.model.prepare`) append reference frames and crop them off the output.
 
 The adapter's own weights (projectors, gates, face key/values, aligner) live in the adapter, not in
-the transformer, so ``transformer.state_dict()`` stays the backbone's (plus peft LoRA when enabled).
+the transformer; ``adapter.state_dict()`` holds exactly these trainable weights (fp32 by default),
+never the frozen face encoders, and the adapter follows the transformer's device at every forward.
 
     adapter = IdentityAdapter.attach(transformer, AdapterConfig(), encoders=[arcface, clip, detail])
-    optimizer = torch.optim.AdamW(adapter.parameter_groups(), lr=1e-4)
     out = adapter(latents, t, text_emb, faces=face_inputs, references=ref_latents)   # AdapterOutput
-    with adapter.conditioning(faces=face_inputs):                                     # or any pipeline
-        video = pipe(prompt, ...)
+    with adapter.conditioning(faces=face_inputs, text=prompt_embeds):                 # any Wan pipeline
+        video = pipe(prompt_embeds=prompt_embeds, ...)
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from torch import nn
 
-from lfa.errors import ConfigError, ModelLoadError
+from lfa.errors import ConfigError
+from lfa.model import persistence
 from lfa.model.aligner import PoseSharedAligner
 from lfa.model.attention import FaceCrossAttnProcessor, FaceKV
-from lfa.model.config import AdapterConfig
+from lfa.model.blocks import install_block_forwards, uninstall_block_forwards
+from lfa.model.config import AdapterConfig, backbone_dims
 from lfa.model.encoders import FaceEncoder, FaceFeatures, FaceInputs
-from lfa.model.gate import ExpertGate, load_balance_loss
-from lfa.model.lora import add_lora, load_lora_state_dict, lora_parameters, lora_state_dict, remove_lora
-from lfa.model.references import ReferenceRope, reference_frames, region_mask
+from lfa.model.gate import ExpertGate, UsageBalance
+from lfa.model.losses import identity_alignment_loss
+from lfa.model.lora import add_lora, lora_parameters, remove_lora
+from lfa.model.params import parameter_groups
+from lfa.model.prepare import SHARED_GATE, after_forward, before_forward
+from lfa.model.references import ConditionedRope
 from lfa.model.resampler import PerceiverResampler
-
-CONFIG_NAME = "lfa_adapter_config.json"
-WEIGHTS_NAME = "lfa_adapter.safetensors"
-FORMAT = "lfa-identity-adapter"
-FORMAT_VERSION = 1
-SHARED_GATE = "shared"
-_BACKBONE_KEYS = ("num_layers", "num_attention_heads", "attention_head_dim", "in_channels", "out_channels")
-
-
-class ConditioningState:
-    """What the processors and the rope read during one transformer forward."""
-
-    def __init__(self, layout: str, scale: float) -> None:
-        self.layout, self.scale = layout, scale
-        self.tokens: torch.Tensor | dict[int, torch.Tensor] | None = None
-        self.num_reference_frames = 0
-        self.video_frames = 0
-
-    def reset(self) -> None:
-        self.tokens, self.num_reference_frames, self.video_frames = None, 0, 0
-
-    def face_tokens(self, block_index: int) -> torch.Tensor | None:
-        if isinstance(self.tokens, dict):
-            return self.tokens.get(block_index)
-        return self.tokens
-
-
-@dataclass
-class ConditioningReport:
-    """What the last conditioned forward computed besides the prediction (None where a mechanism is off).
-
-    ``gate_weights``: (B, E) or (B, N, E) — one tensor, or ``{block: tensor}`` with per-block gates;
-    ``balance_loss``: load-balance loss of the gates (0 when balanced); ``identity``: the aligner's
-    global face representation (B, inner_dim).
-    """
-
-    gate_weights: torch.Tensor | dict[int, torch.Tensor] | None = None
-    balance_loss: torch.Tensor | None = None
-    identity: torch.Tensor | None = None
-
-
-@dataclass
-class AdapterOutput(ConditioningReport):
-    """``sample``: the backbone's prediction for the video frames only (reference frames cropped)."""
-
-    sample: torch.Tensor | None = None
-
-
-@dataclass
-class _Conditioning:
-    features: FaceFeatures | None
-    references: torch.Tensor | None
-    # (batch, projected expert tokens, aligner output): reused across denoising steps without autograd
-    projected: tuple[int, dict[str, torch.Tensor], torch.Tensor | None] | None = None
-
-
-def backbone_dims(config: Mapping[str, Any]) -> dict[str, int]:
-    """The Wan transformer config values the adapter's shapes depend on."""
-    try:
-        dims = {k: int(config[k]) for k in _BACKBONE_KEYS}
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"not a WanTransformer3DModel config (missing {exc})",
-                          "pass a diffusers Wan transformer config") from exc
-    dims["inner_dim"] = dims["num_attention_heads"] * dims["attention_head_dim"]
-    return dims
-
+from lfa.model.state import AdapterOutput, ConditioningReport, ConditioningRequest
 
 class IdentityAdapter(nn.Module):
     """Face experts + gates + face cross-attention + aligner + references for one Wan transformer."""
@@ -117,7 +56,7 @@ class IdentityAdapter(nn.Module):
         self.config = config
         self.dims = dims = backbone_dims(backbone_config)
         inner = dims["inner_dim"]
-        self.face_blocks = config.face_blocks(dims["num_layers"])
+        self.face_blocks = config.face_blocks(dims["num_layers"]) if config.has_face_path else []
         self.expert_dims = {"identity": config.identity_dim, "semantic": config.semantic_dim,
                             "detail": dims["out_channels"] * config.detail_patch**2}
         self.projectors = nn.ModuleDict({
@@ -127,20 +66,31 @@ class IdentityAdapter(nn.Module):
             for name in config.experts
         })
         self.gates: nn.ModuleDict | None = None
+        self.balance: UsageBalance | None = None
         if config.gated:
             keys = [str(i) for i in self.face_blocks] if config.gate_per_block else [SHARED_GATE]
             temb_dim = inner if config.gate_timestep else None
+            state_dim = inner if config.gate_per_block else None
             self.gates = nn.ModuleDict({
-                key: ExpertGate(len(config.experts), inner, config.gate_hidden_dim, config.gate_granularity, temb_dim)
+                key: ExpertGate(len(config.experts), inner, config.gate_hidden_dim, config.gate_granularity,
+                                temb_dim, state_dim)
                 for key in keys
             })
+            if config.balance_loss:
+                self.balance = UsageBalance(len(config.experts))
         self.face_attention = nn.ModuleDict({str(i): FaceKV(inner, config.face_kv_rank) for i in self.face_blocks})
-        self.aligner = (PoseSharedAligner(inner, config.dictionary_size, config.pose_embed_dim, config.temperature)
-                        if config.aligner else None)
-        self.encoders = nn.ModuleDict()
-        self.state = ConditioningState(config.references, config.scale)
+        self.aligner: PoseSharedAligner | None = None
+        if config.aligner:
+            in_dim = config.semantic_dim if config.aligner_input == "image" else None
+            self.aligner = PoseSharedAligner(inner, config.dictionary_size, config.pose_embed_dim,
+                                             config.temperature, in_dim)
+        # Frozen encoders are bound, not registered: not in state_dict(), not cast by adapter.to(dtype).
+        self._encoders: dict[str, FaceEncoder] = {}
+        self.trained_encoders = nn.ModuleDict() if config.train_encoders else None
+        self._scale = float(config.scale)
         self.last_report: ConditioningReport | None = None  # of the last conditioned forward, for logging
-        self._conditioning: _Conditioning | None = None
+        self._request: ConditioningRequest | None = None
+        self._active = None  # the forward in flight (lfa.model.prepare)
         self._backbone: list[nn.Module] = []  # the transformer, kept out of this module's tree
         self._hooks: list[Any] = []
         self._processors: dict[int, Any] = {}
@@ -149,11 +99,13 @@ class IdentityAdapter(nn.Module):
     @classmethod
     def attach(cls, transformer: nn.Module, config: AdapterConfig | None = None, *,
                encoders: Sequence[FaceEncoder] | Mapping[str, FaceEncoder] | None = None,
-               dtype: torch.dtype | None = None) -> IdentityAdapter:
+               dtype: torch.dtype = torch.float32) -> IdentityAdapter:
         """Build the adapter for ``transformer``, freeze the backbone, add LoRA if configured, install.
 
-        The adapter is created on the transformer's device (``meta`` works: nothing is allocated)
-        in ``dtype`` (default: the transformer's). Its trainable parameters: :meth:`parameter_groups`.
+        The adapter is created on the transformer's device (``meta`` works: nothing is allocated).
+        Its trainable parameters (and the LoRA's) are fp32 master weights whatever the backbone's
+        dtype (``dtype`` changes that); compute may run under ``torch.autocast``. Optimiser groups:
+        :meth:`parameter_groups`.
         """
         config = config or AdapterConfig()
         for attr in ("blocks", "rope", "condition_embedder", "config"):
@@ -168,17 +120,19 @@ class IdentityAdapter(nn.Module):
         param = next(transformer.parameters())
         with torch.device(param.device):
             adapter = cls(config, transformer.config)
-        adapter.to(dtype or param.dtype)
+        adapter.to(dtype)
         transformer.requires_grad_(False)
         if config.lora_rank:
             add_lora(transformer, config.lora_rank, config.lora_alpha, config.lora_targets)
+            for p in lora_parameters(transformer):
+                p.data = p.data.to(dtype)
         if encoders:
             adapter.set_encoders(encoders)
         adapter.install(transformer)
         return adapter
 
     def install(self, transformer: nn.Module) -> None:
-        """Put the processors, rope and hooks in place (``attach`` does this; ``uninstall`` undoes it)."""
+        """Put the block forwards, processors, rope and hooks in place (``attach`` does this)."""
         if self._hooks:
             raise ConfigError("the adapter is already installed", "call adapter.uninstall() first")
         if backbone_dims(transformer.config) != self.dims:
@@ -189,17 +143,19 @@ class IdentityAdapter(nn.Module):
             if getattr(attn, "fused_projections", False):
                 raise ConfigError(f"block {i} attn2 has fused projections", "call transformer.unfuse_qkv_projections()")
             self._processors[i] = attn.processor
-            attn.set_processor(FaceCrossAttnProcessor(i, self.face_attention[str(i)], self.state))
-        if self.config.references != "none":
-            transformer.rope = ReferenceRope(transformer.rope, self.state)
+            attn.set_processor(FaceCrossAttnProcessor(i, self.face_attention[str(i)]))
+        transformer.rope = ConditionedRope(transformer.rope, self.config.references)
+        install_block_forwards(transformer)
         self._signature = inspect.signature(transformer.forward)
-        self._hooks = [transformer.register_forward_pre_hook(self._before_forward, with_kwargs=True),
-                       transformer.register_forward_hook(self._after_forward, with_kwargs=True)]
+        self._hooks = [
+            transformer.register_forward_pre_hook(functools.partial(before_forward, self), with_kwargs=True),
+            transformer.register_forward_hook(functools.partial(after_forward, self), with_kwargs=True),
+        ]
         self._backbone[:] = [transformer]
         transformer._lfa_identity_adapter = True
 
     def uninstall(self) -> None:
-        """Restore the original processors, rope and forward (LoRA, if any, stays)."""
+        """Restore the original block forwards, processors, rope and forward (LoRA, if any, stays)."""
         transformer = self.transformer
         for hook in self._hooks:
             hook.remove()
@@ -207,10 +163,10 @@ class IdentityAdapter(nn.Module):
         for i, processor in self._processors.items():
             transformer.blocks[i].attn2.set_processor(processor)
         self._processors = {}
-        if isinstance(transformer.rope, ReferenceRope):
+        uninstall_block_forwards(transformer)
+        if isinstance(transformer.rope, ConditionedRope):
             transformer.rope = transformer.rope.base
         transformer._lfa_identity_adapter = False
-        self.state.reset()
 
     def detach(self) -> nn.Module:
         """Uninstall and remove the backbone LoRA; returns the bare transformer."""
@@ -231,16 +187,28 @@ class IdentityAdapter(nn.Module):
         return self._backbone[0]
 
     @property
+    def device(self) -> torch.device:
+        param = next(self.parameters(), None)
+        return param.device if param is not None else next(self.transformer.parameters()).device
+
+    def follow(self, device: torch.device) -> None:
+        """Move the adapter to ``device`` if it is elsewhere (called with the input's device at every forward,
+        so it follows ``pipe.to(...)`` and model CPU offload; parameters keep their identity)."""
+        param = next(self.parameters(), None)
+        if param is not None and param.device != device:
+            self.to(device)
+
+    @property
     def scale(self) -> float:
-        return self.state.scale
+        return self._scale
 
     @scale.setter
     def scale(self, value: float) -> None:
-        self.state.scale = float(value)
+        self._scale = float(value)
 
     # ------------------------------------------------------------------ encoders
     def set_encoders(self, encoders: Sequence[FaceEncoder] | Mapping[str, FaceEncoder]) -> None:
-        """Bind the frozen (unless ``train_encoders``) face encoders, one per enabled expert."""
+        """Bind the face encoders, one per enabled expert: frozen and unregistered unless ``train_encoders``."""
         items = encoders.items() if isinstance(encoders, Mapping) else [(e.expert, e) for e in encoders]
         for name, encoder in items:
             if name not in self.config.experts:
@@ -249,226 +217,114 @@ class IdentityAdapter(nn.Module):
             if int(encoder.token_dim) != self.expert_dims[name]:
                 raise ConfigError(f"the {name} encoder emits {encoder.token_dim}-d tokens, the adapter expects "
                                   f"{self.expert_dims[name]}", f"set the adapter config's {name} size to match")
-            if not self.config.train_encoders:
+            if self.trained_encoders is not None:
+                self.trained_encoders[name] = encoder
+            else:
                 encoder.requires_grad_(False).eval()
-            self.encoders[name] = encoder
+            self._encoders[name] = encoder
 
-    def train(self, mode: bool = True) -> IdentityAdapter:
-        super().train(mode)
-        if not self.config.train_encoders:
-            self.encoders.eval()
-        return self
+    @property
+    def encoders(self) -> dict[str, FaceEncoder]:
+        return dict(self._encoders)
 
     def encode_faces(self, faces: FaceInputs) -> FaceFeatures:
         """Run the bound encoders (no autograd unless ``train_encoders``)."""
-        missing = [e for e in self.config.experts if e not in self.encoders]
+        missing = [e for e in self.config.experts if e not in self._encoders]
         if missing:
             raise ConfigError(f"no encoder bound for expert(s): {', '.join(missing)}",
                               "pass encoders= to attach (or set_encoders), or give FaceFeatures directly")
         grad = torch.enable_grad() if self.config.train_encoders else torch.no_grad()
         with grad:
-            tokens = {name: self.encoders[name](faces) for name in self.config.experts}
+            tokens = {name: self._encoders[name](faces) for name in self.config.experts}
         return FaceFeatures(tokens, faces.angles)
 
-    # ------------------------------------------------------------------ conditioning
-    @contextlib.contextmanager
-    def conditioning(self, faces: FaceInputs | FaceFeatures | None = None,
-                     references: torch.Tensor | None = None) -> Iterator[FaceFeatures | None]:
-        """Condition every transformer forward inside the block on these faces and reference latents.
-
-        ``faces``: raw crops (encoded once here, not per denoising step) or precomputed features.
-        ``references``: normalised reference latents (B, z, K, h, w) at the video's latent size
-        (:func:`lfa.model.vae.encode_images`). Yields the face features.
-        """
+    def features(self, faces: FaceInputs | FaceFeatures) -> FaceFeatures:
+        """Encoded, checked face features (raw crops are encoded here)."""
         features = self.encode_faces(faces) if isinstance(faces, FaceInputs) else faces
-        if features is not None:
-            self._check_features(features)
-        if references is not None:
-            if self.config.references == "none":
-                raise ConfigError("reference latents given but references='none'", "set references to mv2id")
-            if references.ndim != 5 or references.shape[1] != self.dims["out_channels"]:
-                raise ConfigError(f"reference latents must be (B, {self.dims['out_channels']}, K, h, w), "
-                                  f"got {tuple(references.shape)}", "encode them with lfa.model.vae.encode_images")
-        previous = self._conditioning
-        self._conditioning = _Conditioning(features, references)
-        try:
-            yield features
-        finally:
-            self._conditioning = previous
-
-    def _check_features(self, features: FaceFeatures) -> None:
         for name in self.config.experts:
             tokens = features.tokens.get(name)
             if tokens is None or tokens.ndim != 3 or tokens.shape[-1] != self.expert_dims[name]:
                 got = None if tokens is None else tuple(tokens.shape)
                 raise ConfigError(f"{name} features must be (B, N, {self.expert_dims[name]}), got {got}",
                                   "encode the faces with the adapter's encoders")
+        if self.aligner is not None and features.angles is None:
+            raise ConfigError("the pose-shared aligner needs head angles and the faces have none",
+                              "pass FaceInputs(angles=...) from lfa.face.angles, or set aligner=false")
+        return features
+
+    # ------------------------------------------------------------------ conditioning
+    @contextlib.contextmanager
+    def conditioning(self, faces: FaceInputs | FaceFeatures | None = None, references: torch.Tensor | None = None,
+                     *, reference_mask: torch.Tensor | None = None, face_keep: torch.Tensor | None = None,
+                     text: torch.Tensor | None = None) -> Iterator[FaceFeatures | None]:
+        """Condition every transformer forward inside the block on these faces and reference latents.
+
+        ``faces``: raw crops (encoded once here, not per denoising step) or precomputed features.
+        ``references``: normalised reference latents (B, z, K, h, w) at the video's latent size
+        (:func:`lfa.model.vae.encode_images`); ``reference_mask`` (B, K) bool marks the real ones
+        (False: padding, for a variable number per sample, or dropped). ``face_keep`` (B,) bool:
+        samples that see their face (False: face dropped). ``text``: the conditional branch's text
+        embeddings — only forwards (or batch rows) with exactly these ``encoder_hidden_states`` are
+        conditioned, so a guided pipeline's negative branch keeps text and loses the face. Yields the
+        face features.
+        """
+        features = None
+        if faces is not None:
+            if not self.config.has_face_path:
+                raise ConfigError(f"faces given but this adapter has no face path "
+                                  f"(preset {self.config.adapter_preset})", "pass references only, or enable experts")
+            features = self.features(faces)
+        if references is not None:
+            if self.config.references == "none":
+                raise ConfigError("reference latents given but references='none'", "set references to mv2id")
+            if references.ndim != 5 or references.shape[1] != self.dims["out_channels"]:
+                raise ConfigError(f"reference latents must be (B, {self.dims['out_channels']}, K, h, w), "
+                                  f"got {tuple(references.shape)}", "encode them with lfa.model.vae.encode_images")
+        elif reference_mask is not None:
+            raise ConfigError("reference_mask given without references", "pass the references it masks")
+        previous = self._request
+        self._request = ConditioningRequest(features, references, reference_mask, face_keep, text)
+        try:
+            yield features
+        finally:
+            self._request = previous
 
     def forward(self, hidden_states: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor, *,
                 faces: FaceInputs | FaceFeatures | None = None, references: torch.Tensor | None = None,
+                reference_mask: torch.Tensor | None = None, face_keep: torch.Tensor | None = None,
                 encoder_hidden_states_image: torch.Tensor | None = None) -> AdapterOutput:
-        """One conditioned transformer forward (training); the output covers the video frames only."""
-        with self.conditioning(faces, references):
+        """One conditioned transformer forward; the output covers the video frames only."""
+        with self.conditioning(faces, references, reference_mask=reference_mask, face_keep=face_keep):
             sample = self.transformer(hidden_states, timestep, encoder_hidden_states,
                                       encoder_hidden_states_image=encoder_hidden_states_image, return_dict=False)[0]
         report = self.last_report or ConditioningReport()
-        return AdapterOutput(report.gate_weights, report.balance_loss, report.identity, sample=sample)
-
-    # ------------------------------------------------------------------ per-forward work
-    def _before_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        self.state.reset()
-        self.last_report = None
-        cond = self._conditioning
-        if cond is None:
-            return None
-        bound = self._signature.bind(*args, **kwargs)
-        hidden, timestep = bound.arguments["hidden_states"], bound.arguments["timestep"]
-        if cond.features is not None:
-            self.state.tokens = self._face_tokens(cond, timestep, hidden.shape[0])
-        if cond.references is not None:
-            refs = self._reference_input(cond.references, hidden)
-            self.state.num_reference_frames, self.state.video_frames = refs.shape[2], hidden.shape[2]
-            bound.arguments["hidden_states"] = torch.cat([hidden, refs], dim=2)
-            bound.arguments["timestep"] = self._per_token_timestep(timestep, hidden, refs.shape[2])
-        return bound.args, bound.kwargs
-
-    def _after_forward(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
-        frames = self.state.video_frames
-        if not self.state.num_reference_frames:
-            return None
-        if isinstance(output, tuple):
-            return (output[0][:, :, :frames], *output[1:])
-        return Transformer2DModelOutput(sample=output.sample[:, :, :frames])
-
-    def _face_tokens(self, cond: _Conditioning, timestep: torch.Tensor,
-                     batch: int) -> torch.Tensor | dict[int, torch.Tensor]:
-        """Project, align and gate the expert tokens: one (B, N', inner_dim) tensor, or one per block (CoFE).
-
-        Without autograd (sampling) the projection is done once per ``conditioning`` block; only the
-        timestep-dependent gate runs at every step.
-        """
-        grad = torch.is_grad_enabled()
-        if not grad and cond.projected is not None and cond.projected[0] == batch:
-            _, tokens, identity = cond.projected
-        else:
-            tokens, identity = self._project(cond.features, batch)
-            if not grad:
-                cond.projected = (batch, tokens, identity)
-        experts = [tokens[name] for name in self.config.experts]
-        extra = None if identity is None else identity[:, None].to(experts[0].dtype)
-
-        gate_weights: dict[str, torch.Tensor] = {}
-        if self.gates is not None:
-            stacked = torch.stack(experts, dim=1)
-            temb = self._timestep_embedding(timestep, batch) if self.config.gate_timestep else None
-            gate_weights = {key: gate(stacked, temb) for key, gate in self.gates.items()}
-            fused = {key: ExpertGate.fuse(stacked, w) for key, w in gate_weights.items()}
-        else:
-            fused = {SHARED_GATE: torch.cat(experts, dim=1)}
-        if extra is not None:
-            fused = {key: torch.cat([value, extra], dim=1) for key, value in fused.items()}
-
-        weights_out: torch.Tensor | dict[int, torch.Tensor] | None = None
-        if gate_weights:
-            weights_out = (gate_weights[SHARED_GATE] if SHARED_GATE in gate_weights
-                           else {int(k): w for k, w in gate_weights.items()})
-        balance = load_balance_loss(list(gate_weights.values())) if gate_weights and self.config.balance_loss else None
-        self.last_report = ConditioningReport(weights_out, balance, identity)
-        if SHARED_GATE in fused:
-            return fused[SHARED_GATE]
-        return {int(k): v for k, v in fused.items()}
-
-    def _project(self, features: FaceFeatures, batch: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """Resample every expert to face tokens and run the aligner: the timestep-independent part."""
-        device = self.face_attention[str(self.face_blocks[0])].face_k.up.weight.device
-        tokens = {}
-        for name in self.config.experts:
-            x = features.tokens[name].to(device)
-            if x.shape[0] != batch:
-                if x.shape[0] != 1:
-                    raise ConfigError(f"{x.shape[0]} faces for a batch of {batch} videos",
-                                      "pass one face per video, or one face for all")
-                x = x.expand(batch, -1, -1)
-            tokens[name] = self.projectors[name](x)
-        identity = None
-        if self.aligner is not None:
-            angles = features.angles
-            if angles is not None:
-                angles = angles.to(device)
-                angles = angles.expand(batch, -1) if angles.shape[0] == 1 else angles
-            identity, _ = self.aligner(tokens["identity"], angles)
-        return tokens, identity
-
-    @torch.no_grad()
-    def _timestep_embedding(self, timestep: torch.Tensor, batch: int) -> torch.Tensor:
-        """The backbone's own timestep embedding (frozen) of the video timestep, (B, inner_dim)."""
-        embedder = self.transformer.condition_embedder
-        t = torch.as_tensor(timestep)
-        if t.ndim == 2:  # per-token timesteps (Wan2.2 TI2V): the video's noise level is the largest
-            t = t.amax(dim=1)
-        t = t.reshape(-1).expand(batch) if t.numel() == 1 else t.reshape(-1)
-        proj = embedder.timesteps_proj(t.to(next(embedder.time_embedder.parameters()).device))
-        return embedder.time_embedder(proj.to(next(embedder.time_embedder.parameters()).dtype))
-
-    def _reference_input(self, latents: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        b, _, _, h, w = hidden.shape
-        if tuple(latents.shape[-2:]) != (h, w):
-            raise ConfigError(f"reference latents are {tuple(latents.shape[-2:])}, the video latents {(h, w)}",
-                              "resize the reference views to the video resolution before VAE encoding")
-        if latents.shape[0] != b:
-            if latents.shape[0] != 1:
-                raise ConfigError(f"{latents.shape[0]} reference sets for a batch of {b}", "pass one set per video")
-            latents = latents.expand(b, -1, -1, -1, -1)
-        latents = latents.to(hidden.device, hidden.dtype)
-        if self.training and self.config.mask_ratio > 0:
-            latents = region_mask(latents, self.config.mask_ratio,
-                                  self.config.mask_region * self.transformer.config.patch_size[1])
-        return reference_frames(latents, self.dims["in_channels"])
-
-    def _per_token_timestep(self, timestep: torch.Tensor, hidden: torch.Tensor, num_refs: int) -> torch.Tensor:
-        """Video tokens keep their timestep, reference tokens get 0: shape (B, video + reference tokens)."""
-        b, _, f, h, w = hidden.shape
-        p_t, p_h, p_w = self.transformer.config.patch_size
-        per_frame = (h // p_h) * (w // p_w)
-        t = torch.as_tensor(timestep, device=hidden.device)
-        if t.ndim < 2:
-            t = t.reshape(-1).expand(b)[:, None].expand(b, (f // p_t) * per_frame)
-        zeros = torch.zeros(b, num_refs * per_frame, dtype=t.dtype, device=t.device)
-        return torch.cat([t, zeros], dim=1)
+        balance = None
+        if self.balance is not None and report.gate_weights is not None:
+            weights = report.gate_weights
+            balance = self.balance(list(weights.values()) if isinstance(weights, dict) else [weights])
+        return AdapterOutput(report.gate_weights, balance, report.identity, sample=sample)
 
     # ------------------------------------------------------------------ losses
     def identity_alignment_loss(self, view_a: FaceInputs | FaceFeatures,
                                 view_b: FaceInputs | FaceFeatures) -> torch.Tensor:
-        """Symmetric InfoNCE between the aligner's representations of two poses of the same identities."""
-        if self.aligner is None:
-            raise ConfigError("the aligner is disabled", "set aligner=true in the adapter config")
-        reps = []
-        for view in (view_a, view_b):
-            features = self.encode_faces(view) if isinstance(view, FaceInputs) else view
-            device = self.aligner.dictionary.device
-            tokens = self.projectors["identity"](features.tokens["identity"].to(device))
-            angles = None if features.angles is None else features.angles.to(device)
-            reps.append(self.aligner(tokens, angles)[0])
-        return self.aligner.info_nce(*reps)
+        """Symmetric InfoNCE between the aligner's representations of two poses of the same identities.
 
-    # ------------------------------------------------------------------ parameters
+        ``view_a[i]`` and ``view_b[i]`` are one identity at two poses that differ by at least
+        ``min_pose_difference`` degrees (checked); the other rows are the negatives.
+        """
+        return identity_alignment_loss(self, view_a, view_b)
+
+    # ------------------------------------------------------------------ parameters and persistence
     def _own_modules(self) -> dict[str, nn.Module]:
-        own: dict[str, nn.Module] = {"projectors": self.projectors, "face_attention": self.face_attention}
-        if self.gates is not None:
-            own["gates"] = self.gates
-        if self.aligner is not None:
-            own["aligner"] = self.aligner
-        if self.config.train_encoders:
-            own["encoders"] = self.encoders
+        own: dict[str, nn.Module] = {name: module for name, module in self.named_children()
+                                     if name != "balance" and any(True for _ in module.parameters())}
         return own
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Trainable parameters by module family (``torch.optim`` param groups with a ``name``)."""
-        groups = [{"name": name, "params": [p for p in module.parameters() if p.requires_grad]}
-                  for name, module in self._own_modules().items()]
-        if self.config.lora_rank and self._backbone:
-            groups.append({"name": "lora", "params": lora_parameters(self.transformer)})
-        return [g for g in groups if g["params"]]
+        """Trainable parameters as ``torch.optim`` groups, by family, with a no-weight-decay group per family
+        (norms, biases, the aligner's dictionary and temperature: ``weight_decay`` 0)."""
+        lora = lora_parameters(self.transformer) if self.config.lora_rank and self._backbone else []
+        return parameter_groups(self._own_modules(), lora)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per family (``lora`` included when enabled; bound encoders excluded unless trained)."""
@@ -477,56 +333,17 @@ class IdentityAdapter(nn.Module):
             counts["lora"] = sum(p.numel() for p in lora_parameters(self.transformer))
         return counts
 
-    # ------------------------------------------------------------------ persistence
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        state = nn.ModuleDict(self._own_modules()).state_dict()
-        if self.config.lora_rank:
-            state.update({f"lora.{k}": v for k, v in lora_state_dict(self.transformer).items()})
-        return state
+        """``state_dict()`` plus the backbone LoRA under ``lora.``: what ``save_pretrained`` writes."""
+        return persistence.full_state_dict(self)
 
     def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
         """Write ``lfa_adapter_config.json`` and ``lfa_adapter.safetensors`` (adapter + LoRA weights)."""
-        from safetensors.torch import save_file
-
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT, "version": FORMAT_VERSION, "backbone": self.dims, "config": self.config.to_dict()}
-        (out / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.adapter_state_dict().items()}
-        save_file(tensors, str(out / WEIGHTS_NAME), metadata={"format": FORMAT})
-        return out
+        return persistence.save_pretrained(self, path)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], transformer: nn.Module, *,
                         encoders: Sequence[FaceEncoder] | Mapping[str, FaceEncoder] | None = None,
-                        dtype: torch.dtype | None = None) -> IdentityAdapter:
+                        dtype: torch.dtype = torch.float32) -> IdentityAdapter:
         """Attach a saved adapter (and its LoRA) to ``transformer``, which must have the same shape."""
-        from lfa.face.nets.weights import load_state_dict_file, load_strict
-
-        folder = Path(path)
-        meta_path = folder / CONFIG_NAME
-        if not meta_path.is_file():
-            raise ModelLoadError(f"{folder}: no {CONFIG_NAME}",
-                                 "pass a folder written by IdentityAdapter.save_pretrained")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelLoadError(f"{meta_path}: not valid JSON ({exc})", "re-save the adapter") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-            raise ModelLoadError(f"{meta_path}: not an lfa identity adapter (format {FORMAT} v{FORMAT_VERSION})",
-                                 "pass a folder written by IdentityAdapter.save_pretrained")
-        config = AdapterConfig.from_dict(meta["config"])
-        if meta.get("backbone") != backbone_dims(transformer.config):
-            raise ModelLoadError(f"{folder}: adapter was trained for backbone {meta.get('backbone')}, "
-                                 f"this transformer is {backbone_dims(transformer.config)}",
-                                 "load it onto the Wan transformer it was trained with")
-        adapter = cls.attach(transformer, config, encoders=encoders, dtype=dtype)
-        state = load_state_dict_file(folder / WEIGHTS_NAME)
-        lora = {k[len("lora."):]: v for k, v in state.items() if k.startswith("lora.")}
-        own = {k: v for k, v in state.items() if not k.startswith("lora.")}
-        load_strict(nn.ModuleDict(adapter._own_modules()), own, folder / WEIGHTS_NAME, "lfa identity adapter")
-        if config.lora_rank:
-            load_lora_state_dict(transformer, lora)
-        elif lora:
-            raise ModelLoadError(f"{folder}: holds LoRA weights but its config has lora_rank=0", "re-save the adapter")
-        return adapter
+        return persistence.from_pretrained(cls, path, transformer, encoders=encoders, dtype=dtype)

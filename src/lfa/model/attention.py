@@ -5,20 +5,16 @@ The processor computes Wan's own cross-attention (text, plus CLIP-image tokens i
 text query. ``face_k``/``face_v`` start at zero, so at initialisation the block's output is the
 backbone's. Their names differ from peft's usual targets (``to_q``, ``to_k``, ...) on purpose.
 
-diffusers does not forward ``attention_kwargs`` to processors, so face tokens reach them through
-the adapter's :class:`~lfa.model.adapter.ConditioningState`.
+The adapter's block forward (:mod:`lfa.model.blocks`) hands the face tokens of the current call
+to ``attn2`` as keyword arguments, so the processor holds no per-forward state: a block recomputed
+by gradient checkpointing gets the same tokens again.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from torch import nn
-
-if TYPE_CHECKING:
-    from lfa.model.adapter import ConditioningState
 
 TEXT_CONTEXT_LEN = 512
 """Wan's text context length: in I2V, ``encoder_hidden_states[:, :-512]`` are CLIP image tokens."""
@@ -27,23 +23,28 @@ TEXT_CONTEXT_LEN = 512
 class ZeroLinear(nn.Module):
     """A ``dim -> dim`` projection that outputs zeros at init: full rank, or ``up(down(x))`` with rank r."""
 
-    def __init__(self, dim: int, rank: int = 0) -> None:
+    def __init__(self, dim: int, rank: int = 0, bias: bool = True) -> None:
         super().__init__()
         self.down = nn.Linear(dim, rank, bias=False) if rank else None
-        self.up = nn.Linear(rank or dim, dim)
+        self.up = nn.Linear(rank or dim, dim, bias=bias)
         nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        if bias:
+            nn.init.zeros_(self.up.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up(self.down(x) if self.down is not None else x)
 
 
 class FaceKV(nn.Module):
-    """The new key/value projections of one block's face cross-attention."""
+    """The new key/value projections of one block's face cross-attention.
+
+    The key has no bias: a bias shared by all keys adds the same ``q . b`` to every logit of a
+    query, which softmax ignores — its gradient is zero and it would never train.
+    """
 
     def __init__(self, dim: int, rank: int = 0) -> None:
         super().__init__()
-        self.face_k = ZeroLinear(dim, rank)
+        self.face_k = ZeroLinear(dim, rank, bias=False)
         self.face_v = ZeroLinear(dim, rank)
 
 
@@ -61,11 +62,18 @@ class FaceCrossAttnProcessor:
     _attention_backend = None
     _parallel_config = None
 
-    def __init__(self, block_index: int, kv: FaceKV, state: ConditioningState) -> None:
-        self.block_index, self.kv, self.state = block_index, kv, state
+    def __init__(self, block_index: int, kv: FaceKV) -> None:
+        self.block_index, self.kv = block_index, kv
 
     def __call__(self, attn: nn.Module, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, rotary_emb: object = None) -> torch.Tensor:
+                 attention_mask: torch.Tensor | None = None, rotary_emb: object = None, *,
+                 face_tokens: torch.Tensor | None = None, face_keep: torch.Tensor | None = None,
+                 face_scale: float = 1.0) -> torch.Tensor:
+        """Wan's cross-attention, plus ``face_scale * face_keep * attn(q, face_k(face), face_v(face))``.
+
+        ``face_tokens`` (B or 1, M, D); ``face_keep`` (B,) zeroes the face term of samples whose face
+        is dropped (classifier-free guidance on identity). Without face tokens: Wan's processor.
+        """
         if encoder_hidden_states is None or rotary_emb is not None:
             raise RuntimeError("FaceCrossAttnProcessor only serves Wan cross-attention (attn2)")
         image_ctx = None
@@ -87,14 +95,16 @@ class FaceCrossAttnProcessor:
         if out_image is not None:
             out = out + out_image
 
-        face = self.state.face_tokens(self.block_index)
-        if face is not None and self.state.scale != 0.0:
-            face = face.to(device=q.device, dtype=self.kv.face_k.up.weight.dtype)
+        if face_tokens is not None and face_scale != 0.0:
+            face = face_tokens.to(device=q.device, dtype=self.kv.face_k.up.weight.dtype)
             if face.shape[0] != q.shape[0]:
                 face = face.expand(q.shape[0], -1, -1)
             k_face = self.kv.face_k(face).to(q.dtype)
             v_face = self.kv.face_v(face).to(q.dtype)
-            out = out + self.state.scale * _attend(q, k_face, v_face, attn.heads, None, backend)
+            face_out = _attend(q, k_face, v_face, attn.heads, None, backend)
+            if face_keep is not None:
+                face_out = face_out * face_keep.to(face_out.dtype)[:, None, None]
+            out = out + face_scale * face_out
 
         out = attn.to_out[0](out)
         return attn.to_out[1](out)

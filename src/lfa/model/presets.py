@@ -92,14 +92,30 @@ def load_backbone_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def build_meta_transformer(backbone_config: dict[str, Any]):
     """A ``WanTransformer3DModel`` on the meta device: shapes only, no memory, no weights."""
+    return build_transformer(backbone_config, "meta")
+
+
+def build_transformer(backbone_config: dict[str, Any], device: Any = "cpu", dtype: Any = None):
+    """A randomly initialised ``WanTransformer3DModel`` on ``device``, in ``dtype`` where
+    ``from_pretrained(torch_dtype=...)`` would put it (``_keep_in_fp32_modules`` stay float32)."""
     import torch
     from diffusers import WanTransformer3DModel
 
-    with torch.device("meta"):
-        try:
-            return WanTransformer3DModel.from_config(backbone_config)
-        except TypeError as exc:
-            raise ConfigError(f"invalid Wan transformer config ({exc})", "check the config keys") from exc
+    default = torch.get_default_dtype()
+    if dtype is not None:
+        torch.set_default_dtype(dtype)  # build in place, in the target dtype
+    try:
+        with torch.device(device):
+            transformer = WanTransformer3DModel.from_config(backbone_config)
+    except TypeError as exc:
+        raise ConfigError(f"invalid Wan transformer config ({exc})", "check the config keys") from exc
+    finally:
+        torch.set_default_dtype(default)
+    if dtype is not None and dtype != torch.float32:
+        for name, module in transformer.named_modules():
+            if set(name.split(".")) & set(transformer._keep_in_fp32_modules):
+                module.float()
+    return transformer
 
 
 def describe(backbone_config: dict[str, Any], adapter_config: AdapterConfig | None = None) -> dict[str, Any]:

@@ -30,12 +30,15 @@ def toy_backbone_config(*, i2v: bool = False, layers: int = 2, heads: int = 2, h
 
 
 def toy_adapter_config(**changes: Any) -> AdapterConfig:
-    """Every mechanism on, at toy widths (identity 8-d, semantic 12-d tokens)."""
+    """``adapter_preset`` (default cofe) at toy widths (identity 8-d, semantic 12-d tokens, LoRA rank 4)."""
     base = dict(identity_dim=8, semantic_dim=12, num_queries=4, projector_dim=16, projector_depth=1, projector_heads=2,
                 gate_hidden_dim=8, dictionary_size=32, pose_embed_dim=8, every_k_blocks=1, face_kv_rank=4,
                 detail_size=32)
     base.update(changes)
-    return AdapterConfig(**base)
+    config = AdapterConfig(**base)
+    if config.lora_rank > 4 and "lora_rank" not in changes:
+        config = config.replace(lora_rank=4)
+    return config
 
 
 def random_features(config: AdapterConfig, batch: int, *, detail_dim: int, semantic_tokens: int = 5,
