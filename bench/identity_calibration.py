@@ -99,7 +99,8 @@ def cmd_embed(root: Path, identity_backend: str) -> None:
     import pyarrow.parquet as pq
 
     from lfa.face import AnalyzerConfig, FaceAnalyzer
-    from lfa.synth.clip import HeadLibrary, make_background
+    from lfa.synth.backgrounds import make_backdrop
+    from lfa.synth.clip import HeadLibrary
     from lfa.synth.render import HeadPlacement, render
 
     photos, crops = root / "photos", root / "crops"
@@ -112,7 +113,7 @@ def cmd_embed(root: Path, identity_backend: str) -> None:
         photo = photo_path(photos, crops, identity, name, crop)
         head = heads.get(photo)
         for v, (pitch, seed, rel, blur, jpeg) in enumerate(VARIANTS):
-            background = make_background(size, size, seed)
+            background = make_backdrop("photo", size, size, seed)
             scale = 0.3 * rel * size / head.face_width
             for yaw in YAWS:
                 image, _ = render(background, [HeadPlacement(head, float(yaw), pitch, 0.0, (size / 2, 0.55 * size),

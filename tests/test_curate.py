@@ -229,7 +229,7 @@ def test_config_overrides_and_errors(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps(cfg.to_dict()))
     assert CurateConfig.load(path) == cfg
-    assert cfg.work_digest() == CurateConfig.load(path, ["identity.cluster_similarity=0.5"]).work_digest()
+    assert cfg.work_digest() == CurateConfig.load(path, ["identity.cluster_min_z=2.5"]).work_digest()
     assert cfg.work_digest() != CurateConfig.load(path, ["tracking.sample_fps=3"]).work_digest()
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no input files"):
@@ -244,10 +244,17 @@ def test_clip_windows_and_clustering():
 
     kept, short = clip_windows([3.0, 4.0], 25.0, ShotConfig(min_clip_s=2.0, window_s=10.0))
     assert kept == [(0.0, 3.0), (4.0, 11.0), (11.0, 18.0), (18.0, 25.0)] and short == [(3.0, 4.0)]
+    from lfa.curate.pipeline import build_scorer
+    from lfa.face.identity.score import FaceSet
+
     rng = np.random.default_rng(0)
-    a, b = rng.normal(size=128), rng.normal(size=128)
-    centroids = np.stack([a, a + 0.05 * rng.normal(size=128), b, b + 0.05 * rng.normal(size=128), a])
-    assert cluster_identities(centroids, 0.9).tolist() == [0, 0, 1, 1, 0]
+    base = rng.normal(size=128)
+    a, b = base + 0.8 * rng.normal(size=128), base + 0.8 * rng.normal(size=128)  # two people, cosine ~0.6
+    clip = lambda v: FaceSet(np.stack([v + 0.05 * rng.normal(size=128) for _ in range(5)]), np.zeros(5),
+                             backend="dlib_resnet")
+    clusters = cluster_identities([clip(a), clip(a), clip(b), clip(b), clip(a)], build_scorer(CurateConfig()), 3.0)
+    assert clusters.ids.tolist() == [0, 0, 1, 1, 0]
+    assert [r["clips"] for r in clusters.rows()] == [3, 2]
 
 
 class _FakeVlm:

@@ -180,3 +180,56 @@ def test_curate_export_has_its_own_help():
     proc = subprocess.run([sys.executable, "-m", "lfa", "curate", "export", "--help"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0 and "shard-size" in proc.stdout and "--retry-failed" not in proc.stdout
+
+
+def test_average_linkage_does_not_chain_two_people():
+    from lfa.curate.clustering import average_linkage
+
+    # clips 0,1 are one person, 2,3 another; 1 and 2 look alike (a bridge that chains under single linkage)
+    scores = {(0, 1): 5.0, (1, 2): 3.5, (2, 3): 5.0, (0, 2): 0.5, (0, 3): 0.0, (1, 3): 0.5}
+    clusters = average_linkage(4, scores, min_z=3.0)
+    assert clusters.ids.tolist() == [0, 0, 1, 1]
+    assert clusters.tightness_z.tolist() == [5.0, 5.0]
+    assert clusters.nearest_cluster.tolist() == [1, 0]
+    assert clusters.nearest_z[0] == pytest.approx((3.5 + 0.5 + 0.0 + 0.5) / 4)
+    assert average_linkage(4, scores, min_z=1.0).ids.tolist() == [0, 0, 0, 0]
+
+
+class _ChipIdentity:
+    """A stand-in identity model: the chip's first pixel says who it is; two people at cosine 0.75."""
+
+    name = "dlib_resnet"
+    template = None
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        base = rng.normal(size=128)
+        self.people = [base + 0.8 * rng.normal(size=128) for _ in range(2)]
+
+    def embed_aligned(self, chips: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(int(chips.sum()) % 1000)
+        out = np.stack([self.people[int(c[0, 0, 0])] + 0.05 * rng.normal(size=128) for c in chips])
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_an_identity_switch_is_located_to_one_sampled_frame():
+    from lfa.curate.config import IdentityConfig
+    from lfa.curate.pipeline import build_scorer
+    from lfa.curate.stages.identity import check_identity
+
+    def track(switch_at: float | None) -> list:
+        out = []
+        for i in range(16):  # 4 s at 4 fps, frontal
+            t = i / 4
+            face = _face(100, 120, 0.0)
+            face.chip = np.full((4, 4, 3), int(switch_at is not None and t >= switch_at), np.uint8)
+            out.append((t, face))
+        return out
+
+    encoder, scorer = _ChipIdentity(), build_scorer(CurateConfig())
+    decision, evidence = check_identity(track(2.25), encoder, IdentityConfig(), scorer)
+    assert decision.reason == "identity_switch" and decision.value < decision.threshold
+    assert 2.0 < decision.stats["switch_at"] < 2.25  # between the last face before and the first after
+    assert len(evidence.times) > IdentityConfig().frames  # the frames around the switch were embedded
+    decision, evidence = check_identity(track(None), encoder, IdentityConfig(), scorer)
+    assert decision.accepted and len(evidence.times) == IdentityConfig().frames

@@ -99,6 +99,12 @@ def process_input(path: Path, config: CurateConfig, models: CurateModels,
         result.warn("decode", f"decoding stopped at {scan.duration_s:.2f} s of the {scan.info.duration_s:.2f} s "
                               "the header announces (truncated or corrupt file): clips come from what decoded")
     windows, short = clip_windows(scan.cuts, scan.duration_s, config.shots)
+    if scan.upside_down:  # every window of it: the faces are upside down
+        turned, checked = scan.upside_down_votes
+        for k, (a, b) in enumerate(windows):
+            result.rejected.append(_rejected(source, clip_id_for(source, k), a, b, Decision.reject(
+                "face_constraints", "upside_down", turned / checked, 0.5)))
+        windows = []
     for a, b in short:
         result.rejected.append(_rejected(source, "", a, b, Decision.reject("shots", "too_short", b - a,
                                                                               config.shots.min_clip_s)))

@@ -52,6 +52,7 @@ class ClipSpec:
     jpeg_quality: int | None = None  # per-frame JPEG round trip
     background: str = "photo"  # photo: a face-free natural image (seeded crop and blur) | field: colour field
     shading: bool = True  # a seeded directional + ambient light; False: the fixed default light
+    upside_down: bool = False  # frames stored rotated by 180° with no rotation metadata (sidecar boxes unrotated)
     seed: int = 0
     purpose: str = ""
     expected: dict[str, Any] = field(default_factory=dict)
@@ -143,7 +144,8 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
                                         (cx * spec.width, (0.55 + state.dy) * spec.height), scale, float(mouth[i])))
         labels.append(("main", head.label))
         image, rendered = render(background, placements, lights[shot])
-        frames.append(_degrade(image, spec, np.random.default_rng([spec.seed, i])))
+        image = _degrade(image, spec, np.random.default_rng([spec.seed, i]))
+        frames.append(np.ascontiguousarray(image[::-1, ::-1]) if spec.upside_down else image)
         faces = []
         for (role, identity), p, r in zip(labels, placements, rendered):
             faces.append({"role": role, "identity": identity, "yaw": round(p.yaw, 3), "pitch": round(p.pitch, 3),

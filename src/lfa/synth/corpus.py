@@ -61,15 +61,33 @@ STANDARD_CORPUS: dict[str, ClipSpec] = {
 }
 
 
+# Cases that broke curation on held-out clips (issue 12), kept apart from the standard corpus so the
+# demo stays small. ``split_at``: with ``identity.on_switch=split`` the clip must be cut there (± 0.3 s).
+HARD_CASES: dict[str, ClipSpec] = {
+    "turn_one_way": ClipSpec("grace_hopper", "turn-away", 4.0, seed=21, expected=_accept(),
+                             purpose="one person turning 0→75° one way: halves are frontal vs profile"),
+    "switch_at_known_time": ClipSpec("grace_hopper", "nod-and-turn", 6.0, seed=22, switch_photo="astronaut",
+                                     switch_at=2.6, expected={**_reject("identity", "identity_switch"),
+                                                              "split_at": 2.6},
+                                     purpose="the person changes at 2.6 s; split must cut there"),
+    "upside_down": ClipSpec("astronaut", "yaw-sweep", 4.0, seed=23, upside_down=True,
+                            expected=_reject("face_constraints", "any"),
+                            purpose="a video stored upside down: not a training clip as it is"),
+}
+
+
 def build_corpus(out_dir: Path, *, names: list[str] | None = None, skip_existing: bool = True,
-                 on_clip: Callable[[str], None] | None = None, heads: HeadLibrary | None = None) -> list[Path]:
-    """Render the standard corpus into ``out_dir`` (``NAME.mp4`` + ``NAME.json``); existing clips are kept."""
+                 on_clip: Callable[[str], None] | None = None, heads: HeadLibrary | None = None,
+                 specs: dict[str, ClipSpec] | None = None) -> list[Path]:
+    """Render the standard corpus (or ``specs``) into ``out_dir`` (``NAME.mp4`` + ``NAME.json``); existing
+    clips are kept."""
     heads = heads or HeadLibrary()
+    specs = specs or STANDARD_CORPUS
     written = []
-    for name in names or list(STANDARD_CORPUS):
+    for name in names or list(specs):
         video = out_dir / f"{name}.mp4"
         if not (skip_existing and video.exists() and video.with_suffix(".json").exists()):
-            render_clip(STANDARD_CORPUS[name], video, heads)
+            render_clip(specs[name], video, heads)
         written.append(video)
         if on_clip:
             on_clip(name)

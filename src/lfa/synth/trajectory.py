@@ -46,6 +46,11 @@ def yaw_sweep(t: float, d: float) -> HeadState:
     return HeadState(yaw=75 * math.sin(p), dx=0.02 * math.sin(p), zoom=1 + 0.03 * math.sin(2 * p))
 
 
+def turn_away(t: float, d: float) -> HeadState:
+    """0 → +75 degrees of yaw in one direction: the two halves of the clip are frontal vs profile."""
+    return HeadState(yaw=75 * min(max(t / d, 0.0), 1.0))
+
+
 def profile_sweep(t: float, d: float) -> HeadState:
     """0 → +90 → −90 → 0 degrees of yaw: both full profiles."""
     p = _phase(t, d)
@@ -71,6 +76,7 @@ NAMED: dict[str, Trajectory] = {
     "static": static,
     "yaw-sweep": yaw_sweep,
     "profile-sweep": profile_sweep,
+    "turn-away": turn_away,
     "pitch-sweep": pitch_sweep,
     "roll-sweep": roll_sweep,
     "nod-and-turn": nod_and_turn,

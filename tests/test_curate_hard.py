@@ -1,0 +1,36 @@
+"""Curation on the cases that broke it on held-out clips (lfa.synth.HARD_CASES): a one-way turn whose halves
+are frontal vs profile, an identity switch at a known time (split must cut there), an upside-down video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from lfa.curate.config import CurateConfig
+from lfa.curate.run import curate
+from lfa.synth.corpus import HARD_CASES, build_corpus
+
+
+@pytest.fixture(scope="module")
+def hard_run(tmp_path_factory, heads):
+    folder = tmp_path_factory.mktemp("hard")
+    build_corpus(folder / "clips", heads=heads, specs=HARD_CASES)
+    config = CurateConfig.load(None, ["identity.on_switch=split"])
+    curate([folder / "clips"], folder / "run", config, workers=2, report=False)
+    return folder / "run"
+
+
+def test_hard_cases_get_their_expected_decisions(hard_run):
+    manifest = pq.read_table(hard_run / "manifest.parquet").to_pylist()
+    rejected = pq.read_table(hard_run / "rejected.parquet").to_pylist()
+    by_name = lambda rows, name: [r for r in rows if Path(r["source"]).stem == name]
+    assert len(by_name(manifest, "turn_one_way")) == 1 and not by_name(rejected, "turn_one_way")
+    upside = by_name(rejected, "upside_down")
+    assert not by_name(manifest, "upside_down") and [r["stage"] for r in upside] == ["face_constraints"]
+    parts = sorted(by_name(manifest, "switch_at_known_time"), key=lambda r: r["start"])
+    assert len(parts) == 2, (parts, by_name(rejected, "switch_at_known_time"))
+    split_at = HARD_CASES["switch_at_known_time"].expected["split_at"]
+    assert abs(parts[0]["end"] - split_at) <= 0.3 and parts[1]["start"] == parts[0]["end"]
+    assert parts[0]["cluster_id"] != parts[1]["cluster_id"]
