@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,27 @@ _worker: _Worker | None = None
 def _init_process(config: dict[str, Any], out_dir: str, lfa_home: str | None, queue: Any) -> None:
     global _worker
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
     _worker = _Worker(config, out_dir, lfa_home, lambda *p: queue.put(p))
 
 
 def _run_in_process(source: str, key: str) -> dict[str, Any]:
     assert _worker is not None
     return _worker.run(source, key)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 Todo = list[tuple[Path, str]]  # (input, its key in the result store)
@@ -66,9 +82,10 @@ def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int,
               progress: Progress | None = None) -> Iterator[dict[str, Any]]:
     args = (config.to_dict(), str(out_dir), os.environ.get("LFA_HOME"))
     if workers <= 1 or len(todo) <= 1:
-        worker = _Worker(*args, progress)
-        for source, key in todo:
-            yield worker.run(str(source), key)
+        with _one_thread():  # as in worker processes: torch's results depend on its thread count
+            worker = _Worker(*args, progress)
+            for source, key in todo:
+                yield worker.run(str(source), key)
         return
     ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
     with ctx.Manager() as manager, ProcessPoolExecutor(
