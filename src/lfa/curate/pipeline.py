@@ -24,10 +24,10 @@ from lfa.curate.stages.tracking import link_tracks, main_track
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
 from lfa.face.analyzer import build_identity
+from lfa.face.identity import IdentityEncoder
 from lfa.face.identity.impostors import encoder_name, impostor_model_for, load_impostor_model
 from lfa.face.identity.score import IdentityScorer
 from lfa.face.pose.track import guard_track
-from lfa.face.identity import IdentityEncoder
 from lfa.registry import ModelStore
 
 log = logging.getLogger(__name__)
@@ -118,15 +118,14 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
                  result: InputResult, allow_split: bool) -> None:
     link_tracks(clip, config.tracking.link_max_cost)
     track = main_track(clip)
-    if track is not None and config.pose == "fused":  # a head does not jump: drop WHENet flips along the track
-        timed = [(fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]
+    timed = [(fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]  # the main track, in time order
+    if timed and config.pose == "fused":  # a head does not jump: drop WHENet flips along the track
         guard_track([f for _, f in timed], [t for t, _ in timed])
     result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
     decision = check_constraints(clip, track, config.constraints)
     if not decision.accepted:
         result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, decision))
         return
-    timed = [(fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]
     identity, evidence = check_identity(timed, models.encoder, config.identity, models.scorer)
     if not identity.accepted and config.identity.on_switch == "split" and allow_split:
         cut = identity.stats["switch_at"]
