@@ -3,7 +3,7 @@
 1. curation wall time vs decoding the same videos only (the floor), both on all cores;
 2. sampled (default 4 fps) vs exhaustive (every frame analysed): decision agreement and speedup.
 
-    .venv/bin/python bench/curate.py [--corpus DIR] [--repeats 3]
+    .venv/bin/python bench/curate.py [--corpus DIR] [--repeats 3] [--skip-exhaustive]
 
 The videos are lfa's standard synthetic corpus (rendered first when --corpus is not given).
 """
@@ -42,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-exhaustive", action="store_true", help="Only the curation/decode ratio.")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,6 +67,8 @@ def main() -> None:
         print(f"{len(videos)} videos, {frames} frames, {workers} workers, {args.repeats} repeats (medians)")
         print(f"decode only : {d:6.2f} s ({frames / d:6.0f} frames/s)")
         print(f"curation    : {c:6.2f} s  = {c / d:.2f}x decode-only (goal <= 2x)")
+        if args.skip_exhaustive:
+            return
         t0 = time.perf_counter()
         exhaustive = Path(tmp) / "exhaustive"
         curate(videos, exhaustive, CurateConfig.load(None, ["tracking.sample_fps=1000"]), workers=workers,
