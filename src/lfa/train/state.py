@@ -98,17 +98,18 @@ class EMA:
 
 
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].copy(),
-            "python": random.getstate()[1]}
+    """Tensors only, so that ``torch.load(weights_only=True)`` reads it back."""
+    return {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+            "python": torch.tensor(random.getstate()[1], dtype=torch.int64)}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np_state = list(np.random.get_state())
-    np_state[1] = np.asarray(state["numpy"], dtype=np.uint32)
+    np_state[1] = state["numpy"].numpy().astype(np.uint32)
     np.random.set_state(tuple(np_state))
     py = random.getstate()
-    random.setstate((py[0], tuple(int(v) for v in state["python"]), py[2]))
+    random.setstate((py[0], tuple(int(v) for v in state["python"].tolist()), py[2]))
 
 
 def checkpoints(out: Path) -> list[tuple[int, Path]]:

@@ -157,13 +157,17 @@ def _optimizer(module: Any, config: TrainConfig):
     return optimizer, scheduler
 
 
-def save_adapter(adapter: Any, folder: Path) -> Path:
-    """``save_pretrained`` plus, with LoRA, the diffusers ``load_lora_weights`` layout for Wan pipelines."""
+def save_adapter(adapter: Any, folder: Path, config: TrainConfig) -> Path:
+    """``save_pretrained`` plus, with LoRA, the diffusers ``load_lora_weights`` layout for Wan pipelines,
+    plus the data settings generation defaults to (``lfa_training.json``)."""
     from diffusers import WanPipeline
 
+    from lfa.generate.pipeline import TRAINING_META
     from lfa.model.lora import lora_state_dict
 
     adapter.save_pretrained(folder)
+    write_json(folder / TRAINING_META, {k: config.to_dict()[k] for k in
+                                        ("num_frames", "height", "width", "fps", "face_size", "max_sequence_length")})
     if adapter.config.lora_rank:
         state = {k: v.detach().cpu().contiguous() for k, v in lora_state_dict(adapter.transformer).items()}
         WanPipeline.save_lora_weights(folder, transformer_lora_layers=state, weight_name=LORA_DIFFUSERS)
@@ -275,10 +279,10 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
         if progress and main:
             progress(step, config.max_steps, record)
     if last == config.max_steps and main:
-        save_adapter(adapter, out / "adapter")
+        save_adapter(adapter, out / "adapter", config)
         if ema is not None:
             ema.swap()
-            save_adapter(adapter, out / "adapter_ema")
+            save_adapter(adapter, out / "adapter_ema", config)
             ema.swap()
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -315,7 +319,7 @@ def _checkpoint(out: Path, step: int, order: BatchOrder, adapter: Any, optimizer
     accelerator.wait_for_everyone()
     torch.save(rng_state(), tmp / f"rng-{rank}.pt")
     if accelerator.is_main_process:
-        save_adapter(adapter, tmp / "adapter")
+        save_adapter(adapter, tmp / "adapter", config)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         if ema is not None:
