@@ -42,9 +42,10 @@ def train(
     cfg = load_config(load_base(folder, parts=()).train_defaults, config, set_)
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    main = os.environ.get("RANK", "0") == "0"  # other DDP processes stay quiet
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                  TimeRemainingColumn(), console=out, transient=False) as bar:
+                  TimeRemainingColumn(), console=out, transient=False, disable=not main) as bar:
         task = bar.add_task("train", total=cfg.max_steps, info="")
 
         def progress(step: int, total: int, record: dict) -> None:
@@ -53,6 +54,8 @@ def train(
 
         result = run_train(folder, data, out_dir, cfg, resume=resume, cache_only=cache_only, encoders_file=encoders,
                            progress=progress)
+    if not main:
+        return
     if cache_only:
         out.print(f"[green]cache ready[/] {result.samples} samples → {result.cache_dir}", highlight=False)
     else:

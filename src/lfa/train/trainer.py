@@ -170,7 +170,12 @@ def save_adapter(adapter: Any, folder: Path, config: TrainConfig) -> Path:
                                         ("num_frames", "height", "width", "fps", "face_size", "max_sequence_length")})
     if adapter.config.lora_rank:
         state = {k: v.detach().cpu().contiguous() for k, v in lora_state_dict(adapter.transformer).items()}
-        WanPipeline.save_lora_weights(folder, transformer_lora_layers=state, weight_name=LORA_DIFFUSERS)
+        from lfa.model.lora import ADAPTER_NAME
+
+        peft_config = adapter.transformer.peft_config[ADAPTER_NAME].to_dict()
+        metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in peft_config.items()}
+        WanPipeline.save_lora_weights(folder, transformer_lora_layers=state, weight_name=LORA_DIFFUSERS,
+                                      transformer_lora_adapter_metadata=metadata)
     return folder
 
 
