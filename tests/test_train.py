@@ -79,9 +79,11 @@ def test_init_writes_a_loadable_wan_base_and_models_add_references_it(tiny_base,
     assert added.kind == "diffusers:WanPipeline" and resolve_directory(store, "wan-tiny") == tiny_base.resolve()
     assert not list(store.model_dir("wan-tiny").glob("*.safetensors"))  # referenced, not copied
     read: list[Path] = []
-    cache = json.loads((store.models_dir / "directory_hashes.json").read_text())[str(tiny_base.resolve())]
-    assert tree_hash(tiny_base.resolve(), cache["files"], read.append)[0] == added.sha256 and read == []
+    stamps = json.loads((store.model_dir("wan-tiny") / "directory.json").read_text())["files"]
+    assert tree_hash(tiny_base.resolve(), stamps, read.append)[0] == added.sha256 and read == []
     (tiny_base / "lfa_base.json").touch()  # a changed mtime: only that file is read again
+    assert tree_hash(tiny_base.resolve(), stamps, read.append)[0] == added.sha256
+    assert read == [tiny_base.resolve() / "lfa_base.json"]
     assert directory_hash(tiny_base, store) == added.sha256
     with pytest.raises(ModelLoadError, match="not a diffusers model"):
         load_base(tmp_path)

@@ -36,6 +36,16 @@ def list_models() -> None:
     for name, record in CATALOG.items():
         if not record.offline_default and not store.is_available(name):
             out.print(f"[dim]{name}: {record.how_to_get}[/]")
+    from lfa.registry.directories import list_directories
+
+    directories = list_directories(store)
+    if directories:
+        table = Table(title="model directories (referenced in place)")
+        for col in ("name", "kind", "sha256", "path"):
+            table.add_column(col, overflow="fold")
+        for d in directories:
+            table.add_row(d.name, d.kind, d.sha256[:12], str(d.path))
+        out.print(table)
 
 
 @app.command()

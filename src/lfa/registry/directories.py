@@ -1,6 +1,6 @@
 """Model directories referenced in place (a Wan base is tens of GB: never copied).
 
-``lfa models add NAME DIR`` records ``{"path", "sha256", "kind"}`` in
+``lfa models add NAME DIR`` records ``{"path", "sha256", "kind", "files"}`` in
 ``$LFA_HOME/models/<NAME>/directory.json``. The directory hash is the SHA-256 of every file's relative
 path and SHA-256, computed once; each file's hash is cached by (size, mtime), so checking an
 unchanged directory again costs one ``stat`` per file.
@@ -21,7 +21,6 @@ from lfa.errors import ConfigError, ModelLoadError, ModelMissingError
 from lfa.registry.store import ModelStore, sha256_file
 
 DIRECTORY_META = "directory.json"
-HASH_CACHE = "directory_hashes.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -80,8 +79,8 @@ def add_directory(store: ModelStore, name: str, path: Path,
         raise ModelMissingError(f"no such directory: {path}", "pass the model folder")
     if not _files(path):
         raise ModelLoadError(f"{path} holds no files", "pass the folder that holds the model's files")
-    sha = directory_hash(path, store, on_file=on_file)
-    meta = {"path": str(path), "sha256": sha, "kind": directory_kind(path),
+    sha, stamps = tree_hash(path, on_file=on_file)
+    meta = {"path": str(path), "sha256": sha, "kind": directory_kind(path), "files": stamps,
             "added_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     folder = store.model_dir(name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,27 +88,23 @@ def add_directory(store: ModelStore, name: str, path: Path,
     return DirectoryModel(name, path, sha, meta["kind"])
 
 
-def directory_hash(path: Path, store: ModelStore | None = None,
-                   on_file: Callable[[Path], None] | None = None) -> str:
-    """The hash of a model directory. Per-file hashes are cached by (size, mtime) in
-    ``models/directory_hashes.json``, so an unchanged directory is hashed once, registered or not."""
+def directory_hash(path: Path, store: ModelStore | None = None) -> str:
+    """The hash of a model directory. A registered directory (``lfa models add``) re-reads only files whose
+    size or mtime changed since (and records the new stamps); any other directory is hashed in full."""
     store = store or ModelStore()
     path = Path(path).expanduser().resolve()
-    cache_path = store.models_dir / HASH_CACHE
-    try:
-        cache = json.loads(cache_path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    old = cache.get(str(path), {})
-    sha, stamps = tree_hash(path, old.get("files"), on_file)
-    if old.get("sha256") != sha or old.get("files") != stamps:
-        cache[str(path)] = {"sha256": sha, "files": stamps}
-        try:
-            store.models_dir.mkdir(parents=True, exist_ok=True)
-            _write(cache_path, cache)
-        except OSError:  # a read-only cache still works; the next call hashes again
-            pass
-    return sha
+    for meta_path in sorted(store.models_dir.glob(f"*/{DIRECTORY_META}")):
+        meta = json.loads(meta_path.read_text())
+        if meta.get("path") == str(path):
+            sha, stamps = tree_hash(path, meta.get("files"))
+            if stamps != meta.get("files"):
+                meta.update(sha256=sha, files=stamps)
+                try:
+                    _write(meta_path, meta)
+                except OSError:  # a read-only cache still works; the next call reads the changed files again
+                    pass
+            return sha
+    return tree_hash(path)[0]
 
 
 def resolve_directory(store: ModelStore, name_or_path: str | os.PathLike[str]) -> Path:

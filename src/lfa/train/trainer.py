@@ -182,9 +182,8 @@ def save_adapter(adapter: Any, folder: Path, config: TrainConfig) -> Path:
 def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str | os.PathLike[str],
           config: TrainConfig, *, resume: str | None = None, cache_only: bool = False,
           encoders_file: str | os.PathLike[str] | None = None,
-          progress: Callable[[int, int, dict[str, float]], None] | None = None,
-          stop_after: int | None = None) -> TrainResult:
-    """Build missing caches, then train ``config.max_steps`` optimizer steps (``stop_after``: end early, tests)."""
+          progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Build missing caches, then train ``config.max_steps`` optimizer steps (continuing a checkpoint with ``resume``)."""
     from lfa.model.adapter import IdentityAdapter
     from lfa.model.training import IdentityTrainingModule
     from lfa.train.base import load_base
@@ -246,9 +245,8 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     world, rank = accelerator.num_processes, accelerator.process_index
     local = config.batch_size // world
     micro = local // config.gradient_accumulation
-    last = min(config.max_steps, stop_after or config.max_steps)
     wrapped.train()
-    for step in range(start + 1, last + 1):
+    for step in range(start + 1, config.max_steps + 1):
         t0 = time.perf_counter()
         rows = order.batch(step)
         torch.manual_seed(config.seed * 1_000_003 + step * 101 + rank)  # anything the model draws itself
@@ -283,7 +281,7 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             _checkpoint(out, step, order, adapter, optimizer, scheduler, ema, accelerator, config, cid)
         if progress and main:
             progress(step, config.max_steps, record)
-    if last == config.max_steps and main:
+    if main:
         save_adapter(adapter, out / "adapter", config)
         if ema is not None:
             ema.swap()
@@ -291,7 +289,7 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             ema.swap()
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return TrainResult(out, last, folder, len(samples))
+    return TrainResult(out, config.max_steps, folder, len(samples))
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
