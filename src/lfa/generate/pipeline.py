@@ -102,7 +102,7 @@ class IdentityGenerator:
         """One face per image, detected, aligned and measured by lfa's perception -> ``FaceInputs``."""
         from lfa.model.encoders import prepare_faces
 
-        picked, names = [], []
+        picked = []
         for n, image in enumerate(images):
             found = self.analyzer.analyze(image)
             if not found:
@@ -114,7 +114,6 @@ class IdentityGenerator:
                 raise ConfigError(f"face image {n + 1}: --face-index {face_index} but {len(found)} face(s) found",
                                   f"use --face-index 0..{len(found) - 1}")
             picked.append(found[face_index or 0])
-            names.append(n)
         angles = [[0.0 if np.isnan(v) else float(v) for v in (f.yaw, f.pitch, f.roll)] for f in picked]
         identity = getattr(self.encoders.get("identity"), "encoder", None)
         return prepare_faces(images, [f.landmarks5 for f in picked], size=int(self.training.get("face_size", 112)),

@@ -129,6 +129,10 @@ def check_base(path: str | os.PathLike[str]) -> Path:
     if meta.get("transformer", [None, None])[1] != "WanTransformer3DModel" or "vae" not in meta:
         raise ModelLoadError(f"{folder}: {meta.get('_class_name')} is not a Wan model "
                              "(no WanTransformer3DModel transformer)", "pass a Wan2.1/2.2 diffusers directory")
+    if meta.get("_class_name") != "WanPipeline":
+        raise ModelLoadError(f"{folder}: a {meta.get('_class_name')} base; lfa train/generate support Wan "
+                             "text-to-video (WanPipeline) bases only for now",
+                             "pass a Wan2.1/2.2 T2V diffusers directory")
     for part in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"):
         if not (folder / part).is_dir():
             raise ModelLoadError(f"{folder}: the {part}/ folder is missing", "pass a complete diffusers directory")
