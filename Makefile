@@ -30,7 +30,7 @@ demo: models
 	$(BIN)/lfa demo --out out/demo
 
 test: models
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 bench: models
 	$(BIN)/python bench/faces.py

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,11 @@ class HeadLibrary:
         self._heads: dict[str, HeadModel] = {}
 
     def get(self, photo: str) -> HeadModel:
+        """The head of ``photo`` (a sample name or a path). ``"FACE@LOOKS"`` is a look-alike: the face of
+        FACE with the skin, hair and clothes colours of LOOKS (two people who differ only in the face)."""
+        if "@" in photo and photo not in self._heads:
+            face, looks = photo.split("@", 1)
+            self._heads[photo] = replace(self.get(face), atlas=self.get(looks).atlas, label=f"{Path(face).stem}@")
         if photo not in self._heads:
             if self._analyzer is None:
                 self._analyzer = FaceAnalyzer(AnalyzerConfig(identity="none"))
