@@ -26,6 +26,7 @@ class SampledFace:
     pose_confidence: float = math.nan
     pose_missing_reason: str | None = None
     pose_readings: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    mouth_open: float = math.nan  # lip gap / mouth width from the dense landmarks (lfa.speech.lips)
 
     @property
     def has_pose(self) -> bool:

@@ -16,6 +16,7 @@ from lfa.face.align import FaceTemplate, align_face
 from lfa.face.analyzer import FaceAnalyzer
 from lfa.media import VideoInfo, iter_frames, probe
 from lfa.media.sampling import sample_times
+from lfa.speech.lips import mouth_opening
 
 
 @dataclass
@@ -76,7 +77,8 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
             faces.append(SampledFace(f.box, f.landmarks5, f.score, f.yaw, f.pitch, f.roll, f.sharpness,
                                      f.area_ratio, align_face(frame.image, f.landmarks5, template),
                                      pose_source=f.pose_source, pose_confidence=f.pose_confidence,
-                                     pose_missing_reason=f.pose_missing_reason, pose_readings=f.pose_readings))
+                                     pose_missing_reason=f.pose_missing_reason, pose_readings=f.pose_readings,
+                                     mouth_open=mouth_opening(f.landmarks)))
         sampled.append(SampledFrame(frame.index, frame.t, faces))
         if faces and votes[1] < ORIENTATION_FRAMES:
             votes[0] += turned_detects_better(analyzer, frame.image, max(f.score for f in faces))

@@ -15,6 +15,7 @@ from lfa.speech.lips import MouthSignal
 ENVELOPE_HOP_S = 0.01
 PAD_S = 0.3  # context around a segment: the mouth closes before and after speech
 LAG_STEP_S = 0.02
+TREND_S = 0.6  # slower changes are removed from both signals (a turning head changes the mouth ratio slowly)
 
 
 @dataclass
@@ -54,15 +55,24 @@ def agreement(envelope: np.ndarray, audio_start: float, mouth: MouthSignal, segm
     t, m = mouth.times[sel], mouth.values[sel]
     if len(t) < 5:
         return Agreement(math.nan, 0.0, math.nan, int(len(t)))
-    motion = float(np.std(m))
     window = 1.0 / mouth.fps if mouth.fps > 0 else 0.08
+    trend = max(3, int(round(TREND_S / window)) | 1)
+    m = detrend(m, trend)
+    motion = float(np.std(m))
     best, best_lag = -math.inf, 0.0
     for lag in np.arange(-max_lag_s, max_lag_s + 1e-9, LAG_STEP_S):
-        e = envelope_at(envelope, t - audio_start + lag, window)
+        e = detrend(envelope_at(envelope, t - audio_start + lag, window), trend)
         r = _pearson(e, m)
         if r > best + 1e-9 or (abs(r - best) <= 1e-9 and abs(lag) < abs(best_lag)):
             best, best_lag = r, float(lag)
     return Agreement(float(best), round(best_lag, 3), motion, int(len(t)))
+
+
+def detrend(x: np.ndarray, width: int) -> np.ndarray:
+    """``x`` minus its centred moving average over ``width`` samples (edges: the shorter window there)."""
+    kernel = np.ones(width)
+    mean = np.convolve(x, kernel, mode="same") / np.convolve(np.ones_like(x), kernel, mode="same")
+    return x - mean
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:

@@ -87,10 +87,10 @@ def _analyze(audio: ClipAudio, mouth: Callable[[], MouthSignal], config: SpeechC
     signal = mouth()
     envelope = speech_envelope(audio.samples)
     segments = []
-    for a, b in spans:
+    for (a, b), text in zip(spans, transcript.split(spans)):
         ag = agreement(envelope, audio.start, signal, (audio.start + a, audio.start + b), config.max_lag_s)
         segments.append(Segment(audio.start + a, audio.start + b, segment_status(ag, config), ag.score, ag.lag_s,
-                                transcript.text_between(a, b), ag.mouth_motion))
+                                text, ag.mouth_motion))
     whole = agreement(envelope, audio.start, signal, (audio.start + spans[0][0], audio.start + spans[-1][1]),
                       config.max_lag_s)
     curve = envelope_at(envelope, signal.times - audio.start, 1.0 / signal.fps if signal.fps else 0.08)

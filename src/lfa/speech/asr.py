@@ -30,9 +30,16 @@ class Transcript:
     language_probability: float
     words: list[Word] = field(default_factory=list)
 
-    def text_between(self, a: float, b: float) -> str:
-        """The words whose middle falls in [a, b)."""
-        return "".join(w.text for w in self.words if a <= (w.start + w.end) / 2 < b).strip()
+    def split(self, spans: list[tuple[float, float]]) -> list[str]:
+        """The words of each span: a word goes to the span it overlaps most, else the nearest one
+        (Whisper's word times and the VAD's spans disagree by a few hundred milliseconds)."""
+        texts: list[list[str]] = [[] for _ in spans]
+        for w in self.words if spans else []:
+            def fit(span: tuple[float, float]) -> tuple[float, float]:
+                a, b = span
+                return (min(b, w.end) - max(a, w.start), -abs((a + b) / 2 - (w.start + w.end) / 2))
+            texts[max(range(len(spans)), key=lambda k: fit(spans[k]))].append(w.text)
+        return ["".join(t).strip() for t in texts]
 
 
 class WhisperAsr:

@@ -28,7 +28,9 @@ class SpeechConfig:
     # lip activity and audio-visual agreement
     lip_fps: float = 12.5  # mouth-opening samples per second along the main track
     max_lag_s: float = 0.3  # lag search of speech envelope vs mouth, both directions
-    min_av_score: float = 0.4  # correlation at the best lag above which a segment is the visible person speaking
+    # correlation at the best lag from which a segment is the visible person speaking; set on lfa's renders
+    # (mouth following the speech 0.81-0.89, a still mouth under speech 0.36-0.42), not yet on real video
+    min_av_score: float = 0.6
     min_mouth_motion: float = 0.02  # std of the mouth-opening ratio below which the mouth is still
     min_speaking_fraction: float = 0.5  # of the speech time, in speaking segments, for a speaking clip
     # curation: what happens to voice-over clips (label: keep, caption says so; keep: keep, caption
