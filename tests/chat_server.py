@@ -24,7 +24,7 @@ class FakeChatServer:
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
-                fake.headers.append(dict(self.headers))
+                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
                 if fake.key is not None and self.headers.get("Authorization") != f"Bearer {fake.key}":
@@ -54,6 +54,7 @@ class FakeChatServer:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads, self.server.block_on_close = True, False  # a stalled reply does not hold close()
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
