@@ -182,7 +182,7 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
         "angle_convention": "lfa: yaw>0 subject turns to their left, pitch>0 up, roll>0 counter-clockwise; "
                             "relative to the photo's frontalised head",
         "identities": sorted({f["identity"] for r in records for f in r["faces"]}),
-        "speech": {"kind": spec.speech, "status": SPEECH_STATUS[spec.speech],
+        "speech": {"kind": spec.speech, "status": SPEECH_STATUS[spec.speech] if spec.audio_stream else "silent",
                    "source": speech_mod.speech_source() if intervals else None, "intervals": intervals,
                    "audio_stream": spec.audio_stream, "audio_shift_s": spec.audio_shift_s,
                    "text": speech_mod.TEXTS[spec.speech_index % len(speech_mod.TEXTS)] if intervals else None},
