@@ -4,7 +4,6 @@ search, the curation stage, and the caption rewrite through a loopback OpenAI-co
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from lfa.errors import ConfigError
 from lfa.media import extract_audio, read_frames, write_video
 from lfa.speech import SpeechConfig, SpeechModels, speech_of_video
 from lfa.speech.caption import rewrite_caption, template_caption
-from lfa.synth.clip import ClipSpec, HeadLibrary, render_clip
+from lfa.synth.clip import ClipSpec, render_clip
 from tests.chat_server import FakeChatServer
 
 KINDS = {  # name: (ClipSpec overrides); short, low-resolution clips, rendered once for the module
@@ -34,9 +33,8 @@ KINDS = {  # name: (ClipSpec overrides); short, low-resolution clips, rendered o
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory, store):
+def clips(tmp_path_factory, heads):
     folder = tmp_path_factory.mktemp("speech_clips")
-    heads = HeadLibrary()
     for name, extra in KINDS.items():
         spec = ClipSpec("astronaut", "frontal", 2.6, 25.0, 256, 256, 0.45, speech_index=1, speech_at=0.1,
                         background="field", **extra)
@@ -46,6 +44,7 @@ def clips(tmp_path_factory, store):
 
 @pytest.fixture(scope="module")
 def models(store):
+    assert store.is_available("silero_vad") and store.is_available("whisper_tiny_en"), "run `lfa models fetch`"
     return SpeechModels(SpeechConfig(), store)
 
 
@@ -106,12 +105,10 @@ def test_cli_json(clips, monkeypatch):
 def test_curation_stage_columns_drop_and_report(clips, tmp_path):
     inbox = tmp_path / "in"
     inbox.mkdir()
-    for name in ("speaking", "voiceover"):  # yaw sweeps: the clips must pass the face constraints
-        spec = ClipSpec("astronaut", "yaw-sweep", 2.6, 25.0, 256, 256, 0.45, speech_index=1, speech_at=0.1,
-                        background="field", **KINDS[name])
-        render_clip(spec, inbox / f"{name}.mp4")
-        (inbox / f"{name}.json").unlink()
-    cfg = CurateConfig.load(None, ["shots.min_clip_s=1.0", "speech.on_voiceover=drop"])
+    for name in ("speaking", "voiceover"):
+        shutil.copy(clips / f"{name}.mp4", inbox / f"{name}.mp4")
+    # the clips hold a frontal head: no angle requirement, so that the speech stage sees them
+    cfg = CurateConfig.load(None, ["shots.min_clip_s=1.0", "constraints.min_yaw_range=0", "speech.on_voiceover=drop"])
     curate([inbox], tmp_path / "run", cfg, workers=1, report=True)
     rows = {Path(m["source"]).stem: m for m in pq.read_table(tmp_path / "run" / "manifest.parquet").to_pylist()}
     rejected = pq.read_table(tmp_path / "run" / "rejected.parquet").to_pylist()
@@ -183,11 +180,9 @@ def test_key_is_in_no_file_of_the_run_dir(clips, tmp_path, monkeypatch):
     server = FakeChatServer(key=key, answer="A person who does not speak.")
     inbox = tmp_path / "in"
     inbox.mkdir()
-    spec = ClipSpec("astronaut", "yaw-sweep", 2.5, 25.0, 256, 256, 0.45, background="field", speech="tone")
-    render_clip(spec, inbox / "tone.mp4")
-    (inbox / "tone.json").unlink()
-    cfg = CurateConfig.load(None, ["shots.min_clip_s=1.0", f"speech.rewrite_endpoint={server.url}",
-                                   "speech.rewrite_api_key_env=LFA_REWRITE_KEY"])
+    shutil.copy(clips / "tone.mp4", inbox / "tone.mp4")
+    cfg = CurateConfig.load(None, ["shots.min_clip_s=1.0", "constraints.min_yaw_range=0",
+                                   f"speech.rewrite_endpoint={server.url}", "speech.rewrite_api_key_env=LFA_REWRITE_KEY"])
     try:
         curate([inbox], tmp_path / "run", cfg, workers=1, report=True)
     finally:
