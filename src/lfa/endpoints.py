@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from lfa.errors import ConfigError, LfaError
 
-log = logging.getLogger(__name__)
 
 
 class EndpointError(LfaError):

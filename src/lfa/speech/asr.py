@@ -4,7 +4,6 @@ CTranslate2 conversion such as large-v3 (``lfa models add whisper DIR``)."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +11,6 @@ import numpy as np
 
 from lfa.errors import ModelLoadError
 from lfa.registry import ModelStore
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

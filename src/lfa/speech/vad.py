@@ -3,15 +3,12 @@ run by the package's own wrapper and segmenter."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from lfa.registry import ModelStore
 from lfa.speech.audio import SAMPLE_RATE
-
-log = logging.getLogger(__name__)
 
 
 class SileroVad:

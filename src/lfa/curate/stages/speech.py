@@ -35,7 +35,7 @@ class SpeechOutcome:
 def _models(config: str) -> SpeechModels:
     import json
 
-    return SpeechModels(SpeechConfig(**json.loads(config)))
+    return SpeechModels(SpeechConfig(**json.loads(config)), threads=1)  # one per worker, like torch
 
 
 def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose: object) -> SpeechOutcome:
