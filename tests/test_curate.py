@@ -78,6 +78,14 @@ def test_local_executor_matches_every_label(local_run):
     assert config["constraints"]["angle_criterion"] == "yaw_range"
 
 
+def test_speech_status_matches_the_corpus_labels(local_run):
+    status = {"on_screen": "speaking", "voice_over": "voiceover", "silent": "silent"}  # synth label -> status
+    manifest = table(local_run, "manifest")
+    for m in manifest:
+        assert m["speech_status"] == status[STANDARD_CORPUS[Path(m["source"]).stem].expected["speech"]], m["clip_id"]
+    assert {m["speech_status"] for m in manifest} == {"speaking", "voiceover", "silent"}
+
+
 def test_ray_executor_gives_the_same_manifest(corpus, local_run, tmp_path):
     curate([corpus], tmp_path, executor="ray", workers=2, report=False)
     for name in ("manifest", "frames", "rejected", "failures"):
