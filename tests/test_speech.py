@@ -129,6 +129,40 @@ def test_curation_stage_columns_drop_and_report(clips, tmp_path):
     assert [line["speech_status"] for line in lines] == ["speaking"]
 
 
+def test_syncnet_backend_with_weights_the_test_builds(clips, results, store, tmp_path):
+    import torch
+
+    from lfa.errors import ModelLoadError
+    from lfa.registry import ModelStore
+    from lfa.speech import analyze_speech
+    from lfa.speech.syncnet import SyncScore, _network, read_crops, syncnet_follows
+
+    torch.manual_seed(0)
+    net = _network()
+    torch.save(net.state_dict(), tmp_path / "syncnet_v2.model")
+    torch.save({"net": torch.nn.Linear(2, 2)}, tmp_path / "pickled.model")  # a pickled module
+    home = ModelStore(tmp_path / "home")
+    home.models_dir.mkdir(parents=True)
+    for name in ("yunet", "face_landmarker", "silero_vad", "whisper_tiny_en"):
+        (home.models_dir / name).symlink_to(store.model_dir(name))
+    with pytest.raises(ModelLoadError):  # pickled objects are refused (weights_only)
+        home.add("syncnet", tmp_path / "pickled.model")
+    home.add("syncnet", tmp_path / "syncnet_v2.model")
+    # the SyncNet path on the first 0.4 s of crops (5 windows: random full-size weights are slow on CPU);
+    # the mouth signal measured before
+    config = SpeechConfig(syncnet=True)
+    crops = read_crops(clips / "speaking.mp4", 0.0, 0.4, lambda frame: np.array([60.0, 70.0, 196.0, 220.0]))
+    assert crops.shape == (10, 224, 224, 3)
+    result = analyze_speech(clips / "speaking.mp4", 0.0, 2.6, lambda: results["speaking"].mouth, config,
+                            SpeechModels(config, home), crops=lambda: crops)
+    assert result.sync is not None and abs(result.sync.offset_frames) <= 15 and result.sync.confidence >= 0
+    assert result.status == ("speaking" if syncnet_follows(result.sync) else "voiceover")  # its rule decides
+    assert result.segments[0].av_score >= SpeechConfig().min_av_score  # and the envelope signal is reported too
+    assert result.to_dict()["syncnet"]["offset_frames"] == result.sync.offset_frames
+    assert syncnet_follows(SyncScore(6, 3.0, 1.0)) and syncnet_follows(SyncScore(-6, 7.0, 1.0))
+    assert not syncnet_follows(SyncScore(7, 5.0, 1.0)) and not syncnet_follows(SyncScore(0, 2.9, 1.0))
+
+
 # -- the caption rewrite through an OpenAI-compatible endpoint ------------------------------------------------
 
 def _rewrite(server, tmp_path, **settings):

@@ -29,7 +29,8 @@ def speech(
     settings = CurateConfig.load(None, [item if item.startswith("speech.") else f"speech.{item}"
                                         for item in config or []]).speech
     result = speech_of_video(video, settings, base_caption=caption)
-    data = {k: v for k, v in result.to_dict().items() if k in ("status", "segments", "language", "transcript", "caption")}
+    keys = ("status", "segments", "language", "transcript", "caption") + (("syncnet",) if result.sync else ())
+    data = {k: v for k, v in result.to_dict().items() if k in keys}
     if as_json:
         print(json.dumps(data))
         return
@@ -42,6 +43,8 @@ def speech(
         table.add_row(f"{s['start']:.2f}", f"{s['end']:.2f}", s["status"], score, f"{s['lag_s']:+.2f}", s["text"])
     out.print(table)
     out.print(f"language: {result.language or '–'}")
+    if result.sync is not None:
+        out.print(f"SyncNet: offset {result.sync.offset_frames:+d} frames, confidence {result.sync.confidence:.2f}")
     out.print(f"caption: {result.caption}", soft_wrap=True)
     if result.caption_failure:
         out.print(f"caption rewrite failed, template kept: {result.caption_failure}", soft_wrap=True)

@@ -23,7 +23,8 @@ MANIFEST = pa.schema(
        ("identity_yaws", _L), ("identity_min_similarity", _F), ("identity_split_z", _F), ("cluster_id", _I),
        ("references", pa.list_(REFERENCE)), ("caption", _S), ("caption_source", _S),
        ("speech_status", _S), ("speech_av_score", _F), ("speech_lag_s", _F), ("speech_segments", pa.list_(SEGMENT)),
-       ("transcript", _S), ("language", _S), ("speech_curve_t", _L), ("speech_mouth", _L), ("speech_envelope", _L)])
+       ("transcript", _S), ("language", _S), ("speech_curve_t", _L), ("speech_mouth", _L), ("speech_envelope", _L),
+       ("speech_sync_offset", _I), ("speech_sync_conf", _F)])
 FRAMES = pa.schema([("source", _S), ("clip_id", _S), ("frame", _I), ("t", _F), ("track", _I), ("box", _L),
                     ("landmarks5", _L), ("score", _F), ("yaw", _F), ("pitch", _F), ("roll", _F), ("pose_source", _S),
                     ("sharpness", _F), ("area_ratio", _F)])

@@ -154,6 +154,18 @@ CATALOG: dict[str, ModelRecord] = {
             directory=True,
         ),
         ModelRecord(
+            name="syncnet",
+            role="audio-visual sync (speech)",
+            files=(ModelFile("syncnet.pth"),),
+            license="see joonson/syncnet_python (research use)",
+            origin="SyncNet syncnet_v2.model (Chung & Zisserman 2016) from joonson/syncnet_python",
+            offline_default=False,
+            description="SyncNet: 5-frame 224x224 face crops and 0.2 s of MFCCs -> 1024-d embeddings",
+            how_to_get="download syncnet_v2.model (joonson/syncnet_python, download_model.sh), then "
+            "`lfa models add syncnet PATH` and set speech.syncnet=true",
+            check="lfa.speech.syncnet:check_model",
+        ),
+        ModelRecord(
             name="scrfd",
             role="face detection + 5 landmarks",
             files=(ModelFile("scrfd.onnx"),),

@@ -19,6 +19,7 @@ from lfa.speech.caption import template_caption
 from lfa.speech.config import SpeechConfig
 from lfa.speech.lips import MouthSignal
 from lfa.speech.status import Segment, clip_status, quiet_status, segment_status
+from lfa.speech.syncnet import SyncScore, sync_score, syncnet_follows
 from lfa.speech.vad import SileroVad
 
 
@@ -29,12 +30,21 @@ class SpeechModels:
         self.config, self.store, self.threads = config, store or ModelStore(), threads
         self._vad: SileroVad | None = None
         self._asr: WhisperAsr | None = None
+        self._syncnet = None
 
     @property
     def vad(self) -> SileroVad:
         if self._vad is None:
             self._vad = SileroVad.from_store(self.store, self.config.vad_threshold)
         return self._vad
+
+    @property
+    def syncnet(self):  # noqa: ANN201  (a torch module)
+        if self._syncnet is None:
+            from lfa.speech.syncnet import load_syncnet
+
+            self._syncnet = load_syncnet(self.store.path("syncnet"))
+        return self._syncnet
 
     @property
     def asr(self) -> WhisperAsr:
@@ -57,19 +67,28 @@ class SpeechResult:
     audio: str = "ok"  # ok | no_stream | digital_silence
     mouth: MouthSignal | None = None
     envelope: np.ndarray | None = None  # speech envelope at the mouth signal's times
+    sync: SyncScore | None = None  # the SyncNet backend's reading, when it ran
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "segments": [s.to_dict() for s in self.segments], "language": self.language,
                 "transcript": self.transcript, "caption": self.caption, "caption_failure": self.caption_failure,
                 "av_score": None if not math.isfinite(self.av_score) else round(self.av_score, 4),
-                "lag_s": self.lag_s, "audio": self.audio}
+                "lag_s": self.lag_s, "audio": self.audio,
+                "syncnet": None if self.sync is None else {"offset_frames": self.sync.offset_frames,
+                                                           "confidence": round(self.sync.confidence, 4)}}
 
 
 def analyze_speech(path: Path, start: float, end: float, mouth: Callable[[], MouthSignal], config: SpeechConfig,
-                   models: SpeechModels, base_caption: str | None = None) -> SpeechResult:
-    """The speech of the window [start, end) of ``path``; ``mouth`` reads the main face's mouth signal."""
+                   models: SpeechModels, base_caption: str | None = None,
+                   crops: Callable[[], np.ndarray] | None = None) -> SpeechResult:
+    """The speech of the window [start, end) of ``path``; ``mouth`` reads the main face's mouth signal,
+    ``crops`` its face crops at 25 fps (for the SyncNet backend, when ``config.syncnet``)."""
     audio = load_clip_audio(path, start, end)
     result = _analyze(audio, mouth, config, models)
+    if config.syncnet and crops is not None and result.segments:
+        result.sync = sync_score(models.syncnet, crops(), audio.samples)
+        follows = syncnet_follows(result.sync, config.syncnet_min_confidence, config.syncnet_max_offset)
+        result.status = "speaking" if follows else "voiceover"
     result.caption = template_caption(base_caption, result.status, result.transcript)
     return result
 

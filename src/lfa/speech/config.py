@@ -33,6 +33,11 @@ class SpeechConfig:
     min_av_score: float = 0.6
     min_mouth_motion: float = 0.02  # std of the mouth-opening ratio below which the mouth is still
     min_speaking_fraction: float = 0.5  # of the speech time, in speaking segments, for a speaking clip
+    # optional SyncNet backend (user-supplied, `lfa models add syncnet FILE`): when on, it decides the clip's
+    # status by LatentSync's rule, and both signals are reported
+    syncnet: bool = False
+    syncnet_min_confidence: float = 3.0
+    syncnet_max_offset: int = 6  # video frames at 25 fps
     # curation: what happens to voice-over clips (label: keep, caption says so; keep: keep, caption
     # unchanged; drop: rejected)
     on_voiceover: str = "label"

@@ -28,6 +28,19 @@ def speech_of_video(path: Path, config: SpeechConfig | None = None, *, store: Mo
         analyzer = FaceAnalyzer(AnalyzerConfig(pose="mediapipe", identity="none"), store=store)
         return read_mouth_signal(path, 0.0, duration, config.lip_fps, largest_face_reader(analyzer))
 
-    result = analyze_speech(path, 0.0, duration, mouth, config, models, base_caption)
+    def crops():  # noqa: ANN202
+        from lfa.face.analyzer import build_detector
+        from lfa.face import AnalyzerConfig
+        from lfa.speech.syncnet import read_crops
+
+        detector = build_detector(AnalyzerConfig(), store)
+
+        def largest(frame):  # noqa: ANN001, ANN202
+            found = detector.detect(frame.image)
+            return max(found, key=lambda d: float((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))).box if found else None
+
+        return read_crops(path, 0.0, duration, largest)
+
+    result = analyze_speech(path, 0.0, duration, mouth, config, models, base_caption, crops=crops)
     result.caption, result.caption_failure = rewrite_caption(result.caption, config, cache_dir)
     return result

@@ -21,7 +21,7 @@ from lfa.speech.lips import MouthSignal, interpolated_box, landmark_backend, rea
 
 STAGE = "speech"
 COLUMNS = ("speech_status", "speech_av_score", "speech_lag_s", "speech_segments", "transcript", "language",
-           "speech_curve_t", "speech_mouth", "speech_envelope")
+           "speech_curve_t", "speech_mouth", "speech_envelope", "speech_sync_offset", "speech_sync_conf")
 
 
 @dataclass
@@ -56,7 +56,14 @@ def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose:
         return read_mouth_signal(path, clip.start, clip.end, settings.lip_fps, reader,
                                  max_side=config.tracking.decode_max_side)
 
-    result = analyze_speech(path, clip.start, clip.end, mouth, settings, _models(json.dumps(asdict(settings))))
+    def crops() -> np.ndarray:
+        from lfa.speech.syncnet import read_crops
+
+        return read_crops(path, clip.start, clip.end, lambda frame: box_at(frame.t),
+                          max_side=config.tracking.decode_max_side)
+
+    result = analyze_speech(path, clip.start, clip.end, mouth, settings, _models(json.dumps(asdict(settings))),
+                            crops=crops)
     warnings = []
     if result.mouth is not None and not np.isfinite(result.mouth.values).any():
         warnings.append("speech found but the main face's mouth could not be read: status from audio alone")
@@ -69,6 +76,8 @@ def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose:
         "speech_curve_t": [round(float(t), 3) for t in result.mouth.times] if curve else None,
         "speech_mouth": [None if math.isnan(v) else round(float(v), 4) for v in result.mouth.values] if curve else None,
         "speech_envelope": [round(float(v), 4) for v in result.envelope] if curve else None,
+        "speech_sync_offset": result.sync.offset_frames if result.sync else None,
+        "speech_sync_conf": result.sync.confidence if result.sync else None,
     }
     decision = None
     if result.status == "voiceover" and settings.on_voiceover == "drop":
