@@ -2,8 +2,9 @@
 (MediaPipe FaceLandmarker's 478 points), read along the main face.
 
 Mouth opening is the inner-lip gap (points 13, 14) over the mouth width (corners 61, 291), in 3-D
-landmark coordinates so a turned head does not open the mouth. Frames the scan already analysed keep
-their value; only the frames in between are read, with the same landmarker on the track's box."""
+landmark coordinates so a turned head does not open the mouth. In curation, the frames the scan sampled
+keep the value of the landmarks the pose stage measured on them; only the frames in between are read,
+with the same landmarker on the track's box."""
 
 from __future__ import annotations
 

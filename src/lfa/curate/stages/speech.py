@@ -17,7 +17,8 @@ from lfa.curate.config import CurateConfig
 from lfa.curate.records import Clip, Decision
 from lfa.speech import SpeechConfig, SpeechModels, analyze_speech
 from lfa.speech.caption import rewrite_caption, template_caption
-from lfa.speech.lips import MouthSignal, interpolated_box, landmark_backend, read_mouth_signal, track_reader
+from lfa.speech.lips import (MouthSignal, interpolated_box, landmark_backend, mouth_opening, read_mouth_signal,
+                             track_reader)
 
 STAGE = "speech"
 COLUMNS = ("speech_status", "speech_av_score", "speech_lag_s", "speech_segments", "transcript", "language",
@@ -48,7 +49,8 @@ def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose:
     from dataclasses import asdict
 
     faces = [(fr.frame, fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]
-    known = {frame: f.mouth_open for frame, _, f in faces}  # NaN too: no second landmark pass on a scanned frame
+    # the landmarks the pose stage measured on the scanned frames (NaN too: no second landmark pass on them)
+    known = {frame: mouth_opening(f.landmarks) for frame, _, f in faces}
     box_at = interpolated_box(np.array([t for _, t, _ in faces]), np.array([f.box for _, _, f in faces]).reshape(-1, 4))
 
     def mouth() -> MouthSignal:
