@@ -15,6 +15,7 @@ import numpy as np
 
 from lfa.curate.config import CurateConfig
 from lfa.curate.records import Clip, Decision
+from lfa.errors import MediaError
 from lfa.speech import SpeechConfig, SpeechModels, analyze_speech
 from lfa.speech.caption import rewrite_caption, template_caption
 from lfa.speech.lips import (MouthSignal, interpolated_box, landmark_backend, mouth_opening, read_mouth_signal,
@@ -64,8 +65,11 @@ def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose:
         return read_crops(path, clip.start, clip.end, lambda frame: box_at(frame.t),
                           max_side=config.tracking.decode_max_side)
 
-    result = analyze_speech(path, clip.start, clip.end, mouth, settings, _models(json.dumps(asdict(settings))),
-                            crops=crops)
+    try:
+        result = analyze_speech(path, clip.start, clip.end, mouth, settings, _models(json.dumps(asdict(settings))),
+                                crops=crops)
+    except MediaError as exc:  # a sound track that does not decode: the clip stays, unlabelled, with a note
+        return SpeechOutcome(dict.fromkeys(COLUMNS), None, [f"speech not analysed: {exc.message}"])
     warnings = []
     if result.mouth is not None and not np.isfinite(result.mouth.values).any():
         warnings.append("speech found but the main face's mouth could not be read: status from audio alone")
