@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install torch==2.13.0
 	$(PIP) install --no-deps mediapipe==1.2.2
 	$(PIP) install -e '.[test]'
-	$(BIN)/python -c "import lfa.cli, mediapipe.tasks.python.vision, dlib, cv2, av, torch, onnxruntime, skimage"
+	$(BIN)/python -c "import lfa.cli, mediapipe.tasks.python.vision, dlib, cv2, av, torch, onnxruntime, skimage, faster_whisper, silero_vad, openai"
 	touch $(STAMP)
 
 install: $(STAMP)

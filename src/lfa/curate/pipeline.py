@@ -21,6 +21,7 @@ from lfa.curate.stages.identity import check_identity
 from lfa.curate.stages.pose import measure_track_pose
 from lfa.curate.stages.references import pick_references
 from lfa.curate.stages.shots import clip_windows
+from lfa.curate.stages.speech import speech_stage
 from lfa.curate.stages.tracking import link_tracks, main_track
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
@@ -140,6 +141,12 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
     if not identity.accepted:
         result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, identity))
         return
+    speech = speech_stage(clip, track, path, config, models.analyzer.pose)
+    for message in speech.warnings:
+        result.warn("speech", message, clip.clip_id)
+    if speech.decision is not None:
+        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, speech.decision))
+        return
     faces = main_faces(clip, track)
     posed = np.array([(f.yaw, f.pitch, f.roll) for f in faces if f.has_pose]).reshape(-1, 3)
     caption, caption_source = caption_from_metadata(path, config.captions)
@@ -164,7 +171,7 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
         "identity_split_z": _finite(identity.stats["identity_split_z"]), "cluster_id": -1,
         "references": pick_references([(fr.t, fr.frame, f) for fr in clip.frames for f in fr.faces
                                        if f.track == track]),
-        "caption": caption, "caption_source": caption_source,
+        "caption": caption, "caption_source": caption_source, **speech.columns,
     })
 
 

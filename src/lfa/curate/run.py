@@ -16,6 +16,7 @@ from lfa.curate.config import CurateConfig
 from lfa.curate.executors import run_local, run_ray
 from lfa.curate.outputs import CLUSTERS, FAILURES, FRAMES, MANIFEST, REJECTED, WARNINGS, write_table
 from lfa.curate.pipeline import InputResult, build_scorer
+from lfa.curate.stages.speech import enrich_captions
 from lfa.curate.store import ResultStore, input_key
 from lfa.errors import ConfigError
 from lfa.face.identity.score import FaceSet
@@ -155,6 +156,7 @@ def merge(results: list[InputResult], out_dir: Path, config: CurateConfig) -> Cu
         clip["cluster_id"] = int(cid)
     if config.captions.vlm_endpoint:
         _vlm_captions(clips, out_dir, config)
+    speech_warnings = enrich_captions(clips, config.speech, out_dir / "cache" / "speech")
     rejected = [row for r in results for row in r.rejected]
     failures = [r.failure for r in results if r.failure is not None]
     outputs = {name: out_dir / f"{name}.parquet" for name in ("manifest", "frames", "rejected", "failures",
@@ -164,13 +166,13 @@ def merge(results: list[InputResult], out_dir: Path, config: CurateConfig) -> Cu
     write_table(outputs["rejected"], rejected, REJECTED)
     write_table(outputs["failures"], failures, FAILURES)
     write_table(outputs["clusters"], clusters.rows(), CLUSTERS)
-    write_table(outputs["warnings"], [w for r in results for w in r.warnings], WARNINGS)
+    write_table(outputs["warnings"], [w for r in results for w in r.warnings] + speech_warnings, WARNINGS)
     counts: dict[str, int] = {}
     for row in rejected:
         key = f"{row['stage']}/{row['reason']}"
         counts[key] = counts.get(key, 0) + 1
     return CurateSummary(accepted_clips=len(clips), rejected=counts, failed=failures,
-                         warnings=sum(len(r.warnings) for r in results),
+                         warnings=sum(len(r.warnings) for r in results) + len(speech_warnings),
                          outputs={**outputs, "config": out_dir / "config.json"})
 
 
