@@ -226,7 +226,7 @@ def test_an_input_that_kills_its_worker_becomes_a_failure_row(cluster, small_cor
     assert "re-encode" in failure[0]["fix"]
     notes = rows(run, "warnings", str(crash))
     assert [n["stage"] for n in notes] == ["executor", "executor"]
-    assert all("worker process died" in n["message"] for n in notes)
+    assert all("worker process dead" in n["message"] for n in notes)
     assert any(s.startswith("retrying crash.mp4") for s in said)
     assert any("in flight" in s and "inputs/s" in s and "frames/s" in s for s in said)
     for name in ("manifest", "frames", "rejected"):  # the other input is untouched by the crash

@@ -8,6 +8,7 @@ Earlier attempts are noted in the input's warnings (stage ``executor``)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -56,10 +57,10 @@ def connect(address: str | None, workers: int | None, cpus_per_worker: float) ->
     address = address or os.environ.get("RAY_ADDRESS") or None
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         else:
             ray.init(num_cpus=math.ceil(max(workers or os.cpu_count() or 1, 1) * cpus_per_worker),
-                     include_dashboard=False, log_to_driver=False)
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError) as exc:
         chain, e = [], exc
         while e is not None:
@@ -104,6 +105,24 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
 
 
+def _lost_attempt(exc: Exception) -> tuple[bool, str]:
+    """What an attempt that returned nothing means: (its node was lost, a note for the input's warnings).
+    Raises for what no retry fixes (a node without the models or the shared folder, impossible resources)."""
+    from ray import exceptions as rex
+
+    if isinstance(exc, rex.RayTaskError):  # the task raised: a bad node setup, or a full disk
+        cause = exc.cause
+        if isinstance(cause, LfaError):
+            raise cause from None
+        return False, f"failed ({_first_line(cause or exc)})"
+    if isinstance(exc, (rex.TaskUnschedulableError, rex.RuntimeEnvSetupError)):
+        raise ConfigError(f"Ray cannot run curation tasks: {_first_line(exc)}",
+                          "check --cpus-per-worker / --gpus-per-worker against the nodes") from None
+    if isinstance(exc, rex.NodeDiedError):
+        return True, f"lost with its node ({_first_line(exc)})"
+    return False, f"ended with its worker process dead ({_first_line(exc)})"  # native crash, OOM killer
+
+
 def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | None, address: str | None,
             cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, attempts: int = 3,
             status: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
@@ -142,27 +161,18 @@ def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | None
                 source, key = running.pop(ref)
                 try:
                     summary = ray.get(ref)
-                except rex.RayTaskError as exc:  # the task raised: a bad node setup, or a full disk
-                    cause = exc.cause
-                    if isinstance(cause, LfaError):
-                        raise cause from None
-                    crashes[key] = crashes.get(key, 0) + 1
-                    lost = f"attempt {crashes[key] + losses.get(key, 0)} failed ({_first_line(cause or exc)})"
-                except (rex.TaskUnschedulableError, rex.RuntimeEnvSetupError) as exc:
-                    raise ConfigError(f"Ray cannot run curation tasks: {_first_line(exc)}",
-                                      "check --cpus-per-worker / --gpus-per-worker against the nodes") from None
-                except rex.NodeDiedError as exc:
-                    losses[key] = losses.get(key, 0) + 1
-                    lost = f"attempt {crashes.get(key, 0) + losses[key]} lost with its node ({_first_line(exc)})"
-                except rex.RayError as exc:  # the worker process died: a crash in native code, the OOM killer
-                    crashes[key] = crashes.get(key, 0) + 1
-                    lost = f"attempt {crashes[key] + losses.get(key, 0)}: its worker process died ({_first_line(exc)})"
+                except rex.RayError as exc:
+                    node_lost, what = _lost_attempt(exc)
+                    counts = losses if node_lost else crashes
+                    counts[key] = counts.get(key, 0) + 1
+                    lost = f"attempt {crashes.get(key, 0) + losses.get(key, 0)} {what}"
                 else:
                     rate.inputs += 1
                     rate.frames += summary["decoded"]
                     yield summary
                     continue
                 notes.setdefault(key, []).append(lost)
+                seen = 0.0  # a node may have gone: re-read the cluster before submitting more
                 if crashes.get(key, 0) >= attempts or losses.get(key, 0) > NODE_LOSS_LIMIT:
                     result = _gave_up(source, notes[key], crashes.get(key, 0))
                     store.save(key, result)
