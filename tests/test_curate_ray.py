@@ -267,3 +267,23 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def test_lfa_log_warnings_on_a_worker_reach_warnings_parquet(small_corpus, tmp_path, monkeypatch):
+    """What lfa logs on a worker (e.g. a decoder giving up) lands in the input's warnings, which travel
+    with its result: on a remote node nobody reads the worker's stderr."""
+    import logging
+
+    import lfa.curate.executors as executors
+    from lfa.curate.pipeline import InputResult
+
+    def process_input(path, *args, **kwargs):
+        logging.getLogger("lfa.media.decode").warning("%s: decoding stopped early after t=1.000s: boom", path)
+        logging.getLogger("lfa.media.decode").info("not a warning")
+        return InputResult(str(path))
+
+    monkeypatch.setattr(executors, "process_input", process_input)
+    clip = small_corpus / "still.mp4"
+    curate([clip], tmp_path, CurateConfig.load(None, SETTINGS), workers=1, report=False)
+    assert rows(tmp_path, "warnings") == [{"source": str(clip), "clip_id": "", "stage": "log",
+                                           "message": f"{clip}: decoding stopped early after t=1.000s: boom"}]
