@@ -42,7 +42,7 @@ class WHENetPose:
     missing_reason = "the face box is too small to crop"
 
     def __init__(self, model_path: Path, *, device: str = "cpu", mirror_average: bool = True,
-                 runtime: str = "auto", derotate_min_yaw: float | None = None,
+                 runtime: str = "auto", derotate_min_yaw: float | None = 45.0,
                  derotate_tolerance: float = 1.0, derotate_max_reads: int = 3) -> None:
         self.device = torch.device(device)
         if runtime == "auto":  # ONNX Runtime is the faster one on CPU; PyTorch on an accelerator
