@@ -13,7 +13,7 @@ import numpy as np
 
 from lfa.curate.clustering import cluster_identities
 from lfa.curate.config import CurateConfig
-from lfa.curate.executors import run_local, run_ray
+from lfa.curate.executors import run_local
 from lfa.curate.outputs import CLUSTERS, FAILURES, FRAMES, MANIFEST, REJECTED, WARNINGS, write_table
 from lfa.curate.pipeline import InputResult, build_scorer
 from lfa.curate.stages.speech import enrich_captions
@@ -72,13 +72,15 @@ class CurateSummary:
 
 def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = None, *, executor: str = "local",
            workers: int | None = None, address: str | None = None, retry_failed: bool = False,
-           cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
+           cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, attempts: int = 3,
            on_input: Callable[[dict[str, Any]], None] | None = None,
            on_start: Callable[[int, int], None] | None = None, report: bool = True,
            on_status: Callable[[str], None] | None = None) -> CurateSummary:
     """Curate ``inputs`` into ``out_dir``. Callbacks: ``on_start(inputs, to_do)``, ``on_input(summary)`` per
     finished input, ``on_status(text)`` for what happens between (models loading, a long video's
-    progress, merging, the report)."""
+    progress, Ray's nodes, workers, inputs in flight and throughput, merging, the report).
+    Ray: ``address`` (else ``RAY_ADDRESS``) joins a cluster, whose nodes must all see ``out_dir`` and the
+    inputs; ``attempts`` bounds the tries of an input whose worker process dies."""
     status = on_status or (lambda text: None)
     config = config or CurateConfig()
     if executor not in EXECUTORS:
@@ -103,17 +105,22 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
             todo.append((item.path, item.key))
     if on_start:
         on_start(len(listed), len(todo))
-    workers = workers or max(1, min(os.cpu_count() or 1, len(todo)))
+    on_cluster = executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
+    if not on_cluster:  # a cluster's size is the cluster's: the Ray executor reads it
+        workers = workers or max(1, min(os.cpu_count() or 1, len(todo)))
     if todo:
-        status(f"loading models ({min(workers, len(todo))} worker(s))")
+        status(f"joining the Ray cluster at {address or os.environ['RAY_ADDRESS']}" if on_cluster
+               else f"loading models ({min(workers or 1, len(todo))} worker(s))")
 
     def video_progress(source: str, t: float, duration: float) -> None:
         status(f"{Path(source).name}: {t:.0f} of {duration:.0f} s")
 
     if executor == "ray":
-        stream = run_ray(todo, config, out_dir, workers, address, cpus_per_worker, gpus_per_worker)
+        from lfa.curate.ray_executor import run_ray
+
+        stream = run_ray(todo, config, out_dir, workers, address, cpus_per_worker, gpus_per_worker, attempts, status)
     else:
-        stream = run_local(todo, config, out_dir, workers, video_progress)
+        stream = run_local(todo, config, out_dir, workers or 1, video_progress)
     for item_summary in stream:
         if on_input:
             on_input(item_summary)
