@@ -16,6 +16,7 @@ from lfa.cli import generate as generate_cmd
 from lfa.cli import identity as identity_cmd
 from lfa.cli import model as model_cmd
 from lfa.cli import models as models_cmd
+from lfa.cli import speech as speech_cmd
 from lfa.cli import synth as synth_cmd
 from lfa.cli import train as train_cmd
 from lfa.errors import LfaError
@@ -45,6 +46,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("curate")(curate_cmd.curate)
 app.command("train")(train_cmd.train)
 app.command("generate")(generate_cmd.generate)
+app.command("speech")(speech_cmd.speech)
 
 err = Console(stderr=True)
 _from_main = False  # in-process runners (tests) keep their own streams
