@@ -45,7 +45,7 @@ def train(
     main = os.environ.get("RANK", "0") == "0"  # other DDP processes stay quiet
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                  TimeRemainingColumn(), console=out, transient=False, disable=not main) as bar:
+                  TimeRemainingColumn(), console=out, transient=False, disable=not main or cache_only) as bar:
         task = bar.add_task("train", total=cfg.max_steps, info="")
 
         def progress(step: int, total: int, record: dict) -> None:

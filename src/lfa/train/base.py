@@ -58,6 +58,7 @@ def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0) -> Path:
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"{folder} exists and is not empty", "pass a new --out folder")
     folder.mkdir(parents=True, exist_ok=True)
+    quiet_progress_bars()
     torch.manual_seed(seed)
     z_dim, text_dim = 4, 16
     tokenizer = _tiny_tokenizer()
@@ -87,6 +88,15 @@ def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0) -> Path:
         {"preset": "tiny", "train_defaults": {"height": 32, "width": 32, "num_frames": 5, "fps": 8.0,
                                               "max_sequence_length": 16}}, indent=2) + "\n")
     return folder
+
+
+def quiet_progress_bars() -> None:
+    """transformers/diffusers draw progress bars on the terminal when they load or save weights: off."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.disable_progress_bar()
 
 
 def _diffusers_version() -> str:
@@ -147,6 +157,7 @@ def load_base(path: str | os.PathLike[str], *, dtype: Any = None, parts: tuple[s
     from transformers import AutoTokenizer, UMT5EncoderModel
 
     folder = check_base(path)
+    quiet_progress_bars()
     dtype = dtype or torch.float32
     wanted = set(parts or ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"))
     loaded: dict[str, Any] = {}
