@@ -56,6 +56,9 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--size", default="512x512", help="WIDTHxHEIGHT of a corpus rendered here.")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--set", dest="overrides", action="append", default=["speech.enabled=false"],
+                        help="Curation config override (repeatable); the speech stage is off unless "
+                             "--set speech.enabled=true (issue 12 measures curation without it).")
     parser.add_argument("--skip-exhaustive", action="store_true", help="Only the curation/decode ratio.")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
@@ -64,6 +67,7 @@ def main() -> None:
         if not any(corpus.glob("*.mp4")):
             render_corpus(corpus, args.size)
         videos = [item.path for item in list_inputs([corpus])]
+        config = CurateConfig.load(None, args.overrides)
         frames = 0
         decode_s, curate_s = [], []
         for r in range(args.repeats):
@@ -72,18 +76,19 @@ def main() -> None:
                 frames = sum(pool.map(decode_only, videos))
             decode_s.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            curate(videos, Path(tmp) / f"run{r}", workers=workers, report=False)
+            curate(videos, Path(tmp) / f"run{r}", config, workers=workers, report=False)
             curate_s.append(time.perf_counter() - t0)
         d, c = statistics.median(decode_s), statistics.median(curate_s)
-        print(f"{len(videos)} videos, {frames} frames, {workers} workers, {args.repeats} repeats (medians)")
+        print(f"{len(videos)} videos, {frames} frames, {workers} workers, {args.repeats} repeats (medians); "
+              f"settings {args.overrides}")
         print(f"decode only : {d:6.2f} s ({frames / d:6.0f} frames/s)")
         print(f"curation    : {c:6.2f} s  = {c / d:.2f}x decode-only (goal <= 2x)")
         if args.skip_exhaustive:
             return
         t0 = time.perf_counter()
         exhaustive = Path(tmp) / "exhaustive"
-        curate(videos, exhaustive, CurateConfig.load(None, ["tracking.sample_fps=1000"]), workers=workers,
-               report=False)
+        curate(videos, exhaustive, CurateConfig.load(None, [*args.overrides, "tracking.sample_fps=1000"]),
+               workers=workers, report=False)
         e = time.perf_counter() - t0
         sampled, full = decisions(Path(tmp) / "run0"), decisions(exhaustive)
         agree = sum(sampled.get(v) == full.get(v) for v in full) / len(full)
