@@ -158,14 +158,19 @@ def motion_flags(yaw: np.ndarray, pitch: np.ndarray, target: Target) -> list[str
 
 
 # -- over items ----------------------------------------------------------------------------------------------
+def resampled_means(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """Means of ``n_boot`` bootstrap resamples (with replacement) of ``values``."""
+    v = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    return v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+
+
 def bootstrap_ci(values: np.ndarray, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
                  ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (items resampled with replacement)."""
-    v = np.asarray(values, np.float64)
-    if v.size == 0:
+    if np.asarray(values).size == 0:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    means = resampled_means(values, n_boot, seed)
     a = (1 - level) / 2
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
@@ -191,8 +196,7 @@ def paired(a: str, b: str, scores_a: np.ndarray, scores_b: np.ndarray, *, n_boot
     d = np.asarray(scores_a, np.float64) - np.asarray(scores_b, np.float64)
     if d.size == 0:
         return Paired(a, b, 0, math.nan, (math.nan, math.nan), math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    means = resampled_means(d, n_boot, seed)
     win = float(((d > 0) + 0.5 * (d == 0)).mean())
     return Paired(a, b, int(d.size), float(d.mean()), (float(np.quantile(means, 0.025)),
                                                        float(np.quantile(means, 0.975))),

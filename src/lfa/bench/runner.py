@@ -32,6 +32,7 @@ from lfa.bench.leaderboard import build as build_leaderboard
 from lfa.bench.leaderboard import write as write_leaderboard
 from lfa.bench.metrics import bucket_labels
 from lfa.bench.records import FrameRecord, VideoAnalysis, similarities
+from lfa.bench.report import write_report
 from lfa.bench.result import REFERENCE_MODEL, BenchResult, Reference
 from lfa.bench.spec import SpecItem, load_spec, video_path
 from lfa.errors import ConfigError
@@ -654,8 +655,6 @@ def write_outputs(result: BenchResult, out_dir: Path, *, report: bool = True) ->
     paths["summary"].write_text(json.dumps(_jsonable(result.summary), indent=1))
     paths["leaderboard_json"] = write_leaderboard(out_dir / "leaderboard.json", result.leaderboard)
     if report:
-        from lfa.bench.report import write_report
-
         paths["report"] = write_report(result, out_dir / "report.html")
     result.out_dir = out_dir
     return paths

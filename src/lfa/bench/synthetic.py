@@ -99,13 +99,17 @@ MODEL_KINDS = ("genuine", "paste", "static", "swapped")
 moving (``static``) and somebody else turning (``swapped``)."""
 
 
+TARGETS = {"turn-away": [0, 75], "yaw-sweep": [-75, 75], "profile-sweep": [-90, 90]}  # labels.target_yaw
+
+
 def write_model_set(root: Path, heads: HeadLibrary | None = None, *, people: tuple[str, ...] = ("astronaut",
-                    "grace_hopper"), variants: tuple[tuple[str, int], ...] = (("yaw-sweep", 1), ("profile-sweep", 2)),
-                    duration: float = 2.0, fps: float = 8.0, size: int = 320) -> tuple[Path, dict[str, Path]]:
+                    "grace_hopper"), variants: tuple[tuple[str, int], ...] = (("turn-away", 1), ("turn-away", 2)),
+                    duration: float = 2.0, fps: float = 4.0, size: int = 320) -> tuple[Path, dict[str, Path]]:
     """One item per (person, variant): a frontal reference render, and each model's video in
     ``{root}/{kind}/{id}.mp4``. ``swapped`` of one person is the ``genuine`` video of the next person (the
     same file content, as a model that ignored the reference would produce). Returns the spec (with
-    ``labels.target_yaw``: ±75°) and ``{kind: folder}``."""
+    ``labels.target_yaw`` the trajectory's turn, :data:`TARGETS`) and ``{kind: folder}``. The default, a
+    0→75° turn in 8 frames, puts a frame or two in every |yaw| bucket."""
     import json
     import shutil
 
@@ -133,8 +137,9 @@ def write_model_set(root: Path, heads: HeadLibrary | None = None, *, people: tup
             render_clip(ClipSpec(person, "static", seed=seed + 5, **kw), folders["static"] / f"{item}.mp4", heads)
             write_video(folders["paste"] / f"{item}.mp4", [reference] * int(round(duration * fps)), fps)
             lines.append({"id": item, "reference": f"references/{item}.png",
-                          "prompt": "A person turns their head to the left and to the right.",
-                          "labels": {"cluster_id": person, "target_yaw": [-75, 75], "trajectory": trajectory}})
+                          "prompt": "A person turns their head.",
+                          "labels": {"cluster_id": person, "target_yaw": TARGETS[trajectory],
+                                     "trajectory": trajectory}})
         for p, person in enumerate(people):
             other = people[(p + 1) % len(people)]
             shutil.copy(folders["genuine"] / f"{other}-{v}.mp4", folders["swapped"] / f"{person}-{v}.mp4")
