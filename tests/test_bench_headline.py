@@ -203,3 +203,16 @@ def test_arcface_normalisation_is_decided_by_first_node_names_as_insightface_doe
     assert (torch_style.mean, torch_style.std) == (127.5, 127.5)
     only_sub = ArcFaceOnnxEncoder(_graph_with_first_nodes(tmp_path / "c.onnx", ["Sub_1", "scale"]))
     assert (only_sub.mean, only_sub.std) == (127.5, 127.5)
+
+
+def test_headline_impostors_from_a_file_or_the_specs_people(run, tmp_path):
+    from lfa.face.identity.impostors import default_impostor_model
+
+    res = run[0]
+    path = default_impostor_model().save(tmp_path / "impostors.json")
+    cal = calibrate(replace(res.config, impostors=path), res.references)
+    assert cal.identity == "dlib" and cal.how == f"file {path}"
+    # two people in the spec: too few to fit impostors on, so the shipped model, and the summary says so
+    assert "shipped" in res.summary["headline"]["impostors"]
+    with pytest.raises(ConfigError, match="false-accept rate"):
+        BenchConfig(far=0.02)

@@ -633,7 +633,7 @@ def write_frames_parquet(path: Path, frames: list[dict[str, Any]]) -> None:
             fields.append(pa.field(c, pa.list_(pa.float32())))
         elif c in ("model", "id", "mode"):
             fields.append(pa.field(c, pa.string()))
-        elif c in ("detected", "padded"):
+        elif c in ("detected", "padded", "verified"):
             fields.append(pa.field(c, pa.bool_()))
         elif c in ("frame", "n_faces"):
             fields.append(pa.field(c, pa.int32()))
