@@ -54,10 +54,11 @@ def bench(
                              "sixdrepnet | none"),
     detect_max_side: int = typer.Option(480, help="Longest side of the image the detector sees."),
     compat: list[str] = typer.Option(None, "--compat", help="Also score like a peer: consisid, opens2v."),
-    inception: Path = typer.Option(None, help="Inception network (ONNX) for Face FID; without it only FD-<identity>."),
+    inception: Path = typer.Option(None, help="Inception network (ONNX) for Face FID (image statistics of the faces)."),
     clip: str = typer.Option(None, help="CLIP for CLIPScore: transformers folder, or open_clip:ARCH:FILE."),
     workers: int = typer.Option(None, help="Processes (default: the number of CPU cores, at most 8)."),
-    seed: int = typer.Option(0, help="Recorded in summary.json (the scoring itself is deterministic)."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap resampling (intervals, paired comparisons); recorded in "
+                              "summary.json."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip report.html."),
 ) -> None:
     """Score generated videos against a benchmark spec, one or more models at a time."""
