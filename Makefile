@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(PIP) install torch==2.13.0
 	$(PIP) install --no-deps mediapipe==1.2.2
 	$(PIP) install -e '.[test]'
-	$(BIN)/python -c "import lfa.cli, mediapipe.tasks.python.vision, dlib, cv2, av, torch, onnxruntime, skimage"
+	$(BIN)/python -c "import lfa.cli, mediapipe.tasks.python.vision, dlib, cv2, av, torch, onnxruntime, skimage, faster_whisper, silero_vad, openai"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,7 +30,7 @@ demo: models
 	$(BIN)/lfa demo --out out/demo
 
 test: models
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 bench: models
 	$(BIN)/python bench/faces.py

@@ -3,9 +3,10 @@
 1. curation wall time vs decoding the same videos only (the floor), both on all cores;
 2. sampled (default 4 fps) vs exhaustive (every frame analysed): decision agreement and speedup.
 
-    .venv/bin/python bench/curate.py [--corpus DIR] [--repeats 3] [--skip-exhaustive]
+    .venv/bin/python bench/curate.py [--corpus DIR] [--size 1280x720] [--repeats 3] [--skip-exhaustive]
 
-The videos are lfa's standard synthetic corpus (rendered first when --corpus is not given).
+The videos are lfa's standard synthetic corpus, rendered first (at ``--size``, faces keeping their share
+of the frame height) into ``--corpus`` when that folder holds no videos.
 """
 
 from __future__ import annotations
@@ -25,6 +26,18 @@ from lfa.curate.run import curate, list_inputs
 from lfa.media import iter_frames
 
 
+def render_corpus(folder: Path, size: str) -> None:
+    from dataclasses import replace
+
+    from lfa.synth import build_corpus
+    from lfa.synth.corpus import STANDARD_CORPUS
+
+    width, height = (int(v) for v in size.lower().split("x"))
+    specs = {name: replace(spec, width=width, height=height, face_size=spec.face_size * height / width * spec.width
+                           / spec.height) for name, spec in STANDARD_CORPUS.items()}
+    build_corpus(folder, specs=specs)
+
+
 def decode_only(path: Path) -> int:
     return sum(1 for _ in iter_frames(path))
 
@@ -41,17 +54,15 @@ def decisions(run: Path) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path)
+    parser.add_argument("--size", default="512x512", help="WIDTHxHEIGHT of a corpus rendered here.")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-exhaustive", action="store_true", help="Only the curation/decode ratio.")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = args.corpus
-        if corpus is None:
-            from lfa.synth import build_corpus
-
-            corpus = Path(tmp) / "corpus"
-            build_corpus(corpus)
+        corpus = args.corpus or Path(tmp) / "corpus"
+        if not any(corpus.glob("*.mp4")):
+            render_corpus(corpus, args.size)
         videos = [item.path for item in list_inputs([corpus])]
         frames = 0
         decode_s, curate_s = [], []

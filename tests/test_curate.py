@@ -22,6 +22,7 @@ from lfa.curate.stages.shots import clip_windows
 from lfa.errors import ConfigError
 from lfa.media import read_frames, write_video
 from lfa.synth import STANDARD_CORPUS
+from tests.chat_server import FakeChatServer
 
 
 def table(run: Path, name: str) -> list[dict]:
@@ -75,6 +76,14 @@ def test_local_executor_matches_every_label(local_run):
     assert small["value"] < small["threshold"] and small["stage"] == "face_constraints"
     config = json.loads((local_run / "config.json").read_text())
     assert config["constraints"]["angle_criterion"] == "yaw_range"
+
+
+def test_speech_status_matches_the_corpus_labels(local_run):
+    status = {"on_screen": "speaking", "voice_over": "voiceover", "silent": "silent"}  # synth label -> status
+    manifest = table(local_run, "manifest")
+    for m in manifest:
+        assert m["speech_status"] == status[STANDARD_CORPUS[Path(m["source"]).stem].expected["speech"]], m["clip_id"]
+    assert {m["speech_status"] for m in manifest} == {"speaking", "voiceover", "silent"}
 
 
 def test_ray_executor_gives_the_same_manifest(corpus, local_run, tmp_path):
@@ -257,48 +266,11 @@ def test_clip_windows_and_clustering():
     assert [r["clips"] for r in clusters.rows()] == [3, 2]
 
 
-class _FakeVlm:
-    """An OpenAI-compatible chat endpoint on loopback: fails ``fail_first`` times with HTTP 500, then answers."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        import http.server
-        import threading
-
-        self.requests: list[dict] = []
-        self.fail_left = fail_first
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append(body)
-                if fake.fail_left > 0:
-                    fake.fail_left -= 1
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                answer = json.dumps({"choices": [{"message": {"content": f" a person, request {len(fake.requests)} "}}]})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(answer.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 def test_vlm_captions_retry_and_cache(corpus, tmp_path):
     from lfa.curate.stages.captions import VlmCaptioner
     from lfa.errors import LfaError
 
-    fake = _FakeVlm(fail_first=1)
+    fake = FakeChatServer(fail_first=1)
     try:
         inbox = tmp_path / "in"
         inbox.mkdir()
@@ -308,10 +280,11 @@ def test_vlm_captions_retry_and_cache(corpus, tmp_path):
         cfg = CurateConfig.load(None, [f"captions.vlm_endpoint={fake.url}", "captions.timeout_s=5"])
         curate([inbox], tmp_path / "run", cfg, workers=1, report=False)
         rows = {Path(m["source"]).stem: m for m in table(tmp_path / "run", "manifest")}
-        assert rows["silent"]["caption"] == "Grace Hopper turns her head, silent."
-        assert rows["silent"]["caption_source"] == "sidecar-txt"
-        assert rows["large_angle_grace"]["caption"] == "a person, request 2"  # the first try got HTTP 500
-        assert rows["large_angle_grace"]["caption_source"] == "vlm"
+        assert rows["silent"]["caption"] == ("Grace Hopper turns her head, silent. "
+                                             "The person on screen does not speak.")  # + the speech stage
+        assert rows["silent"]["caption_source"] == "sidecar-txt+speech-template"
+        assert rows["large_angle_grace"]["caption"].startswith("a person, request 2.")  # the first try: HTTP 500
+        assert rows["large_angle_grace"]["caption_source"] == "vlm+speech-template"
         content = fake.requests[-1]["messages"][0]["content"]
         assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
         n = len(fake.requests)

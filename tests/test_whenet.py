@@ -15,7 +15,9 @@ from lfa.face.nets.whenet import (
     convert_h5,
     crop_box,
     expected_angle,
+    WHENetOnnx,
     load_whenet,
+    onnx_path_for,
     preprocess,
 )
 from lfa.samples import sample_photo
@@ -39,8 +41,12 @@ def whenet(store, torch_one_thread):
     return load_whenet(store.path("whenet"))
 
 
-def test_port_matches_the_keras_logits(whenet):
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_port_matches_the_keras_logits(whenet, store, runtime):
     names = list(REFERENCE["outputs"])
+    if runtime == "onnx":  # the CPU default, exported from the same weights (at `lfa models fetch`)
+        whenet = WHENetOnnx(store.path("whenet"), threads=1)
+        assert onnx_path_for(store.path("whenet")).exists()
     with torch.inference_mode():
         yaw, pitch, roll = whenet(preprocess([reference_input(n) for n in names]))
     for i, name in enumerate(names):

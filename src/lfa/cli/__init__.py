@@ -15,6 +15,7 @@ from lfa.cli import faces as faces_cmd
 from lfa.cli import identity as identity_cmd
 from lfa.cli import model as model_cmd
 from lfa.cli import models as models_cmd
+from lfa.cli import speech as speech_cmd
 from lfa.cli import synth as synth_cmd
 from lfa.errors import LfaError
 from lfa.logs import default_log_dir, send_third_party_output_to, set_verbose
@@ -41,6 +42,7 @@ app.add_typer(identity_cmd.app, name="identity")
 app.command("faces")(faces_cmd.faces)
 app.command("demo")(demo_cmd.demo)
 app.command("curate")(curate_cmd.curate)
+app.command("speech")(speech_cmd.speech)
 
 err = Console(stderr=True)
 _from_main = False  # in-process runners (tests) keep their own streams

@@ -20,10 +20,11 @@ def curate(
     config: Path = typer.Option(None, help="JSON config (a run's config.json is one)."),
     overrides: list[str] = typer.Option(None, "--set", help="Override a setting: section.key=value (repeatable)."),
     executor: str = typer.Option("local", help="local | ray"),
-    workers: int = typer.Option(None, min=1, help="Worker processes / Ray actors (default: cores, at most one per input)."),
-    address: str = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),
-    cpus_per_worker: float = typer.Option(1.0, help="Ray: CPUs reserved by each worker actor."),
-    gpus_per_worker: float = typer.Option(0.0, help="Ray: GPUs reserved by each worker actor (e.g. 0.25)."),
+    workers: int = typer.Option(None, min=1, help="Worker processes / Ray tasks in flight (default: cores, or the cluster's CPUs; at most one per input)."),
+    address: str = typer.Option(None, help="Ray cluster to join, HEAD:6379 (default: RAY_ADDRESS, else a local Ray)."),
+    cpus_per_worker: float = typer.Option(1.0, help="Ray: CPUs reserved by each task (one input)."),
+    gpus_per_worker: float = typer.Option(0.0, help="Ray: GPUs reserved by each task (e.g. 0.25)."),
+    attempts: int = typer.Option(3, min=1, help="Ray: tries of an input whose worker dies, then a failure row."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Process inputs that failed before again."),
     report: bool = typer.Option(True, help="Write report.html."),
 ) -> None:
@@ -52,8 +53,8 @@ def curate(
 
         result = run_curate(inputs, out_dir, cfg, executor=executor, workers=workers, address=address,
                             retry_failed=retry_failed, cpus_per_worker=cpus_per_worker,
-                            gpus_per_worker=gpus_per_worker, on_input=on_input, on_start=on_start, report=report,
-                            on_status=lambda text: progress.update(task, status=text[:40]))
+                            gpus_per_worker=gpus_per_worker, attempts=attempts, on_input=on_input, on_start=on_start, report=report,
+                            on_status=lambda text: progress.update(task, status=text[:64]))
         progress.update(task, status="done")
     table = Table(title=f"{result.inputs} inputs ({result.processed} processed now) → {out_dir}")
     table.add_column("outcome")

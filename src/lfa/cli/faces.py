@@ -10,10 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lfa.face import AnalyzerConfig, Face, FaceAnalyzer
-from lfa.face.files import analyze_image_file, analyze_video_file
-from lfa.face.viz import annotate, contact_sheet
-from lfa.media import is_video_path, write_image
+from lfa.face.types import Face
 
 out = Console()
 
@@ -43,6 +40,11 @@ def faces(
     identity: str = typer.Option("dlib", help="dlib | arcface | curricularface | none"),
 ) -> None:
     """Find faces, with box, landmarks, yaw/pitch/roll, identity model, area ratio and sharpness."""
+    from lfa.face import AnalyzerConfig, FaceAnalyzer
+    from lfa.face.files import analyze_image_file, analyze_video_file
+    from lfa.face.viz import annotate, contact_sheet
+    from lfa.media import is_video_path, write_image
+
     analyzer = FaceAnalyzer(AnalyzerConfig(detector=detector, pose=pose, identity=identity))
     if is_video_path(path):
         frames = list(analyze_video_file(analyzer, path, fps, keep_images=viz is not None))

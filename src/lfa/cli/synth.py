@@ -30,7 +30,10 @@ def render_cmd(
     face_size: float = typer.Option(0.3, help="Face width as a fraction of the frame width."),
     second_size: float = typer.Option(1.0, help="Second face width relative to the main face."),
     switch_at: float = typer.Option(None, help="Switch identity to the second photo at this time (s)."),
-    speech: str = typer.Option("none", help="none | on_screen | voice_over"),
+    speech: str = typer.Option("none", help="none | on_screen | voice_over | mouth_only (moving mouth, silent "
+                               "track) | tone | noise"),
+    audio: bool = typer.Option(True, help="Write an audio stream (--no-audio: the file has none)."),
+    audio_shift: float = typer.Option(0.0, help="Delay the sound against the picture by this many seconds."),
     scene_cut_at: float = typer.Option(None, help="Hard cut at this time (s)."),
     blur: float = typer.Option(0.0), noise: float = typer.Option(0.0),
     jpeg_quality: int = typer.Option(None, help="Per-frame JPEG quality (compression artefacts)."),
@@ -51,6 +54,7 @@ def render_cmd(
     spec = ClipSpec(str(photo[0]), trajectory, duration, fps, width, height, face_size,
                     second_face=SecondFace(second, second_size) if second and switch_at is None else None,
                     switch_photo=second if switch_at is not None else None, switch_at=switch_at, speech=speech,
+                    audio_stream=audio, audio_shift_s=audio_shift,
                     scene_cut_at=scene_cut_at, blur=blur, noise=noise, jpeg_quality=jpeg_quality,
                     background=background, shading=shading, seed=seed)
     sidecar = render_clip(spec, video)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lfa.errors import ConfigError
+from lfa.speech.config import SpeechConfig
 
 ANGLE_CRITERIA = ("yaw_range", "pitch_range", "euler_sum")
 
@@ -63,6 +64,7 @@ class CaptionConfig:
     vlm_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     vlm_prompt: str = ("Describe this video frame for a text-to-video training caption: the person, their "
                        "appearance, expression, head orientation, and the scene. One or two sentences.")
+    vlm_api_key_env: str | None = None  # name of the environment variable holding the endpoint's key (never the key)
     timeout_s: float = 60.0
     retries: int = 3
 
@@ -74,6 +76,7 @@ class CurateConfig:
     constraints: ConstraintConfig = field(default_factory=ConstraintConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     captions: CaptionConfig = field(default_factory=CaptionConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
     detector: str = "yunet"
     pose: str = "fused"  # landmark fit where it is reliable, WHENet at large angles (lfa.face.pose.fused)
     identity_model: str = "dlib"
@@ -100,6 +103,7 @@ class CurateConfig:
         d = self.to_dict()
         d["identity"].pop("cluster_min_z")
         d["captions"] = {"metadata": d["captions"]["metadata"]}
+        d["speech"] = {k: v for k, v in d["speech"].items() if not k.startswith("rewrite_")}  # applied at merge
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod

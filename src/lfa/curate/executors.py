@@ -1,11 +1,13 @@
-"""Where per-input work runs: in this process, in local worker processes, or on a Ray cluster.
+"""Where per-input work runs: in this process or in local worker processes (Ray: ``ray_executor``).
 Workers load the models once and write each input's result themselves, so a result survives the
 driver being killed. Every executor yields one summary per finished input, in completion order."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -28,25 +30,50 @@ def summarize(result: InputResult) -> dict[str, Any]:
             "warnings": len(result.warnings)}
 
 
-class _Worker:
+class _Collect(logging.Handler):
+    """lfa's own warning log records while one input is processed: they go into its result (a worker
+    on another machine has no terminal; its stderr ends in a log file nobody reads)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+class Worker:
     """One worker's models and result store; ``progress`` hears about every second of video decoded."""
 
     def __init__(self, config: dict[str, Any], out_dir: str, lfa_home: str | None,
                  progress: Progress | None = None) -> None:
         if lfa_home:
             os.environ["LFA_HOME"] = lfa_home
+        if not (Path(out_dir) / "config.json").is_file():  # the driver wrote it: not the same storage
+            raise ConfigError(f"the output folder {out_dir} is not visible on {socket.gethostname()}",
+                              "put --out (and the inputs) on storage every node mounts, e.g. NFS")
         self.config = CurateConfig.from_dict(config)
         self.store = ResultStore(Path(out_dir), self.config.work_digest())
         self.models: CurateModels = build_models(self.config)
         self.progress = progress
 
-    def run(self, source: str, key: str) -> dict[str, Any]:
-        result = process_input(Path(source), self.config, self.models, self.progress)
+    def run(self, source: str, key: str, notes: list[str] | None = None) -> dict[str, Any]:
+        """Process one input and save its result; ``notes``: the executor's account of earlier attempts."""
+        collect, lfa_log = _Collect(), logging.getLogger("lfa")
+        lfa_log.addHandler(collect)
+        try:
+            result = process_input(Path(source), self.config, self.models, self.progress)
+        finally:
+            lfa_log.removeHandler(collect)
+        for message in collect.messages:
+            result.warn("log", message)
+        for note in notes or []:
+            result.warn("executor", note)
         self.store.save(key, result)
         return summarize(result)
 
 
-_worker: _Worker | None = None
+_worker: Worker | None = None
 
 
 def _init_process(config: dict[str, Any], out_dir: str, lfa_home: str | None, queue: Any) -> None:
@@ -55,7 +82,7 @@ def _init_process(config: dict[str, Any], out_dir: str, lfa_home: str | None, qu
     import torch
 
     torch.set_num_threads(1)
-    _worker = _Worker(config, out_dir, lfa_home, lambda *p: queue.put(p))
+    _worker = Worker(config, out_dir, lfa_home, lambda *p: queue.put(p))
 
 
 def _run_in_process(source: str, key: str) -> dict[str, Any]:
@@ -83,7 +110,7 @@ def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int,
     args = (config.to_dict(), str(out_dir), os.environ.get("LFA_HOME"))
     if workers <= 1 or len(todo) <= 1:
         with _one_thread():  # as in worker processes: torch's results depend on its thread count
-            worker = _Worker(*args, progress)
+            worker = Worker(*args, progress)
             for source, key in todo:
                 yield worker.run(str(source), key)
         return
@@ -100,27 +127,3 @@ def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int,
                     progress(*item)
             for future in done:
                 yield future.result()
-
-
-def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int, address: str | None,
-            cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0) -> Iterator[dict[str, Any]]:
-    """Ray actors, one per worker; on a cluster ``out_dir`` must be on storage every node sees."""
-    try:
-        import ray
-        from ray.util import ActorPool
-    except ImportError:  # pragma: no cover - ray is a dependency
-        raise ConfigError("the Ray executor needs ray", "pip install ray") from None
-    started = not ray.is_initialized()
-    if started:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=max(workers, 1), include_dashboard=False, log_to_driver=False)
-    try:
-        actor = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)(_Worker)
-        args = (config.to_dict(), str(out_dir.resolve()), os.environ.get("LFA_HOME"))
-        pool = ActorPool([actor.remote(*args) for _ in range(max(1, min(workers, len(todo))))])
-        yield from pool.map_unordered(lambda a, item: a.run.remote(*item), [(str(s), key) for s, key in todo])
-    finally:
-        if started:
-            ray.shutdown()

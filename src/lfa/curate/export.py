@@ -100,7 +100,8 @@ def export_webdataset(run_dir: Path, out_dir: Path, *, shard_size: int = 100) ->
                 index_lines.append(json.dumps({
                     "clip_id": key, "shard": str(shard.relative_to(out_dir)), "source": row["source"],
                     "start": row["start"], "end": row["end"], "cluster_id": row["cluster_id"],
-                    "caption": row["caption"], "yaw_range": row["yaw_range"], "pitch_range": row["pitch_range"]}))
+                    "caption": row["caption"], "yaw_range": row["yaw_range"], "pitch_range": row["pitch_range"],
+                    "speech_status": row.get("speech_status"), "transcript": row.get("transcript")}))
         os.replace(tmp, shard)
     index = out_dir / "index.jsonl"
     index.write_text("".join(line + "\n" for line in index_lines))

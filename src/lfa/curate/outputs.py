@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 _F, _S, _I, _L = pa.float64(), pa.string(), pa.int64(), pa.list_(pa.float64())
 REFERENCE = pa.struct([("role", _S), ("t", _F), ("frame", _I), ("box", _L), ("yaw", _F), ("pitch", _F),
                        ("roll", _F), ("sharpness", _F)])
+SEGMENT = pa.struct([("start", _F), ("end", _F), ("status", _S), ("av_score", _F), ("lag_s", _F), ("text", _S)])
 MANIFEST = pa.schema(
     [("clip_id", _S), ("source", _S), ("start", _F), ("end", _F), ("duration", _F), ("fps", _F), ("width", _I),
      ("height", _I), ("sampled_frames", _I), ("main_track", _I)]
@@ -20,7 +21,10 @@ MANIFEST = pa.schema(
        ("face_ratio_median", _F), ("face_ratio_min", _F), ("face_ratio_max", _F), ("face_px_median", _F),
        ("identity_model", _S), ("identity_centroid", _L), ("identity_embeddings", pa.list_(_L)),
        ("identity_yaws", _L), ("identity_min_similarity", _F), ("identity_split_z", _F), ("cluster_id", _I),
-       ("references", pa.list_(REFERENCE)), ("caption", _S), ("caption_source", _S)])
+       ("references", pa.list_(REFERENCE)), ("caption", _S), ("caption_source", _S),
+       ("speech_status", _S), ("speech_av_score", _F), ("speech_lag_s", _F), ("speech_segments", pa.list_(SEGMENT)),
+       ("transcript", _S), ("language", _S), ("speech_curve_t", _L), ("speech_mouth", _L), ("speech_envelope", _L),
+       ("speech_sync_offset", _I), ("speech_sync_conf", _F)])
 FRAMES = pa.schema([("source", _S), ("clip_id", _S), ("frame", _I), ("t", _F), ("track", _I), ("box", _L),
                     ("landmarks5", _L), ("score", _F), ("yaw", _F), ("pitch", _F), ("roll", _F), ("pose_source", _S),
                     ("sharpness", _F), ("area_ratio", _F)])

@@ -18,8 +18,10 @@ from lfa.curate.scan import Progress, face_rows, scan_video
 from lfa.curate.stages.captions import caption_from_metadata
 from lfa.curate.stages.constraints import check_constraints, main_faces
 from lfa.curate.stages.identity import check_identity
+from lfa.curate.stages.pose import measure_track_pose
 from lfa.curate.stages.references import pick_references
 from lfa.curate.stages.shots import clip_windows
+from lfa.curate.stages.speech import speech_stage
 from lfa.curate.stages.tracking import link_tracks, main_track
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
@@ -27,7 +29,6 @@ from lfa.face.analyzer import build_identity
 from lfa.face.identity import IdentityEncoder
 from lfa.face.identity.impostors import encoder_name, impostor_model_for, load_impostor_model
 from lfa.face.identity.score import IdentityScorer
-from lfa.face.pose.track import guard_track
 from lfa.registry import ModelStore
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,7 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
     link_tracks(clip, config.tracking.link_max_cost)
     track = main_track(clip)
     timed = [(fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]  # the main track, in time order
-    if timed and config.pose == "fused":  # a head does not jump: drop WHENet flips along the track
-        guard_track([f for _, f in timed], [t for t, _ in timed])
+    measure_track_pose(timed, models.analyzer, guard=config.pose == "fused")
     result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
     decision = check_constraints(clip, track, config.constraints)
     if not decision.accepted:
@@ -140,6 +140,12 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
         return
     if not identity.accepted:
         result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, identity))
+        return
+    speech = speech_stage(clip, track, path, config, models.analyzer.pose)
+    for message in speech.warnings:
+        result.warn("speech", message, clip.clip_id)
+    if speech.decision is not None:
+        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, speech.decision))
         return
     faces = main_faces(clip, track)
     posed = np.array([(f.yaw, f.pitch, f.roll) for f in faces if f.has_pose]).reshape(-1, 3)
@@ -165,7 +171,7 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
         "identity_split_z": _finite(identity.stats["identity_split_z"]), "cluster_id": -1,
         "references": pick_references([(fr.t, fr.frame, f) for fr in clip.frames for f in fr.faces
                                        if f.track == track]),
-        "caption": caption, "caption_source": caption_source,
+        "caption": caption, "caption_source": caption_source, **speech.columns,
     })
 
 

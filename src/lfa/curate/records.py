@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from lfa.face.patch import FacePatch
+
 
 @dataclass
 class SampledFace:
@@ -26,6 +28,8 @@ class SampledFace:
     pose_confidence: float = math.nan
     pose_missing_reason: str | None = None
     pose_readings: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    landmarks: np.ndarray | None = None  # dense landmarks (frame pixels) once the pose is measured
+    patch: FacePatch | None = None  # kept until the pose is measured (lfa.curate.stages.pose)
 
     @property
     def has_pose(self) -> bool:

@@ -10,11 +10,12 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
+from lfa.curate.speech_report import speech_section
 from lfa.face.viz import contact_sheet, draw_pose_axes
 from lfa.htmlreport import figure_data_uri, image_data_uri
 from lfa.media import read_frames
 
-STAGES = ("shots", "face_constraints", "identity")
+STAGES = ("shots", "face_constraints", "identity", "speech")
 
 
 def _funnel(n_inputs: int, failures: list, rejected: list, manifest: list) -> list[tuple[str, int]]:
@@ -160,6 +161,7 @@ def write_report(out_dir: Path) -> Path:
         parts += [f"<tr><td>{esc(f['input'])}</td><td>{esc(f['error'])}</td><td>{esc(f['fix'])}</td></tr>"
                   for f in failures]
         parts.append("</table>")
+    parts += speech_section(manifest)
     parts.append("<h2>Distributions</h2><div class='grid'>")
     parts += [f"<img alt='{k}' src='{v}'>" for k, v in plots.items()]
     parts.append("</div>")

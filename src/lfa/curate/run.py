@@ -13,9 +13,10 @@ import numpy as np
 
 from lfa.curate.clustering import cluster_identities
 from lfa.curate.config import CurateConfig
-from lfa.curate.executors import run_local, run_ray
+from lfa.curate.executors import run_local
 from lfa.curate.outputs import CLUSTERS, FAILURES, FRAMES, MANIFEST, REJECTED, WARNINGS, write_table
 from lfa.curate.pipeline import InputResult, build_scorer
+from lfa.curate.stages.speech import enrich_captions
 from lfa.curate.store import ResultStore, input_key
 from lfa.errors import ConfigError
 from lfa.face.identity.score import FaceSet
@@ -71,13 +72,15 @@ class CurateSummary:
 
 def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = None, *, executor: str = "local",
            workers: int | None = None, address: str | None = None, retry_failed: bool = False,
-           cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
+           cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, attempts: int = 3,
            on_input: Callable[[dict[str, Any]], None] | None = None,
            on_start: Callable[[int, int], None] | None = None, report: bool = True,
            on_status: Callable[[str], None] | None = None) -> CurateSummary:
     """Curate ``inputs`` into ``out_dir``. Callbacks: ``on_start(inputs, to_do)``, ``on_input(summary)`` per
     finished input, ``on_status(text)`` for what happens between (models loading, a long video's
-    progress, merging, the report)."""
+    progress, Ray's nodes, workers, inputs in flight and throughput, merging, the report).
+    Ray: ``address`` (else ``RAY_ADDRESS``) joins a cluster, whose nodes must all see ``out_dir`` and the
+    inputs; ``attempts`` bounds the tries of an input whose worker process dies."""
     status = on_status or (lambda text: None)
     config = config or CurateConfig()
     if executor not in EXECUTORS:
@@ -102,17 +105,22 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
             todo.append((item.path, item.key))
     if on_start:
         on_start(len(listed), len(todo))
-    workers = workers or max(1, min(os.cpu_count() or 1, len(todo)))
+    on_cluster = executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
+    if not on_cluster:  # a cluster's size is the cluster's: the Ray executor reads it
+        workers = workers or max(1, min(os.cpu_count() or 1, len(todo)))
     if todo:
-        status(f"loading models ({min(workers, len(todo))} worker(s))")
+        status(f"joining the Ray cluster at {address or os.environ['RAY_ADDRESS']}" if on_cluster
+               else f"loading models ({min(workers or 1, len(todo))} worker(s))")
 
     def video_progress(source: str, t: float, duration: float) -> None:
         status(f"{Path(source).name}: {t:.0f} of {duration:.0f} s")
 
     if executor == "ray":
-        stream = run_ray(todo, config, out_dir, workers, address, cpus_per_worker, gpus_per_worker)
+        from lfa.curate.ray_executor import run_ray
+
+        stream = run_ray(todo, config, out_dir, workers, address, cpus_per_worker, gpus_per_worker, attempts, status)
     else:
-        stream = run_local(todo, config, out_dir, workers, video_progress)
+        stream = run_local(todo, config, out_dir, workers or 1, video_progress)
     for item_summary in stream:
         if on_input:
             on_input(item_summary)
@@ -155,6 +163,7 @@ def merge(results: list[InputResult], out_dir: Path, config: CurateConfig) -> Cu
         clip["cluster_id"] = int(cid)
     if config.captions.vlm_endpoint:
         _vlm_captions(clips, out_dir, config)
+    speech_warnings = enrich_captions(clips, config.speech, out_dir / "cache" / "speech")
     rejected = [row for r in results for row in r.rejected]
     failures = [r.failure for r in results if r.failure is not None]
     outputs = {name: out_dir / f"{name}.parquet" for name in ("manifest", "frames", "rejected", "failures",
@@ -164,13 +173,13 @@ def merge(results: list[InputResult], out_dir: Path, config: CurateConfig) -> Cu
     write_table(outputs["rejected"], rejected, REJECTED)
     write_table(outputs["failures"], failures, FAILURES)
     write_table(outputs["clusters"], clusters.rows(), CLUSTERS)
-    write_table(outputs["warnings"], [w for r in results for w in r.warnings], WARNINGS)
+    write_table(outputs["warnings"], [w for r in results for w in r.warnings] + speech_warnings, WARNINGS)
     counts: dict[str, int] = {}
     for row in rejected:
         key = f"{row['stage']}/{row['reason']}"
         counts[key] = counts.get(key, 0) + 1
     return CurateSummary(accepted_clips=len(clips), rejected=counts, failed=failures,
-                         warnings=sum(len(r.warnings) for r in results),
+                         warnings=sum(len(r.warnings) for r in results) + len(speech_warnings),
                          outputs={**outputs, "config": out_dir / "config.json"})
 
 

@@ -14,7 +14,8 @@ from lfa.curate.records import SampledFace, SampledFrame
 from lfa.curate.stages.shots import ShotBoundaries
 from lfa.face.align import FaceTemplate, align_face
 from lfa.face.analyzer import FaceAnalyzer
-from lfa.media import VideoInfo, iter_frames, probe
+from lfa.face.patch import cut_patch
+from lfa.media import Frame, VideoInfo, iter_decoded, probe
 from lfa.media.sampling import sample_times
 
 
@@ -48,10 +49,13 @@ def usable_fps(info: VideoInfo) -> float:
 Progress = Callable[[str, float, float], None]  # (source, seconds decoded, seconds in the file)
 
 
+NOT_MEASURED = "not measured: pose is measured on each clip's main track only"
+
+
 def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, template: FaceTemplate,
                progress: Progress | None = None) -> Scan:
-    """``analyzer`` finds and measures faces (no identity model: only chosen frames are embedded, later);
-    every face keeps its crop aligned to the identity model's ``template``. ``progress`` hears about
+    """``analyzer`` finds faces; each keeps its crop aligned to the identity model's ``template`` (only
+    chosen ones are embedded, later) and a patch for its pose (measured later, on main tracks only). ``progress`` hears about
     every second of video decoded."""
     info = probe(path)
     fps = usable_fps(info)
@@ -60,23 +64,23 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
     sampled: list[SampledFrame] = []
     decoded, end, reported = 0, 0.0, 0.0
     votes = [0, 0]
-    for frame in iter_frames(path, max_side=config.tracking.decode_max_side):
+    for decoded_frame in iter_decoded(path):
         decoded += 1
-        end = frame.t + 1.0 / fps
+        end = decoded_frame.t + 1.0 / fps
         if progress and end - reported >= 1.0:
             progress(str(path), end, info.duration_s)
             reported = end
-        shots.add(frame.image)
-        if not targets or frame.t + 0.5 / fps < targets[0]:
+        # shot detection needs every frame, but small: converting it at that size is cheaper than decoding
+        shots.add(decoded_frame.rgb(config.shots.analysis_width))
+        if not targets or decoded_frame.t + 0.5 / fps < targets[0]:
             continue
-        while targets and targets[0] <= frame.t + 0.5 / fps:
+        while targets and targets[0] <= decoded_frame.t + 0.5 / fps:
             targets.pop(0)
-        faces = []
-        for f in analyzer.analyze(frame.image):
-            faces.append(SampledFace(f.box, f.landmarks5, f.score, f.yaw, f.pitch, f.roll, f.sharpness,
-                                     f.area_ratio, align_face(frame.image, f.landmarks5, template),
-                                     pose_source=f.pose_source, pose_confidence=f.pose_confidence,
-                                     pose_missing_reason=f.pose_missing_reason, pose_readings=f.pose_readings))
+        frame = Frame(decoded_frame.index, decoded_frame.t, decoded_frame.rgb(config.tracking.decode_max_side))
+        faces = [SampledFace(f.box, f.landmarks5, f.score, math.nan, math.nan, math.nan, f.sharpness, f.area_ratio,
+                             align_face(frame.image, f.landmarks5, template), patch=cut_patch(frame.image, f.box),
+                             pose_missing_reason=NOT_MEASURED)
+                 for f in analyzer.find(frame.image)]
         sampled.append(SampledFrame(frame.index, frame.t, faces))
         if faces and votes[1] < ORIENTATION_FRAMES:
             votes[0] += turned_detects_better(analyzer, frame.image, max(f.score for f in faces))

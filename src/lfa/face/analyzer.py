@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -13,7 +13,8 @@ from lfa.face.detect import Detector
 from lfa.face.identity import IdentityEncoder, embed_faces
 from lfa.face.pose import PoseEstimator
 from lfa.face.quality import area_ratio, sharpness
-from lfa.face.types import Face
+from lfa.face.pose.track import PosedFace
+from lfa.face.types import Detection, Face
 from lfa.registry import ModelStore
 
 DETECTORS = ("yunet", "scrfd")
@@ -91,6 +92,15 @@ def build_identity(config: AnalyzerConfig, store: ModelStore) -> IdentityEncoder
     return None
 
 
+class PoseTarget(PosedFace, Protocol):
+    """A face whose pose :meth:`FaceAnalyzer.measure_pose` can set: a :class:`Face`, or curation's sampled face."""
+
+    box: np.ndarray
+    score: float
+    landmarks5: np.ndarray
+    landmarks: np.ndarray | None
+
+
 class FaceAnalyzer:
     """Finds faces and measures them. Models load once, when the analyzer is built.
 
@@ -108,27 +118,35 @@ class FaceAnalyzer:
     def analyze(self, image: np.ndarray) -> list[Face]:
         """All faces in one RGB uint8 image (H, W, 3)."""
         image = _check_image(image)
-        h, w = image.shape[:2]
-        detections = self.detector.detect(image)[: self.config.max_faces]
-        faces = [
-            Face(box=d.box, score=d.score, landmarks5=d.landmarks5, area_ratio=area_ratio(d.box, w, h),
-                 sharpness=sharpness(image, d.box))
-            for d in detections
-        ]
-        if self.pose is not None:
-            for face, det in zip(faces, detections):
-                pose = self.pose.estimate(image, det)
-                if pose is None:
-                    face.pose_missing_reason = self.pose.missing_reason or f"{self.pose.name} gave no pose"
-                    continue
-                face.yaw, face.pitch, face.roll, face.landmarks = pose.yaw, pose.pitch, pose.roll, pose.landmarks
-                face.pose_source, face.pose_confidence = pose.source or self.pose.name, pose.confidence
-                face.pose_readings = dict(pose.readings)
+        faces = self.find(image)
+        for face in faces:
+            self.measure_pose(image, face)
         if self.identity is not None and faces:
             embeddings = embed_faces(self.identity, image, [f.landmarks5 for f in faces])
             for face, emb in zip(faces, embeddings):
                 face.embedding, face.embedding_model = emb, self.identity.name
         return faces
+
+    def find(self, image: np.ndarray) -> list[Face]:
+        """Detection and quality only: faces without pose or embedding (:meth:`measure_pose` adds pose)."""
+        image = _check_image(image)
+        h, w = image.shape[:2]
+        return [Face(box=d.box, score=d.score, landmarks5=d.landmarks5, area_ratio=area_ratio(d.box, w, h),
+                     sharpness=sharpness(image, d.box))
+                for d in self.detector.detect(image)[: self.config.max_faces]]
+
+    def measure_pose(self, image: np.ndarray, face: PoseTarget) -> None:
+        """Set the pose fields of ``face`` (found in ``image``); without a pose backend, nothing changes."""
+        if self.pose is None:
+            return
+        pose = self.pose.estimate(image, Detection(face.box, face.score, face.landmarks5))
+        if pose is None:
+            face.pose_missing_reason = self.pose.missing_reason or f"{self.pose.name} gave no pose"
+            return
+        face.yaw, face.pitch, face.roll, face.landmarks = pose.yaw, pose.pitch, pose.roll, pose.landmarks
+        face.pose_source, face.pose_confidence = pose.source or self.pose.name, pose.confidence
+        face.pose_readings = dict(pose.readings)
+        face.pose_missing_reason = None
 
     def analyze_batch(self, images: Iterable[np.ndarray] | Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces of each frame of a batch (frames of a video, say)."""

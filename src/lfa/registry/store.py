@@ -201,6 +201,8 @@ class ModelStore:
         """Register a user-supplied file after loading it for real; the file is copied into the cache."""
         record = get_record(name)
         source = Path(source).expanduser()
+        if record.directory:
+            return self._add_directory(record, source)
         if source.is_dir():
             source = _pick_from_pack(record, source)
         if not source.is_file():
@@ -220,6 +222,23 @@ class ModelStore:
         }
         _atomic_write_text(self.model_dir(name) / ADDED_META, json.dumps(meta, indent=2))
         return self.status(name)
+
+    def _add_directory(self, record: ModelRecord, source: Path) -> ModelStatus:
+        """A directory model: every file in ``source`` is copied, after the directory loads for real."""
+        folder = source if source.is_dir() else source.parent
+        primary = folder / record.primary.filename
+        if not primary.is_file():
+            raise ModelMissingError(f"no {record.primary.filename} in {folder}",
+                                    f"pass the directory of {record.origin}")
+        run_check(record, primary)
+        dest_dir = self.model_dir(record.name)
+        for file in sorted(p for p in folder.iterdir() if p.is_file()):
+            _atomic_copy(file, dest_dir / file.name)
+        meta = {"filename": record.primary.filename, "sha256": sha256_file(dest_dir / record.primary.filename),
+                "source_path": str(folder.resolve()),
+                "added_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        _atomic_write_text(dest_dir / ADDED_META, json.dumps(meta, indent=2))
+        return self.status(record.name)
 
     # -- status ------------------------------------------------------------------------------------
     def status(self, name: str, *, load: bool = False) -> ModelStatus:

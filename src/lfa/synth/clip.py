@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,10 @@ from lfa.synth.render import HeadPlacement, Lighting, render
 from lfa.synth.trajectory import resolve
 
 SIDECAR_VERSION = 1
-SPEECH_KINDS = ("none", "on_screen", "voice_over")
+SPEECH_KINDS = ("none", "on_screen", "voice_over", "mouth_only", "tone", "noise")
+# the status speech disambiguation should give each kind (lfa.speech)
+SPEECH_STATUS = {"none": "silent", "on_screen": "speaking", "voice_over": "voiceover", "mouth_only": "silent",
+                 "tone": "non_speech_audio", "noise": "non_speech_audio"}
 
 
 @dataclass
@@ -43,7 +46,11 @@ class ClipSpec:
     second_face: SecondFace | None = None
     switch_photo: str | None = None  # identity switch: this photo from switch_at on
     switch_at: float | None = None
-    speech: str = "none"  # none | on_screen (mouth follows the speech) | voice_over (mouth still)
+    # none | on_screen (mouth follows the speech) | voice_over (mouth still) | mouth_only (the mouth moves as if
+    # speaking, the track is silent) | tone (440 Hz) | noise (pink-ish noise): the last two with a still mouth
+    speech: str = "none"
+    audio_stream: bool = True  # False: the file has no audio stream at all
+    audio_shift_s: float = 0.0  # the sound comes this much later than the picture (mouth) it belongs to
     speech_at: float = 0.4
     speech_index: int = 0
     scene_cut_at: float | None = None
@@ -78,6 +85,11 @@ class HeadLibrary:
         self._heads: dict[str, HeadModel] = {}
 
     def get(self, photo: str) -> HeadModel:
+        """The head of ``photo`` (a sample name or a path). ``"FACE@LOOKS"`` is a look-alike: the face of
+        FACE with the skin, hair and clothes colours of LOOKS (two people who differ only in the face)."""
+        if "@" in photo and photo not in self._heads:
+            face, looks = photo.split("@", 1)
+            self._heads[photo] = replace(self.get(face), atlas=self.get(looks).atlas, label=f"{Path(face).stem}@")
         if photo not in self._heads:
             if self._analyzer is None:
                 self._analyzer = FaceAnalyzer(AnalyzerConfig(identity="none"))
@@ -106,14 +118,23 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
     audio = np.zeros(n_audio, np.float32)
     intervals: list[tuple[float, float]] = []
     mouth = np.zeros(n, np.float32)
-    if spec.speech != "none":
+    if spec.speech in ("on_screen", "voice_over", "mouth_only"):
         voice = speech_mod.speech_clip(spec.speech_index)
         start = int(spec.speech_at * speech_mod.SAMPLE_RATE)
         voice = voice[: max(0, n_audio - start)]
         audio[start : start + len(voice)] = voice
         intervals = [(float(a), float(b)) for a, b in speech_mod.active_intervals(voice, spec.speech_at)]
-        if spec.speech == "on_screen":
+        if spec.speech in ("on_screen", "mouth_only"):
             mouth = speech_mod.mouth_envelope(audio, spec.fps, n)
+        if spec.speech == "mouth_only":
+            audio[:] = 0.0
+            intervals = []
+        elif spec.audio_shift_s:
+            shift = int(round(spec.audio_shift_s * speech_mod.SAMPLE_RATE))
+            audio = np.concatenate([np.zeros(shift, np.float32), audio[: n_audio - shift]])
+            intervals = [(round(a + spec.audio_shift_s, 3), round(b + spec.audio_shift_s, 3)) for a, b in intervals]
+    if spec.speech in ("tone", "noise"):
+        audio = speech_mod.non_speech(spec.speech, n_audio, spec.seed)
     cuts = [spec.scene_cut_at] if spec.scene_cut_at is not None else []
     frames, records = [], []
     backdrops: dict[int, np.ndarray] = {}
@@ -154,7 +175,8 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
         records.append({"frame": i, "t": round(t, 4), "shot": shot, "faces": faces[::-1]})
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.stem + ".partial" + out.suffix)
-    write_video(partial, frames, spec.fps, audio=audio, sample_rate=speech_mod.SAMPLE_RATE)
+    write_video(partial, frames, spec.fps, audio=audio if spec.audio_stream else None,
+                sample_rate=speech_mod.SAMPLE_RATE)
     partial.replace(out)
     sidecar = {
         "version": SIDECAR_VERSION,
@@ -165,9 +187,10 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
         "angle_convention": "lfa: yaw>0 subject turns to their left, pitch>0 up, roll>0 counter-clockwise; "
                             "relative to the photo's frontalised head",
         "identities": sorted({f["identity"] for r in records for f in r["faces"]}),
-        "speech": {"kind": spec.speech, "source": speech_mod.speech_source() if spec.speech != "none" else None,
-                   "intervals": intervals,
-                   "text": speech_mod.TEXTS[spec.speech_index % len(speech_mod.TEXTS)] if spec.speech != "none" else None},
+        "speech": {"kind": spec.speech, "status": SPEECH_STATUS[spec.speech] if spec.audio_stream else "silent",
+                   "source": speech_mod.speech_source() if intervals else None, "intervals": intervals,
+                   "audio_stream": spec.audio_stream, "audio_shift_s": spec.audio_shift_s,
+                   "text": speech_mod.TEXTS[spec.speech_index % len(speech_mod.TEXTS)] if intervals else None},
         "scene_cuts": cuts,
         "spec": asdict(spec),
         "frames": records,

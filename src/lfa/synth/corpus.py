@@ -70,6 +70,10 @@ HARD_CASES: dict[str, ClipSpec] = {
                                      switch_at=2.6, expected={**_reject("identity", "identity_switch"),
                                                               "split_at": 2.6},
                                      purpose="the person changes at 2.6 s; split must cut there"),
+    "look_alike_switch": ClipSpec("astronaut", "nod-and-turn", 6.0, seed=24, switch_photo="grace_hopper@astronaut",
+                                  switch_at=3.0, expected={**_reject("identity", "identity_switch"), "split_at": 3.0},
+                                  purpose="two people alike in all but the face (same skin, hair, clothes, "
+                                          "backdrop, motion): the person changes at 3.0 s"),
     "upside_down": ClipSpec("astronaut", "yaw-sweep", 4.0, seed=23, upside_down=True,
                             expected=_reject("face_constraints", "any"),
                             purpose="a video stored upside down: not a training clip as it is"),

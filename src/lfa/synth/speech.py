@@ -62,3 +62,13 @@ def mouth_envelope(audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
                     else 0.0 for i in range(n_frames)])
     env = np.clip(rms / (np.percentile(rms[rms > 0], 90) if np.any(rms > 0) else 1.0), 0, 1)
     return np.convolve(env, np.ones(3) / 3, mode="same").astype(np.float32)
+
+
+def non_speech(kind: str, n: int, seed: int = 0) -> np.ndarray:
+    """Sound that is not speech, ``n`` samples: a steady 440 Hz ``tone`` or smoothed ``noise``."""
+    t = np.arange(n) / SAMPLE_RATE
+    if kind == "tone":
+        return (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    white = np.random.default_rng(seed).normal(0, 1, n)
+    pink = np.convolve(white, np.ones(8) / 8, mode="same")  # low-passed: hiss and rumble, no voice structure
+    return (0.3 * pink / np.abs(pink).max()).astype(np.float32)

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
-import hashlib
 import json
-import time
-import urllib.error
-import urllib.request
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +13,7 @@ import cv2
 import numpy as np
 
 from lfa.curate.config import CaptionConfig
+from lfa.endpoints import ChatEndpoint, EndpointError
 from lfa.errors import ConfigError, LfaError
 
 
@@ -56,52 +53,25 @@ def caption_from_metadata(source: Path, config: CaptionConfig) -> tuple[str | No
 
 
 class VlmCaptioner:
-    """Captions an image through ``POST {endpoint}/chat/completions``; answers are cached on disk."""
+    """Captions an image through the configured OpenAI-compatible chat endpoint (:mod:`lfa.endpoints`:
+    timeout, retries, the key from ``captions.vlm_api_key_env``, answers cached on disk)."""
 
     def __init__(self, config: CaptionConfig, cache_dir: Path) -> None:
         if not config.vlm_endpoint:
             raise ConfigError("no VLM endpoint configured", "set captions.vlm_endpoint=http://HOST:PORT/v1")
         self.config = config
-        self.cache_dir = cache_dir
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoint = ChatEndpoint(config.vlm_endpoint, config.vlm_model, api_key_env=config.vlm_api_key_env,
+                                     key_setting="captions.vlm_api_key_env", timeout_s=config.timeout_s,
+                                     retries=config.retries, cache_dir=cache_dir)
 
     def caption(self, image: np.ndarray) -> str:
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         assert ok
-        key = hashlib.sha256(f"{self.config.vlm_model}\n{self.config.vlm_prompt}\n".encode() + jpeg.tobytes())
-        cached = self.cache_dir / f"{key.hexdigest()}.json"
-        if cached.is_file():
-            return json.loads(cached.read_text())["caption"]
-        body = {"model": self.config.vlm_model, "temperature": 0, "max_tokens": 160, "messages": [{
-            "role": "user", "content": [
-                {"type": "text", "text": self.config.vlm_prompt},
-                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,"
-                                                    + base64.b64encode(jpeg.tobytes()).decode()}}]}]}
-        caption = self._post(body)
-        tmp = cached.with_suffix(".partial")
-        tmp.write_text(json.dumps({"caption": caption}))
-        tmp.replace(cached)
-        return caption
-
-    def _post(self, body: dict) -> str:
-        url = self.config.vlm_endpoint.rstrip("/") + "/chat/completions"
-        last = ""
-        for attempt in range(self.config.retries + 1):
-            request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                             headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
-                    return json.loads(response.read())["choices"][0]["message"]["content"].strip()
-            except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}"
-                if exc.code < 500 and exc.code != 429:
-                    break
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                last = str(getattr(exc, "reason", exc))
-            except (KeyError, IndexError, json.JSONDecodeError) as exc:
-                last = f"unexpected answer ({exc})"
-                break
-            time.sleep(min(0.5 * 2**attempt, 8.0))
-        raise LfaError(f"VLM captioning failed at {url}: {last}",
-                       "check that the server is up and serves an OpenAI-compatible chat API, or unset "
-                       "captions.vlm_endpoint")
+        content = [{"type": "text", "text": self.config.vlm_prompt},
+                   {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,"
+                                                       + base64.b64encode(jpeg.tobytes()).decode()}}]
+        try:
+            return self.endpoint.complete([{"role": "user", "content": content}], max_tokens=160)
+        except EndpointError as exc:
+            raise LfaError(f"VLM captioning failed: {exc.message}",
+                           f"{exc.fix}; or unset captions.vlm_endpoint") from None

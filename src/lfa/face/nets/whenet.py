@@ -99,6 +99,56 @@ def load_whenet(path: str | os.PathLike[str]) -> WHENet:
     return model.eval().to(memory_format=torch.channels_last)
 
 
+# -- ONNX Runtime (CPU) ---------------------------------------------------------------------------------
+ONNX_OPSET = 17
+
+
+def onnx_path_for(weights: str | os.PathLike[str]) -> Path:
+    """Where the ONNX graph exported from ``weights`` is cached: next to them, named by their content."""
+    import hashlib
+
+    weights = Path(weights)
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    return weights.with_name(f"{weights.stem}-{digest}.onnx")
+
+
+def export_onnx(weights: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
+    """Export the WHENet of ``weights`` to ONNX (batch dimension dynamic), atomically: curation's
+    workers may race to write the same cache file."""
+    import io
+    import warnings
+
+    out_path = Path(out_path)
+    model = load_whenet(weights).to(memory_format=torch.contiguous_format).requires_grad_(False)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer notes on the static "same" padding arithmetic
+        torch.onnx.export(model, torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE), buffer, input_names=["image"],
+                          output_names=["yaw", "pitch", "roll"], dynamic_axes={"image": {0: "n"}},
+                          opset_version=ONNX_OPSET, dynamo=False)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, out_path)
+    return out_path
+
+
+class WHENetOnnx:
+    """WHENet on ONNX Runtime: the same logits as :class:`WHENet` (to ~1e-5), ~1.6x faster on CPU
+    (bench/whenet_runtime.py). The graph is exported from the verified safetensors on first use."""
+
+    def __init__(self, weights: str | os.PathLike[str], threads: int | None = None) -> None:
+        from lfa.face.onnx_session import open_session
+
+        path = onnx_path_for(weights)
+        if not path.exists():
+            export_onnx(weights, path)
+        self.session = open_session(path, "WHENet", threads=threads or torch.get_num_threads())
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        yaw, pitch, roll = self.session.run(None, {"image": x.contiguous().numpy()})
+        return torch.from_numpy(yaw), torch.from_numpy(pitch), torch.from_numpy(roll)
+
+
 # -- conversion from the Keras .h5 (needs h5py, once) ------------------------------------------------
 def _keras_layers(h5_path: Path) -> list[tuple[str, dict[str, np.ndarray]]]:
     """(layer name, {weight kind: array}) of every Keras layer with weights, in graph order."""

@@ -1,0 +1,50 @@
+"""``lfa speech VIDEO``: does the person on screen speak, and what do they say?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lfa.errors import MediaError
+
+out = Console()
+
+
+def speech(
+    video: Path = typer.Argument(..., help="A video file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    config: list[str] = typer.Option(None, "--set", help="speech.KEY=VALUE (repeatable), e.g. min_av_score=0.5."),
+    caption: str = typer.Option(None, help="A caption to enrich (default: a caption-less sentence)."),
+) -> None:
+    """Speech status (speaking, voiceover, silent, non_speech_audio), segments, transcript and caption."""
+    from lfa.curate.config import CurateConfig
+    from lfa.speech import speech_of_video
+
+    if not video.is_file():
+        raise MediaError(f"no such file: {video}", "pass the path of a video file")
+    settings = CurateConfig.load(None, [item if item.startswith("speech.") else f"speech.{item}"
+                                        for item in config or []]).speech
+    result = speech_of_video(video, settings, base_caption=caption)
+    keys = ("status", "segments", "language", "transcript", "caption") + (("syncnet",) if result.sync else ())
+    data = {k: v for k, v in result.to_dict().items() if k in keys}
+    if as_json:
+        print(json.dumps(data))
+        return
+    table = Table(title=f"{video.name}: {result.status}")
+    for col in ("start", "end", "status", "av score", "lag s", "text"):
+        table.add_column(col, justify="right" if col in ("start", "end", "av score", "lag s") else "left",
+                         overflow="fold")
+    for s in data["segments"]:
+        score = "–" if s["av_score"] is None else f"{s['av_score']:.2f}"
+        table.add_row(f"{s['start']:.2f}", f"{s['end']:.2f}", s["status"], score, f"{s['lag_s']:+.2f}", s["text"])
+    out.print(table)
+    out.print(f"language: {result.language or '–'}")
+    if result.sync is not None:
+        out.print(f"SyncNet: offset {result.sync.offset_frames:+d} frames, confidence {result.sync.confidence:.2f}")
+    out.print(f"caption: {result.caption}", soft_wrap=True)
+    if result.caption_failure:
+        out.print(f"caption rewrite failed, template kept: {result.caption_failure}", soft_wrap=True)

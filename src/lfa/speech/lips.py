@@ -1,0 +1,104 @@
+"""Lip activity: a per-frame mouth-opening signal from the dense landmarks perception computes
+(MediaPipe FaceLandmarker's 478 points), read along the main face.
+
+Mouth opening is the inner-lip gap (points 13, 14) over the mouth width (corners 61, 291), in 3-D
+landmark coordinates so a turned head does not open the mouth. In curation, the frames the scan sampled
+keep the value of the landmarks the pose stage measured on them; only the frames in between are read,
+with the same landmarker on the track's box."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lfa.face.types import Detection
+from lfa.media import Frame, iter_frames
+from lfa.media.sampling import sample_times
+
+UPPER_LIP, LOWER_LIP, LEFT_CORNER, RIGHT_CORNER = 13, 14, 61, 291
+
+
+def mouth_opening(landmarks: np.ndarray | None) -> float:
+    """Inner-lip gap / mouth width from (N >= 292, 2 or 3) landmarks; NaN without landmarks."""
+    if landmarks is None or len(landmarks) <= RIGHT_CORNER:
+        return math.nan
+    pts = np.asarray(landmarks, np.float64)
+    width = float(np.linalg.norm(pts[LEFT_CORNER] - pts[RIGHT_CORNER]))
+    return float(np.linalg.norm(pts[UPPER_LIP] - pts[LOWER_LIP]) / width) if width > 0 else math.nan
+
+
+@dataclass
+class MouthSignal:
+    times: np.ndarray  # seconds in the source
+    values: np.ndarray  # mouth opening, NaN where no face was read
+
+    @property
+    def fps(self) -> float:
+        return float(1.0 / np.median(np.diff(self.times))) if len(self.times) > 1 else 0.0
+
+
+def landmark_backend(pose: object) -> object:
+    """The landmark estimator inside a pose backend (the fused one holds it as ``landmarks_backend``)."""
+    return getattr(pose, "landmarks_backend", pose)
+
+
+FrameReader = Callable[[Frame], float]  # a decoded frame -> the main face's mouth opening (NaN: none)
+
+
+def read_mouth_signal(path: Path, start: float, end: float, fps: float, read: FrameReader,
+                      max_side: int | None = None) -> MouthSignal:
+    """Mouth opening at ``fps`` over [start, end), each decoded frame measured by ``read``."""
+    out_t, out_v = [], []
+    for frame in iter_frames(path, times=sample_times(end, fps=fps, start=start), max_side=max_side):
+        out_t.append(frame.t)
+        out_v.append(read(frame))
+    return MouthSignal(np.array(out_t, np.float64), np.array(out_v, np.float64))
+
+
+def track_reader(landmarker: object, box_at: Callable[[float], np.ndarray | None],
+                 known: dict[int, float]) -> FrameReader:
+    """Along a known track: frames in ``known`` (frame index → opening the scan measured) keep their value,
+    the others are read by ``landmarker`` (``estimate(image, Detection)``) on the track's box."""
+
+    def read(frame: Frame) -> float:
+        if frame.index in known:
+            return known[frame.index]
+        box = box_at(frame.t)
+        if box is None:
+            return math.nan
+        pose = landmarker.estimate(frame.image, Detection(np.asarray(box, np.float32), 1.0,  # type: ignore[attr-defined]
+                                                          np.zeros((5, 2), np.float32)))
+        return mouth_opening(pose.landmarks if pose is not None else None)
+
+    return read
+
+
+def largest_face_reader(analyzer: object) -> FrameReader:
+    """Without a track (``lfa speech``): the largest face each frame, through the analyzer's landmarks."""
+
+    def read(frame: Frame) -> float:
+        faces = analyzer.analyze(frame.image)  # type: ignore[attr-defined]
+        if not faces:
+            return math.nan
+        face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+        return mouth_opening(face.landmarks)
+
+    return read
+
+
+def interpolated_box(times: np.ndarray, boxes: np.ndarray,
+                     max_gap_s: float = 0.6) -> Callable[[float], np.ndarray | None]:
+    """A box at any time from a track's sampled boxes (linear between samples, none far from them)."""
+    order = np.argsort(times)
+    times, boxes = np.asarray(times, np.float64)[order], np.asarray(boxes, np.float64)[order]
+
+    def box_at(t: float) -> np.ndarray | None:
+        if len(times) == 0 or np.min(np.abs(times - t)) > max_gap_s:
+            return None
+        return np.array([np.interp(t, times, boxes[:, k]) for k in range(4)])
+
+    return box_at
