@@ -143,6 +143,11 @@ def cluster() -> Iterator[Cluster]:
         finally:
             worker.stop()
             head.stop()
+    # Ray caches the auth mode and token per process: without a reset, later local runs of this process
+    # (tests/test_curate.py's Ray executor) still ask for a token
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    reset_auth_token_state()
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,13 @@ from lfa.cli import bench as bench_cmd
 from lfa.cli import curate as curate_cmd
 from lfa.cli import demo as demo_cmd
 from lfa.cli import faces as faces_cmd
+from lfa.cli import generate as generate_cmd
 from lfa.cli import identity as identity_cmd
 from lfa.cli import model as model_cmd
 from lfa.cli import models as models_cmd
 from lfa.cli import speech as speech_cmd
 from lfa.cli import synth as synth_cmd
+from lfa.cli import train as train_cmd
 from lfa.errors import LfaError
 from lfa.logs import default_log_dir, send_third_party_output_to, set_verbose
 
@@ -42,6 +44,8 @@ app.add_typer(identity_cmd.app, name="identity")
 app.command("faces")(faces_cmd.faces)
 app.command("demo")(demo_cmd.demo)
 app.command("curate")(curate_cmd.curate)
+app.command("train")(train_cmd.train)
+app.command("generate")(generate_cmd.generate)
 app.command("speech")(speech_cmd.speech)
 
 err = Console(stderr=True)

@@ -36,6 +36,16 @@ def list_models() -> None:
     for name, record in CATALOG.items():
         if not record.offline_default and not store.is_available(name):
             out.print(f"[dim]{name}: {record.how_to_get}[/]")
+    from lfa.registry.directories import list_directories
+
+    directories = list_directories(store)
+    if directories:
+        table = Table(title="model directories (referenced in place)")
+        for col in ("name", "kind", "sha256", "path"):
+            table.add_column(col, overflow="fold")
+        for d in directories:
+            table.add_row(d.name, d.kind, d.sha256[:12], str(d.path))
+        out.print(table)
 
 
 @app.command()
@@ -64,10 +74,21 @@ def show(name: str = typer.Argument(..., help="Model name, e.g. whenet.")) -> No
 
 
 @app.command()
-def add(name: str = typer.Argument(..., help="Model name, e.g. arcface, scrfd, curricularface, sixdrepnet."),
-        path: Path = typer.Argument(..., help="The model file (or an InsightFace pack folder).")) -> None:
-    """Register a user-supplied model file after checking that it loads."""
-    status = ModelStore().add(name, path)
+def add(name: str = typer.Argument(..., help="Model name, e.g. arcface, scrfd, curricularface, sixdrepnet; "
+                                            "or any new name for a model directory (a Wan base)."),
+        path: Path = typer.Argument(None, help="The model file (or an InsightFace pack folder), or a model "
+                                               "directory; `lfa models add DIR` names it after the folder.")) -> None:
+    """Register a user-supplied model file after checking that it loads, or a model directory in place."""
+    from lfa.registry.directories import add_directory
+
+    if path is None:
+        path, name = Path(name), Path(name).expanduser().resolve().name
+    store = ModelStore()
+    if name not in CATALOG and path.is_dir():
+        added = add_directory(store, name, path, on_file=lambda f: out.print(f"[dim]hashing {f.name}[/]"))
+        out.print(f"[green]added[/] {name} → {added.path} in place ({added.kind}, sha256 {added.sha256})")
+        return
+    status = store.add(name, path)
     out.print(f"[green]added[/] {name} → {status.path} (sha256 {status.sha256})")
 
 

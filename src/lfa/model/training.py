@@ -38,6 +38,8 @@ class TrainingBatch:
     ``reference_mask`` (B, K) bool: real references (a variable number per sample; False = padding).
     ``alignment``: two views (same identities, two poses) for the aligner's InfoNCE.
     ``noise`` / ``sigmas``: fixed noise and noise levels (evaluation, tests); drawn when absent.
+    ``face_keep`` / ``reference_keep`` (B,) bool: the training dropout drawn by the caller (a trainer that
+    draws per sample, whatever the split over processes); drawn here when absent.
     """
 
     latents: torch.Tensor
@@ -50,6 +52,8 @@ class TrainingBatch:
     alignment: tuple[FaceInputs | FaceFeatures, FaceInputs | FaceFeatures] | None = None
     noise: torch.Tensor | None = None
     sigmas: torch.Tensor | None = None
+    face_keep: torch.Tensor | None = None
+    reference_keep: torch.Tensor | None = None
 
 
 @dataclass
@@ -117,7 +121,9 @@ class IdentityTrainingModule(nn.Module):
         """Per-sample face keep (B,) and reference mask (B, K), with training-mode dropout applied."""
         config = self.adapter.config
         face_keep = None
-        if batch.faces is not None and self.training and config.face_dropout > 0:
+        if batch.faces is not None and self.training and batch.face_keep is not None:
+            face_keep = torch.as_tensor(batch.face_keep, dtype=torch.bool).to(device)
+        elif batch.faces is not None and self.training and config.face_dropout > 0:
             face_keep = torch.rand(b, device=device) >= config.face_dropout
         ref_mask = batch.reference_mask
         if batch.references is not None:
@@ -125,6 +131,8 @@ class IdentityTrainingModule(nn.Module):
             if ref_mask is None:
                 ref_mask = torch.ones(b, k, dtype=torch.bool, device=device)
             ref_mask = torch.as_tensor(ref_mask, dtype=torch.bool).to(device)
-            if self.training and config.reference_dropout > 0:
+            if self.training and batch.reference_keep is not None:
+                ref_mask = ref_mask & torch.as_tensor(batch.reference_keep, dtype=torch.bool).to(device)[:, None]
+            elif self.training and config.reference_dropout > 0:
                 ref_mask = ref_mask & (torch.rand(b, 1, device=device) >= config.reference_dropout)
         return face_keep, ref_mask

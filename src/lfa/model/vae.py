@@ -24,12 +24,21 @@ def encode_images(vae: nn.Module, images: torch.Tensor) -> torch.Tensor:
     b, k = images.shape[:2]
     param = next(vae.parameters())
     frames = images.reshape(b * k, 3, 1, *images.shape[-2:]).to(param.device, param.dtype)
-    latents = vae.encode(frames).latent_dist.mode()  # (B*K, z, 1, h, w)
+    latents = encode_video(vae, frames)  # (B*K, z, 1, h, w)
+    z = latents.shape[1]
+    return latents.reshape(b, k, z, *latents.shape[-2:]).permute(0, 2, 1, 3, 4).contiguous()
+
+
+@torch.no_grad()
+def encode_video(vae: nn.Module, video: torch.Tensor) -> torch.Tensor:
+    """(B, 3, F, H, W) in [-1, 1], F = 4n+1 -> normalised latents (B, z, n+1, H/8, W/8), as the Wan pipelines:
+    ``(latent - latents_mean) / latents_std`` (the posterior's mode, no sampling)."""
+    param = next(vae.parameters())
+    latents = vae.encode(video.to(param.device, param.dtype)).latent_dist.mode()
     z = latents.shape[1]
     mean = torch.tensor(vae.config.latents_mean, device=latents.device, dtype=latents.dtype).view(1, z, 1, 1, 1)
     std = torch.tensor(vae.config.latents_std, device=latents.device, dtype=latents.dtype).view(1, z, 1, 1, 1)
-    latents = (latents - mean) / std
-    return latents.reshape(b, k, z, *latents.shape[-2:]).permute(0, 2, 1, 3, 4).contiguous()
+    return (latents - mean) / std
 
 
 def patchify(latents: torch.Tensor, patch: int) -> torch.Tensor:

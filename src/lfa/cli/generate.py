@@ -1,0 +1,72 @@
+"""``lfa generate``: a video of the person in a photo, from a Wan base and a trained identity adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from lfa.errors import ConfigError
+
+out = Console()
+
+
+def generate(
+    base: Path = typer.Option(..., "--base", help="Wan diffusers directory (or a name from `lfa models add`)."),
+    adapter: Path = typer.Option(..., "--adapter", help="The adapter/ folder `lfa train` wrote."),
+    face: list[Path] = typer.Option(None, "--face", help="Face photo; repeat for several reference views."),
+    prompt: str = typer.Option("", "--prompt", help="What happens in the video."),
+    out_path: Path = typer.Option(..., "--out", help="FILE.mp4, or a folder with --spec."),
+    spec: Path = typer.Option(None, "--spec", help="Benchmark spec JSONL: one video per item into --out."),
+    negative_prompt: str = typer.Option("", "--negative-prompt"),
+    seed: int = typer.Option(0, "--seed"),
+    num_frames: int = typer.Option(None, "--num-frames", help="4n+1 (default: the adapter's training size)."),
+    height: int = typer.Option(None, "--height"),
+    width: int = typer.Option(None, "--width"),
+    steps: int = typer.Option(30, "--steps"),
+    guidance_scale: float = typer.Option(5.0, "--guidance-scale", help="Text guidance."),
+    id_guidance_scale: float = typer.Option(None, "--id-guidance-scale",
+                                            help="Identity guidance (default: = --guidance-scale, two branches)."),
+    id_scale: float = typer.Option(1.0, "--id-scale", help="Strength of the face cross-attention."),
+    face_index: int = typer.Option(None, "--face-index", help="Which face of a photo with several (0 = best)."),
+    fps: float = typer.Option(None, "--fps"),
+    encoders: Path = typer.Option(None, "--encoders", help="Face-encoder spec (default: BASE/lfa_encoders.json)."),
+    cpu_offload: bool = typer.Option(False, "--cpu-offload", help="Keep text encoder and VAE on the CPU between uses."),
+    vae_tiling: bool = typer.Option(False, "--vae-tiling", help="Decode the video in tiles (less memory)."),
+    device: str = typer.Option(None, "--device", help="cuda or cpu (default: cuda when available)."),
+) -> None:
+    """Generate an identity-preserving video (or one per benchmark item with --spec)."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from lfa.generate.pipeline import GenerateOptions, IdentityGenerator, generate_spec, write_result
+    from lfa.media.image import read_image
+    from lfa.registry import ModelStore
+    from lfa.registry.directories import resolve_directory
+
+    if spec is None and not face:
+        raise ConfigError("no face given", "pass --face PHOTO (or --spec SPEC.jsonl)")
+    if spec is None and out_path.suffix.lower() != ".mp4":
+        raise ConfigError(f"--out {out_path} is not an .mp4 file", "pass --out video.mp4 (a folder only with --spec)")
+    options = GenerateOptions(prompt, negative_prompt, num_frames, height, width, steps, guidance_scale,
+                              id_guidance_scale, id_scale, seed, fps)
+    generator = IdentityGenerator(resolve_directory(ModelStore(), base), adapter, encoders_file=encoders,
+                                  device=device, cpu_offload=cpu_offload, vae_tiling=vae_tiling)
+    extra = {"base": str(base), "adapter": str(adapter), "model_hashes": generator.model_hashes()}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  console=out) as bar:
+        if spec is not None:
+            from lfa.bench.spec import load_spec
+
+            task = bar.add_task("videos", total=len(load_spec(spec)))
+            generate_spec(generator, spec, out_path, options, face_index=face_index, extra=extra,
+                          on_item=lambda _id: bar.advance(task))
+            out.print(f"[green]videos[/] → {out_path} (score them: lfa bench --spec {spec} --videos NAME={out_path})",
+                      highlight=False)
+            return
+        task = bar.add_task("denoise", total=steps)
+        frames = generator([read_image(p) for p in face], options, face_index=face_index,
+                           on_step=lambda i, n: bar.update(task, completed=i))
+        write_result(frames, out_path, options, {**extra, "faces": [str(p) for p in face]})
+    out.print(f"[green]wrote[/] {out_path} ({frames.shape[0]} frames, {frames.shape[2]}x{frames.shape[1]})",
+              highlight=False)

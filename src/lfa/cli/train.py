@@ -1,0 +1,62 @@
+"""``lfa train``: caches, then training of the identity adapter on a curation run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+out = Console()
+
+
+def train(
+    base: Path = typer.Option(..., "--base", help="Wan diffusers directory (or a name from `lfa models add`)."),
+    data: Path = typer.Option(..., "--data", help="A curation run folder (or its `lfa curate export` folder)."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder: caches, metrics.jsonl, checkpoints, adapter/."),
+    config: Path = typer.Option(None, "--config", help="YAML file of config keys."),
+    set_: list[str] = typer.Option(None, "--set", help="Config override KEY=VALUE (repeatable); adapter keys too."),
+    resume: str = typer.Option(None, "--resume", help="'latest' or a checkpoint-N folder."),
+    cache_only: bool = typer.Option(False, "--cache-only", help="Build the caches and exit."),
+    encoders: Path = typer.Option(None, "--encoders", help="Face-encoder spec (default: BASE/lfa_encoders.json)."),
+    launch: int = typer.Option(0, "--launch", help="Run N processes (DDP) on this machine through torchrun."),
+) -> None:
+    """Train the identity adapter (and LoRA) by flow matching on a curated run."""
+    from lfa.registry import ModelStore
+    from lfa.registry.directories import resolve_directory
+    from lfa.train.base import check_base, load_base
+    from lfa.train.config import load_config
+    from lfa.train.trainer import train as run_train
+
+    if launch > 1 and "LOCAL_RANK" not in os.environ:
+        args = [a for a in sys.argv[1:]]
+        i = args.index("--launch")
+        del args[i: i + 2]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={launch}",
+               "-m", "lfa", *args]
+        raise typer.Exit(subprocess.call(cmd))
+    folder = check_base(resolve_directory(ModelStore(), base))
+    cfg = load_config(load_base(folder, parts=()).train_defaults, config, set_)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    main = os.environ.get("RANK", "0") == "0"  # other DDP processes stay quiet
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), console=out, transient=False, disable=not main or cache_only) as bar:
+        task = bar.add_task("train", total=cfg.max_steps, info="")
+
+        def progress(step: int, total: int, record: dict) -> None:
+            speed = 1.0 / record["step_s"] if record.get("step_s") else 0.0
+            bar.update(task, completed=step, info=f"loss {record['loss']:.4f}  {speed:.2f} steps/s")
+
+        result = run_train(folder, data, out_dir, cfg, resume=resume, cache_only=cache_only, encoders_file=encoders,
+                           progress=progress)
+    if not main:
+        return
+    if cache_only:
+        out.print(f"[green]cache ready[/] {result.samples} samples → {result.cache_dir}", highlight=False)
+    else:
+        out.print(f"[green]trained[/] {result.steps} steps → {out_dir}/adapter", highlight=False)

@@ -1,0 +1,252 @@
+"""Identity-conditioned Wan text-to-video sampling with identity guidance.
+
+Three branches per denoising step, as Lynx does: unconditional (negative prompt, no face), text
+(prompt, no face) and text + identity (prompt, faces through the adapter)::
+
+    v = v_uncond + guidance_scale * (v_text - v_uncond) + id_guidance_scale * (v_text_id - v_text)
+
+With ``id_guidance_scale == guidance_scale`` this is ordinary classifier-free guidance on the text +
+identity branch (two branches, the text-only one is skipped). Faces are detected, aligned and their
+angles measured with lfa's own perception (:class:`lfa.face.FaceAnalyzer`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lfa.errors import ConfigError, LfaError
+
+TRAINING_META = "lfa_training.json"
+
+
+@dataclass
+class GenerateOptions:
+    prompt: str
+    negative_prompt: str = ""
+    num_frames: int | None = None  # None: the adapter's training size, else 81
+    height: int | None = None
+    width: int | None = None
+    steps: int = 30
+    guidance_scale: float = 5.0
+    id_guidance_scale: float | None = None  # None = guidance_scale (two branches)
+    id_scale: float = 1.0
+    seed: int = 0
+    fps: float | None = None
+
+
+class OutOfMemory(LfaError):
+    pass
+
+
+def _check_sizes(options: GenerateOptions) -> None:
+    if (options.num_frames - 1) % 4:
+        raise ConfigError(f"--num-frames must be 4n+1, got {options.num_frames}", "use e.g. 5, 33 or 81")
+    if options.height % 16 or options.width % 16:
+        raise ConfigError(f"--height/--width must be multiples of 16, got {options.height}x{options.width}",
+                          "use e.g. 480x832")
+    if options.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {options.steps}", "use e.g. 30")
+
+
+class IdentityGenerator:
+    """A Wan base + a trained identity adapter, ready to turn (faces, prompt) into frames."""
+
+    def __init__(self, base: str | os.PathLike[str], adapter: str | os.PathLike[str], *,
+                 encoders_file: str | os.PathLike[str] | None = None, device: str | None = None,
+                 cpu_offload: bool = False, vae_tiling: bool = False, analyzer: Any = None) -> None:
+        from lfa.model.adapter import IdentityAdapter
+        from lfa.model.config import AdapterConfig
+        from lfa.model.persistence import CONFIG_NAME
+        from lfa.train.base import load_base
+        from lfa.train.encoders import build_encoders, encoder_spec
+
+        self.base_path, self.adapter_path = Path(base), Path(adapter)
+        if not (self.adapter_path / CONFIG_NAME).is_file():
+            raise ConfigError(f"{self.adapter_path}: no {CONFIG_NAME}", "pass the adapter/ folder `lfa train` wrote")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.cpu_offload = cpu_offload and self.device.type != "cpu"
+        self.wan = load_base(self.base_path)
+        if vae_tiling:
+            self.wan.vae.enable_tiling()
+        meta = json.loads((self.adapter_path / CONFIG_NAME).read_text())
+        experts = AdapterConfig.from_dict(meta["config"]).experts
+        spec, root = encoder_spec(self.wan.path, encoders_file)
+        self.encoders = build_encoders(spec, root, self.wan.vae, experts)
+        self.adapter = IdentityAdapter.from_pretrained(self.adapter_path, self.wan.transformer, encoders=self.encoders)
+        training = self.adapter_path / TRAINING_META
+        self.training = json.loads(training.read_text()) if training.is_file() else {}
+        self.pipe = self.wan.pipeline()
+        self._analyzer = analyzer
+        self.wan.transformer.to(self.device)
+        if not self.cpu_offload:
+            self.wan.text_encoder.to(self.device)
+            self.wan.vae.to(self.device)
+
+    @property
+    def analyzer(self):
+        if self._analyzer is None:
+            from lfa.face import FaceAnalyzer
+
+            self._analyzer = FaceAnalyzer()
+        return self._analyzer
+
+    # -------------------------------------------------------------- faces
+    def faces(self, images: list[np.ndarray], face_index: int | None = None):
+        """One face per image, detected, aligned and measured by lfa's perception -> ``FaceInputs``."""
+        from lfa.model.encoders import prepare_faces
+
+        picked = []
+        for n, image in enumerate(images):
+            found = self.analyzer.analyze(image)
+            if not found:
+                raise ConfigError(f"face image {n + 1}: no face found", "pass a photo with one clearly visible face")
+            if len(found) > 1 and face_index is None:
+                raise ConfigError(f"face image {n + 1}: {len(found)} faces found",
+                                  "crop the photo to one person, or pick one with --face-index (0 = largest score)")
+            if face_index is not None and face_index >= len(found):
+                raise ConfigError(f"face image {n + 1}: --face-index {face_index} but {len(found)} face(s) found",
+                                  f"use --face-index 0..{len(found) - 1}")
+            picked.append(found[face_index or 0])
+        angles = [[0.0 if np.isnan(v) else float(v) for v in (f.yaw, f.pitch, f.roll)] for f in picked]
+        identity = getattr(self.encoders.get("identity"), "encoder", None)
+        return prepare_faces(images, [f.landmarks5 for f in picked], size=int(self.training.get("face_size", 112)),
+                             angles=angles, identity=identity)
+
+    # -------------------------------------------------------------- sampling
+    def resolve(self, options: GenerateOptions) -> GenerateOptions:
+        defaults = {"num_frames": 81, "height": 480, "width": 832, "fps": 16.0}
+        for key in defaults:
+            if getattr(options, key) is None:
+                setattr(options, key, self.training.get(key, defaults[key]))
+        if options.id_guidance_scale is None:
+            options.id_guidance_scale = options.guidance_scale
+        _check_sizes(options)
+        return options
+
+    def __call__(self, images: list[np.ndarray], options: GenerateOptions, *, face_index: int | None = None,
+                 on_step: Any = None) -> np.ndarray:
+        """(F, H, W, 3) uint8 frames; ``images``: the face photo(s) (several: reference views)."""
+        options = self.resolve(options)
+        try:
+            return self._sample(self.faces(images, face_index), images, options, on_step)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise OutOfMemory(f"out of GPU memory at {options.num_frames}x{options.height}x{options.width}",
+                              "add --cpu-offload and --vae-tiling, or lower --num-frames/--height/--width") from exc
+
+    @torch.no_grad()
+    def _sample(self, faces: Any, images: list[np.ndarray], o: GenerateOptions, on_step: Any) -> np.ndarray:
+        pipe, transformer, device = self.pipe, self.wan.transformer, self.device
+        length = int(self.training.get("max_sequence_length", 512))
+        text_device = torch.device("cpu") if self.cpu_offload else device
+        if self.cpu_offload:
+            self.wan.text_encoder.to(device)
+        positive, negative = pipe.encode_prompt(o.prompt, o.negative_prompt, do_classifier_free_guidance=True,
+                                                max_sequence_length=length, device=device)
+        if self.cpu_offload:
+            self.wan.text_encoder.to(text_device)
+        dtype = next(transformer.parameters()).dtype
+        positive, negative = positive.to(device, dtype), negative.to(device, dtype)
+        generator = torch.Generator("cpu").manual_seed(o.seed)
+        z = transformer.config.in_channels
+        latents = pipe.prepare_latents(1, z, o.height, o.width, o.num_frames, torch.float32, torch.device("cpu"),
+                                       generator).to(device)
+        features = references = None
+        self.adapter.scale = o.id_scale
+        if self.adapter.config.has_face_path:
+            features = self.adapter.encode_faces(faces).to(device)
+        if self.adapter.config.references != "none":
+            references = self._references(images, o).to(device)
+        scheduler = pipe.scheduler
+        scheduler.set_timesteps(o.steps, device=device)
+        three = o.id_guidance_scale != o.guidance_scale
+        for i, t in enumerate(scheduler.timesteps):
+            x = latents.to(dtype)
+            ts = t.expand(1).to(device)
+
+            def run(text: torch.Tensor) -> torch.Tensor:
+                return transformer(hidden_states=x, timestep=ts, encoder_hidden_states=text, return_dict=False)[0]
+
+            v_uncond = run(negative).float()
+            with self.adapter.conditioning(faces=features, references=references, text=positive):
+                v_id = run(positive).float()
+            if three:
+                v_text = run(positive).float()
+                v = v_uncond + o.guidance_scale * (v_text - v_uncond) + o.id_guidance_scale * (v_id - v_text)
+            else:
+                v = v_uncond + o.guidance_scale * (v_id - v_uncond)
+            latents = scheduler.step(v, t, latents, return_dict=False)[0]
+            if on_step:
+                on_step(i + 1, o.steps)
+        return self._decode(latents)
+
+    def _references(self, images: list[np.ndarray], o: GenerateOptions) -> torch.Tensor:
+        from lfa.model.vae import encode_images
+        from lfa.train.cache import _to_tensor, fit_to_bucket
+
+        views = _to_tensor([fit_to_bucket(img, o.height, o.width) for img in images]).permute(1, 0, 2, 3)
+        return encode_images(self.wan.vae, views[None].to(next(self.wan.vae.parameters()).device))
+
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        vae = self.wan.vae
+        if self.cpu_offload:
+            vae.to(self.device)
+        z = latents.shape[1]
+        mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1).to(latents)
+        std = torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1).to(latents)
+        param = next(vae.parameters())
+        video = vae.decode((latents * std + mean).to(param.device, param.dtype), return_dict=False)[0]
+        if self.cpu_offload:
+            vae.to("cpu")
+        frames = self.pipe.video_processor.postprocess_video(video, output_type="np")[0]  # (F, H, W, 3) in [0, 1]
+        return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+
+    def model_hashes(self) -> dict[str, str]:
+        from lfa.registry.directories import directory_hash
+
+        return {"base": directory_hash(self.base_path), "adapter": directory_hash(self.adapter_path)}
+
+
+def write_result(frames: np.ndarray, out: Path, options: GenerateOptions, extra: dict[str, Any]) -> Path:
+    """The mp4 (lfa.media.encode) and its sidecar JSON (prompt, seed, every argument, model hashes)."""
+    from lfa.media.encode import write_video
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
+    write_video(tmp, list(frames), options.fps)
+    sidecar = {"prompt": options.prompt, "seed": options.seed, "arguments": asdict(options),
+               "frames": int(frames.shape[0]), "height": int(frames.shape[1]), "width": int(frames.shape[2]),
+               **extra}
+    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out)
+    return out
+
+
+def generate_spec(generator: IdentityGenerator, spec: str | os.PathLike[str], out_dir: Path,
+                  template: GenerateOptions, *, face_index: int | None = None, extra: dict[str, Any] | None = None,
+                  on_item: Any = None) -> list[Path]:
+    """One ``{id}.mp4`` (+ sidecar) per benchmark item, for ``lfa bench --videos NAME=DIR``; items whose
+    video exists are skipped (resumable). An item's reference views are its face images."""
+    from dataclasses import replace
+
+    from lfa.bench.spec import load_spec
+    from lfa.media.image import read_image
+
+    written = []
+    for item in load_spec(spec):
+        out = out_dir / f"{item.id}.mp4"
+        if not out.is_file():
+            options = replace(template, prompt=item.prompt or template.prompt)
+            frames = generator([read_image(p) for p in item.references], options, face_index=face_index)
+            write_result(frames, out, options, {**(extra or {}), "id": item.id,
+                                                "references": [str(p) for p in item.references]})
+        written.append(out)
+        if on_item:
+            on_item(item.id)
+    return written

@@ -1,0 +1,189 @@
+"""Wan base directories: ``lfa model init --preset tiny`` writes one; :func:`load_base` reads any.
+
+A base is a diffusers-format Wan text-to-video folder (``model_index.json``, ``transformer/``,
+``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``) plus ``lfa_encoders.json``, which says
+where the face experts come from (see :mod:`lfa.train.encoders`). Real bases (Wan2.1/2.2
+directories) are user-supplied: add ``lfa_encoders.json`` next to their ``model_index.json`` or
+pass ``--encoders FILE``. Nothing downloads: every loader runs with ``local_files_only``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lfa.errors import ConfigError, ModelLoadError
+
+BASE_PRESETS = ("tiny",)
+MODEL_INDEX = "model_index.json"
+_WORDS = ("a person face turns left right up down looks at the camera smiles talks walks portrait woman man "
+          "video of with in on the light dark background head profile view frontal speaks says hello")
+
+
+def tiny_transformer_config(text_dim: int, z_dim: int) -> dict[str, Any]:
+    from lfa.model.toy import toy_backbone_config
+
+    return toy_backbone_config(latent_channels=z_dim, text_dim=text_dim)
+
+
+def _tiny_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "</s>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([_WORDS] * 4, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    from tokenizers import decoders
+
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   model_max_length=512)
+
+
+def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0) -> Path:
+    """Write a complete, randomly initialised, tiny Wan T2V base to ``out`` (seconds on a CPU)."""
+    import torch
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+    from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+    from lfa.train.encoders import ENCODERS_FILE, EncoderSpec
+
+    folder = Path(out)
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"{folder} exists and is not empty", "pass a new --out folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    quiet_progress_bars()
+    torch.manual_seed(seed)
+    z_dim, text_dim = 4, 16
+    tokenizer = _tiny_tokenizer()
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=text_dim, d_kv=8, num_heads=2,
+                                               num_layers=1, d_ff=32, relative_attention_num_buckets=8))
+    vae = AutoencoderKLWan(base_dim=8, z_dim=z_dim, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim)
+    transformer = WanTransformer3DModel.from_config(tiny_transformer_config(text_dim, z_dim))
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    for name, part in (("tokenizer", tokenizer), ("text_encoder", text_encoder), ("vae", vae),
+                       ("transformer", transformer), ("scheduler", scheduler)):
+        part.save_pretrained(folder / name)
+    semantic = CLIPVisionModel(CLIPVisionConfig(hidden_size=12, intermediate_size=24, num_hidden_layers=2,
+                                                num_attention_heads=2, image_size=32, patch_size=8))
+    semantic.save_pretrained(folder / "lfa_encoders" / "semantic")
+    index = {"_class_name": "WanPipeline", "_diffusers_version": _diffusers_version(),
+             "tokenizer": ["transformers", type(tokenizer).__name__],
+             "text_encoder": ["transformers", "UMT5EncoderModel"], "vae": ["diffusers", "AutoencoderKLWan"],
+             "transformer": ["diffusers", "WanTransformer3DModel"],
+             "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"]}
+    (folder / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+    spec = EncoderSpec(identity={"kind": "registry", "backend": "dlib"},
+                       semantic={"kind": "vision_tower", "path": "lfa_encoders/semantic"},
+                       detail={"kind": "vae", "size": 32, "patch": 2})
+    (folder / ENCODERS_FILE).write_text(spec.to_json())
+    (folder / "lfa_base.json").write_text(json.dumps(
+        {"preset": "tiny", "train_defaults": {"height": 32, "width": 32, "num_frames": 5, "fps": 8.0,
+                                              "max_sequence_length": 16}}, indent=2) + "\n")
+    return folder
+
+
+def quiet_progress_bars() -> None:
+    """transformers/diffusers draw progress bars on the terminal when they load or save weights: off."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.disable_progress_bar()
+
+
+def _diffusers_version() -> str:
+    import diffusers
+
+    return diffusers.__version__
+
+
+@dataclass
+class WanBase:
+    """The parts of a Wan base that training and generation use (loaded on CPU, float32 unless asked)."""
+
+    path: Path
+    transformer: Any
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    scheduler: Any
+    train_defaults: dict[str, Any]
+
+    def pipeline(self):
+        """A diffusers ``WanPipeline`` over these components (encode_prompt, decoding)."""
+        from diffusers import WanPipeline
+
+        return WanPipeline(tokenizer=self.tokenizer, text_encoder=self.text_encoder, vae=self.vae,
+                           transformer=self.transformer, scheduler=self.scheduler)
+
+
+def check_base(path: str | os.PathLike[str]) -> Path:
+    """The base folder, or a one-line error saying why it is not a Wan diffusers model."""
+    folder = Path(path).expanduser()
+    index = folder / MODEL_INDEX
+    if not index.is_file():
+        raise ModelLoadError(f"{folder}: no {MODEL_INDEX}: not a diffusers model folder",
+                             "pass a Wan2.x diffusers directory, or make one with `lfa model init --preset tiny`")
+    try:
+        meta = json.loads(index.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{index}: not valid JSON ({exc})", "restore the model folder") from exc
+    if meta.get("transformer", [None, None])[1] != "WanTransformer3DModel" or "vae" not in meta:
+        raise ModelLoadError(f"{folder}: {meta.get('_class_name')} is not a Wan model "
+                             "(no WanTransformer3DModel transformer)", "pass a Wan2.1/2.2 diffusers directory")
+    if meta.get("_class_name") != "WanPipeline":
+        raise ModelLoadError(f"{folder}: a {meta.get('_class_name')} base; lfa train/generate support Wan "
+                             "text-to-video (WanPipeline) bases only for now",
+                             "pass a Wan2.1/2.2 T2V diffusers directory")
+    for part in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"):
+        if not (folder / part).is_dir():
+            raise ModelLoadError(f"{folder}: the {part}/ folder is missing", "pass a complete diffusers directory")
+    return folder
+
+
+def load_base(path: str | os.PathLike[str], *, dtype: Any = None, parts: tuple[str, ...] | None = None) -> WanBase:
+    """Load a Wan base from a local folder; ``parts`` limits which components are loaded (None for the rest)."""
+    import torch
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+    from diffusers.schedulers import UniPCMultistepScheduler
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    folder = check_base(path)
+    quiet_progress_bars()
+    dtype = dtype or torch.float32
+    wanted = set(parts or ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"))
+    loaded: dict[str, Any] = {}
+    try:
+        if "transformer" in wanted:
+            loaded["transformer"] = WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=dtype,
+                                                                          local_files_only=True)
+        if "vae" in wanted:
+            loaded["vae"] = AutoencoderKLWan.from_pretrained(folder / "vae", torch_dtype=torch.float32,
+                                                             local_files_only=True)
+        if "text_encoder" in wanted:
+            loaded["text_encoder"] = UMT5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=dtype,
+                                                                      local_files_only=True)
+        if "tokenizer" in wanted:
+            loaded["tokenizer"] = AutoTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
+        if "scheduler" in wanted:
+            config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+            cls = UniPCMultistepScheduler if config.get("_class_name") == "UniPCMultistepScheduler" \
+                else FlowMatchEulerDiscreteScheduler
+            loaded["scheduler"] = cls.from_pretrained(folder / "scheduler", local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{folder}: could not load the Wan base ({exc})",
+                             "check the folder is a complete Wan diffusers directory") from exc
+    defaults: dict[str, Any] = {}
+    meta = folder / "lfa_base.json"
+    if meta.is_file():
+        defaults = json.loads(meta.read_text()).get("train_defaults", {})
+    return WanBase(folder, loaded.get("transformer"), loaded.get("vae"), loaded.get("text_encoder"),
+                   loaded.get("tokenizer"), loaded.get("scheduler"), defaults)

@@ -1,0 +1,169 @@
+"""``TrainConfig``: every training setting, from defaults < the base's defaults < ``--config`` YAML < ``--set``.
+
+Adapter switches (:class:`lfa.model.AdapterConfig`) are set the same way, flat (``--set lora_rank=4``)
+or under ``adapter.`` (``--set adapter.lora_rank=4``); a key that is neither is a one-line error that
+lists the valid keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from lfa.errors import ConfigError
+from lfa.model.config import AdapterConfig, parse_overrides
+
+SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
+PRECISIONS = ("no", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # what and how long
+    max_steps: int = 1000
+    batch_size: int = 1  # global batch (all processes, one optimizer step, accumulation included)
+    gradient_accumulation: int = 1
+    learning_rate: float = 1e-4  # adapter modules
+    lora_learning_rate: float | None = None  # None = learning_rate
+    weight_decay: float = 0.01
+    lr_scheduler: str = "constant"
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0  # 0 = no clipping
+    ema_decay: float = 0.0  # 0 = no EMA of the trainable weights
+    seed: int = 0
+    # data
+    height: int = 480
+    width: int = 832
+    num_frames: int = 81  # 4n + 1
+    fps: float = 16.0
+    buckets: tuple[tuple[int, int], ...] = ()  # (height, width) choices; empty = only (height, width)
+    window_stride: int = 0  # frames between window starts; 0 = num_frames (no overlap)
+    max_sequence_length: int = 512
+    face_size: int = 112  # aligned face crop side stored in the cache
+    reference_views: int = 2  # cross-pose reference frames per sample (Mv²ID uses them all)
+    yaw_bucket: float = 30.0  # degrees per yaw bucket for cross-pose references
+    validation_samples: int = 2
+    # loss
+    timestep_sampling: str = "logit_normal"
+    shift: float = 3.0
+    alignment_weight: float = 1.0
+    balance_weight: float = 0.01
+    # schedule of side outputs
+    checkpoint_every: int = 100
+    val_every: int = 50
+    keep_checkpoints: int = 0  # 0 = keep all
+    # compute
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
+    # identity adapter
+    adapter_preset: str = "cofe"
+    adapter: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "buckets", tuple(tuple(int(v) for v in b) for b in self.buckets))
+        for name in ("max_steps", "batch_size", "gradient_accumulation", "height", "width", "num_frames",
+                     "checkpoint_every", "val_every", "face_size", "max_sequence_length", "validation_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}", f"set {name} to 1 or more")
+        if (self.num_frames - 1) % 4:
+            raise ConfigError(f"num_frames must be 4n+1 (Wan's VAE), got {self.num_frames}",
+                              f"use {4 * ((self.num_frames - 1) // 4) + 1} or {4 * ((self.num_frames - 1) // 4 + 1) + 1}")
+        for h, w in ((self.height, self.width), *self.buckets):
+            if h % 16 or w % 16:
+                raise ConfigError(f"height and width must be multiples of 16, got {h}x{w}",
+                                  "pick a bucket like 480x832 (VAE 8 x patch 2)")
+        if self.lr_scheduler not in SCHEDULERS:
+            raise ConfigError(f"unknown lr_scheduler {self.lr_scheduler!r}", f"use one of: {', '.join(SCHEDULERS)}")
+        if self.mixed_precision not in PRECISIONS:
+            raise ConfigError(f"unknown mixed_precision {self.mixed_precision!r}",
+                              f"use one of: {', '.join(PRECISIONS)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}", "use e.g. 0.999, or 0 (off)")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}", "use e.g. 1e-4")
+        self.adapter_config()  # validates the adapter switches and the flow-matching settings
+        self.flow_config()
+
+    @property
+    def bucket_list(self) -> tuple[tuple[int, int], ...]:
+        return self.buckets or ((self.height, self.width),)
+
+    def adapter_config(self, **widths: Any) -> AdapterConfig:
+        return AdapterConfig(adapter_preset=self.adapter_preset, **{**widths, **self.adapter})
+
+    def flow_config(self):
+        from lfa.model.flow import FlowMatchingConfig
+
+        return FlowMatchingConfig(sampling=self.timestep_sampling, shift=self.shift)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["buckets"] = [list(b) for b in self.buckets]
+        return data
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+_KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def _adapter_keys() -> set[str]:
+    return {f.name for f in fields(AdapterConfig)} - {"adapter_preset"}
+
+
+def apply_changes(config: TrainConfig, changes: dict[str, Any], where: str) -> TrainConfig:
+    """``config`` with ``changes`` (train keys, adapter keys flat or as ``adapter.KEY``); unknown keys fail."""
+    own: dict[str, Any] = {}
+    adapter = dict(config.adapter)
+    adapter_keys = _adapter_keys()
+    for key, value in changes.items():
+        if key == "adapter" and isinstance(value, dict):
+            for sub, v in value.items():
+                adapter[_adapter_key(sub, adapter_keys, where)] = v
+        elif key.startswith("adapter."):
+            adapter[_adapter_key(key[len("adapter."):], adapter_keys, where)] = value
+        elif key in _KEYS:
+            own[key] = value
+        elif key in adapter_keys:
+            adapter[key] = value
+        else:
+            raise ConfigError(f"unknown config key {key!r} ({where})",
+                              f"training keys: {', '.join(sorted(_KEYS - {'adapter'}))}; adapter keys: "
+                              f"{', '.join(sorted(adapter_keys))}")
+    try:
+        return replace(config, **own, adapter=adapter)
+    except TypeError as exc:
+        raise ConfigError(f"invalid config value ({exc}) ({where})", "check the value types") from exc
+
+
+def _adapter_key(key: str, known: set[str], where: str) -> str:
+    if key not in known:
+        raise ConfigError(f"unknown adapter config key {key!r} ({where})", f"adapter keys: {', '.join(sorted(known))}")
+    return key
+
+
+def load_config(base_defaults: dict[str, Any] | None = None, config_file: str | os.PathLike[str] | None = None,
+                sets: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the base's ``train_defaults``, then the YAML/JSON file, then ``--set KEY=VALUE`` items."""
+    config = apply_changes(TrainConfig(), dict(base_defaults or {}), "the base's lfa_base.json")
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}", "pass a YAML file of KEY: VALUE lines")
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})", "fix the YAML syntax") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected KEY: VALUE pairs", "write one KEY: VALUE per line")
+        config = apply_changes(config, data, str(path))
+    if sets:
+        config = apply_changes(config, parse_overrides(sets), "--set")
+    return config

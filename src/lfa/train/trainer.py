@@ -1,0 +1,370 @@
+"""``train``: caches, then flow-matching training of the identity adapter (and LoRA) with accelerate.
+
+Outputs in ``out``: ``config.json``, ``metrics.jsonl`` (one line per optimizer step: ``step``, ``loss``,
+each loss term, ``lr``; ``val_loss`` every ``val_every`` steps and at step 0 — the loss on a fixed
+validation batch with fixed noise and noise levels), ``checkpoint-<step>/`` and ``adapter/`` (final
+weights; ``adapter_ema/`` with EMA; ``adapter/pytorch_lora_weights.safetensors`` is the LoRA in the
+layout diffusers' ``WanPipeline.load_lora_weights`` reads).
+
+One process, or several under ``accelerate launch`` / ``torchrun`` (DDP; gloo on CPU): the global
+batch is split evenly over processes, and every random draw is keyed by (seed, step, global row), so
+the loss does not depend on the split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lfa.errors import ConfigError
+from lfa.train.cache import Encoders, build_cache, cache_id, load_shard
+from lfa.train.config import TrainConfig
+from lfa.train.data import Sample, build_samples
+from lfa.train.state import (EMA, BatchOrder, latest_checkpoint, prune_checkpoints, rng_state, row_generator,
+                             set_rng_state, write_json)
+
+METRICS = "metrics.jsonl"
+LORA_DIFFUSERS = "pytorch_lora_weights.safetensors"
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    steps: int
+    cache_dir: Path
+    samples: int
+
+
+def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, *,
+                  encoders_file: str | os.PathLike[str] | None = None,
+                  on_sample: Callable[[Sample, bool], None] | None = None) -> tuple[list[Sample], Path, str, dict]:
+    """Samples, the cache folder (every shard present afterwards), its id and the encoder spec."""
+    from lfa.registry.directories import directory_hash
+    from lfa.train.base import check_base, load_base
+    from lfa.train.encoders import build_encoders, encoder_spec
+
+    base = check_base(base)
+    samples = build_samples(data, config)
+    spec, root = encoder_spec(base, encoders_file)
+    cid = cache_id(directory_hash(base), spec.to_json(), config)
+    folder = out / "cache" / cid
+
+    def load() -> Encoders:
+        wan = load_base(base, parts=("vae", "text_encoder", "tokenizer"))
+        experts = tuple(name for name in ("identity", "semantic", "detail") if getattr(spec, name) is not None)
+        return Encoders(wan.pipeline(), build_encoders(spec, root, wan.vae, experts), config)
+
+    meta = {"cache_id": cid, "base": str(base), "samples": len(samples)}
+    build_cache(samples, folder, load, meta=meta, on_sample=on_sample)
+    return samples, folder, cid, json.loads(spec.to_json())
+
+
+def _widths(shard: dict[str, torch.Tensor], spec: dict[str, Any], experts: tuple[str, ...]) -> dict[str, Any]:
+    widths: dict[str, Any] = {}
+    for name in experts:
+        if f"face.{name}" not in shard:
+            raise ConfigError(f"the adapter needs the {name} expert and the cache has no {name} features",
+                              f"add \"{name}\" to the base's lfa_encoders.json, or turn {name}_expert off")
+    if "identity" in experts:
+        widths["identity_dim"] = int(shard["face.identity"].shape[-1])
+    if "semantic" in experts:
+        widths["semantic_dim"] = int(shard["face.semantic"].shape[-1])
+        widths["semantic_layers"] = list(spec["semantic"].get("layers", [-2]))
+    if "detail" in experts:
+        widths["detail_size"] = int(spec["detail"].get("size", 128))
+        widths["detail_patch"] = int(spec["detail"].get("patch", 2))
+    return widths
+
+
+class _Data:
+    """Cached shards in memory order of ``samples``; batches as :class:`TrainingBatch` inputs."""
+
+    def __init__(self, paths: list[Path], cid: str, config: TrainConfig, adapter_config: Any) -> None:
+        self.paths, self.cid, self.config, self.adapter_config = paths, cid, config, adapter_config
+        self._memo: dict[int, dict[str, torch.Tensor]] = {}
+
+    def shard(self, i: int) -> dict[str, torch.Tensor]:
+        if i not in self._memo:
+            self._memo[i] = load_shard(self.paths[i], self.cid)
+        return self._memo[i]
+
+    def batch(self, rows: list[int], *, step: int, first_row: int, seed: int, flow: Any, train: bool):
+        from lfa.model.encoders import FaceFeatures
+        from lfa.model.flow import sample_sigmas
+        from lfa.model.losses import pose_difference
+        from lfa.model.training import TrainingBatch
+
+        shards = [self.shard(i) for i in rows]
+        latents = torch.stack([s["latents"] for s in shards])
+        length = self.config.max_sequence_length
+        text = torch.zeros(len(rows), length, shards[0]["text"].shape[-1])
+        for j, s in enumerate(shards):
+            text[j, : s["text"].shape[0]] = s["text"][:length]
+        noise, sigmas, face_keep, ref_keep = [], [], [], []
+        cfg = self.adapter_config
+        for j in range(len(rows)):
+            gen = row_generator(seed, step, first_row + j)
+            noise.append(torch.randn(latents.shape[1:], generator=gen))
+            sigmas.append(sample_sigmas(1, flow, generator=gen)[0])
+            face_keep.append(bool(torch.rand(1, generator=gen) >= cfg.face_dropout))
+            ref_keep.append(bool(torch.rand(1, generator=gen) >= cfg.reference_dropout))
+        faces = alignment = references = None
+        if cfg.experts:
+            tokens = {name: torch.stack([s[f"face.{name}"][0] for s in shards]) for name in cfg.experts}
+            faces = FaceFeatures(tokens, torch.stack([s["face_angles"][0] for s in shards]))
+            k = min(s["face_angles"].shape[0] for s in shards)
+            if cfg.aligner and train and len(rows) >= 2 and k >= 2:
+                a = FaceFeatures({n: torch.stack([s[f"face.{n}"][0] for s in shards]) for n in cfg.experts},
+                                 torch.stack([s["face_angles"][0] for s in shards]))
+                b = FaceFeatures({n: torch.stack([s[f"face.{n}"][1] for s in shards]) for n in cfg.experts},
+                                 torch.stack([s["face_angles"][1] for s in shards]))
+                if bool((pose_difference(a.angles, b.angles) >= cfg.min_pose_difference).all()):
+                    alignment = (a, b)
+        if cfg.references != "none":
+            references = torch.stack([s["references"] for s in shards])
+        return TrainingBatch(latents, text, faces=faces, references=references, alignment=alignment,
+                             noise=torch.stack(noise), sigmas=torch.stack(sigmas),
+                             face_keep=torch.tensor(face_keep) if train else None,
+                             reference_keep=torch.tensor(ref_keep) if train else None)
+
+
+def _accelerator(config: TrainConfig):
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(),
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
+
+def _optimizer(module: Any, config: TrainConfig):
+    from diffusers.optimization import get_scheduler
+
+    groups = module.parameter_groups()
+    for group in groups:
+        if group["name"] == "lora" and config.lora_learning_rate:
+            group["lr"] = config.lora_learning_rate
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
+                              num_training_steps=config.max_steps)
+    return optimizer, scheduler
+
+
+def save_adapter(adapter: Any, folder: Path, config: TrainConfig) -> Path:
+    """``save_pretrained`` plus, with LoRA, the diffusers ``load_lora_weights`` layout for Wan pipelines,
+    plus the data settings generation defaults to (``lfa_training.json``)."""
+    from diffusers import WanPipeline
+
+    from lfa.generate.pipeline import TRAINING_META
+    from lfa.model.lora import lora_state_dict
+
+    adapter.save_pretrained(folder)
+    write_json(folder / TRAINING_META, {k: config.to_dict()[k] for k in
+                                        ("num_frames", "height", "width", "fps", "face_size", "max_sequence_length")})
+    if adapter.config.lora_rank:
+        state = {k: v.detach().cpu().contiguous() for k, v in lora_state_dict(adapter.transformer).items()}
+        from lfa.model.lora import ADAPTER_NAME
+
+        peft_config = adapter.transformer.peft_config[ADAPTER_NAME].to_dict()
+        metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in peft_config.items()}
+        WanPipeline.save_lora_weights(folder, transformer_lora_layers=state, weight_name=LORA_DIFFUSERS,
+                                      transformer_lora_adapter_metadata=metadata)
+    return folder
+
+
+def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str | os.PathLike[str],
+          config: TrainConfig, *, resume: str | None = None, cache_only: bool = False,
+          encoders_file: str | os.PathLike[str] | None = None,
+          progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Build missing caches, then train ``config.max_steps`` optimizer steps (continuing a checkpoint with ``resume``)."""
+    from lfa.model.adapter import IdentityAdapter
+    from lfa.model.training import IdentityTrainingModule
+    from lfa.train.base import load_base
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    accelerator = _accelerator(config)
+    main = accelerator.is_main_process
+    if config.batch_size % (accelerator.num_processes * config.gradient_accumulation):
+        raise ConfigError(f"batch_size {config.batch_size} does not split over {accelerator.num_processes} "
+                          f"process(es) x {config.gradient_accumulation} accumulation steps",
+                          "make batch_size a multiple of processes x gradient_accumulation")
+    if main:
+        samples, folder, cid, spec = prepare_cache(Path(base), data, out, config, encoders_file=encoders_file)
+    accelerator.wait_for_everyone()
+    if not main:
+        samples, folder, cid, spec = prepare_cache(Path(base), data, out, config, encoders_file=encoders_file)
+    if cache_only:
+        return TrainResult(out, 0, folder, len(samples))
+    paths = [folder / f"{s.key}.safetensors" for s in samples]
+
+    adapter_config = config.adapter_config()
+    first = load_shard(paths[0], cid)
+    adapter_config = config.adapter_config(**_widths(first, spec, adapter_config.experts))
+    torch.manual_seed(config.seed)
+    transformer = load_base(base, parts=("transformer",)).transformer
+    adapter = IdentityAdapter.attach(transformer, adapter_config)
+    if config.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    module = IdentityTrainingModule(adapter, config.flow_config(), alignment_weight=config.alignment_weight,
+                                    balance_weight=config.balance_weight)
+    optimizer, scheduler = _optimizer(module, config)
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    ema = EMA(named, config.ema_decay) if config.ema_decay else None
+    data_ = _Data(paths, cid, config, adapter_config)
+    order = BatchOrder([s.bucket for s in samples], config.batch_size, config.seed)
+    val_rows = list(range(min(config.validation_samples, len(samples))))
+    val_rows = [i for i in val_rows if samples[i].bucket == samples[val_rows[0]].bucket]
+
+    start = 0
+    if resume:
+        start = _resume(out, resume, adapter, optimizer, scheduler, ema, accelerator.process_index)
+    wrapped, optimizer = accelerator.prepare(module, optimizer)
+    if main:
+        config.save(out / "config.json")
+        _trim_metrics(out / METRICS, start)
+
+    def validate() -> float:
+        plain = accelerator.unwrap_model(wrapped)
+        plain.eval()
+        with torch.no_grad():
+            batch = data_.batch(val_rows, step=0, first_row=0, seed=config.seed + 1, flow=module.flow, train=False)
+            loss = float(plain(batch).losses["flow"])
+        plain.train()
+        return loss
+
+    if start == 0 and main:
+        _append(out / METRICS, {"step": 0, "val_loss": validate()})
+    world, rank = accelerator.num_processes, accelerator.process_index
+    local = config.batch_size // world
+    micro = local // config.gradient_accumulation
+    wrapped.train()
+    for step in range(start + 1, config.max_steps + 1):
+        t0 = time.perf_counter()
+        rows = order.batch(step)
+        torch.manual_seed(config.seed * 1_000_003 + step * 101 + rank)  # anything the model draws itself
+        totals: dict[str, float] = {}
+        for m in range(config.gradient_accumulation):
+            first_row = rank * local + m * micro
+            batch = data_.batch(rows[first_row: first_row + micro], step=step, first_row=first_row,
+                                seed=config.seed, flow=module.flow, train=True)
+            sync = m == config.gradient_accumulation - 1
+            with contextlib.nullcontext() if sync else accelerator.no_sync(wrapped):
+                with accelerator.autocast():
+                    result = wrapped(batch)
+                accelerator.backward(result.loss / config.gradient_accumulation)
+            for name, value in {"loss": result.loss, **result.losses}.items():
+                totals[name] = totals.get(name, 0.0) + float(value.detach()) / config.gradient_accumulation
+        if config.max_grad_norm > 0:
+            accelerator.clip_grad_norm_([p for _, p in named], config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update()
+        keys = sorted(totals)
+        reduced = accelerator.reduce(torch.tensor([totals[k] for k in keys], dtype=torch.float64), "mean")
+        record: dict[str, Any] = {"step": step, **{k: float(v) for k, v in zip(keys, reduced)},
+                                  "lr": scheduler.get_last_lr()[0], "step_s": round(time.perf_counter() - t0, 4)}
+        if step % config.val_every == 0 or step == config.max_steps:
+            record["val_loss"] = validate()
+        if main:
+            _append(out / METRICS, record)
+        if step % config.checkpoint_every == 0 or step == config.max_steps:
+            _checkpoint(out, step, order, adapter, optimizer, scheduler, ema, accelerator, config, cid)
+        if progress and main:
+            progress(step, config.max_steps, record)
+    if main:
+        save_adapter(adapter, out / "adapter", config)
+        if ema is not None:
+            ema.swap()
+            save_adapter(adapter, out / "adapter_ema", config)
+            ema.swap()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(out, config.max_steps, folder, len(samples))
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Keep the lines up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
+    if not path.is_file():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    path.write_text("".join(ln + "\n" for ln in lines))
+
+
+def _checkpoint(out: Path, step: int, order: BatchOrder, adapter: Any, optimizer: Any, scheduler: Any,
+                ema: EMA | None, accelerator: Any, config: TrainConfig, cid: str) -> None:
+    from safetensors.torch import save_file
+
+    folder = out / f"checkpoint-{step}"
+    tmp = out / f".checkpoint-{step}.partial"
+    rank = accelerator.process_index
+    if accelerator.is_main_process:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+    if accelerator.is_main_process:
+        save_adapter(adapter, tmp / "adapter", config)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        if ema is not None:
+            save_file(ema.state_dict(), str(tmp / "ema.safetensors"))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        epoch, index = order.position(step + 1)
+        write_json(tmp / "state.json", {"step": step, "epoch": epoch, "next_batch": index, "cache_id": cid,
+                                        "processes": accelerator.num_processes, "config": config.to_dict()})
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        prune_checkpoints(out, config.keep_checkpoints)
+    accelerator.wait_for_everyone()
+
+
+def _resume(out: Path, resume: str, adapter: Any, optimizer: Any, scheduler: Any, ema: EMA | None,
+            rank: int) -> int:
+    from safetensors.torch import load_file
+
+    from lfa.face.nets.weights import load_strict
+    from lfa.model.lora import load_lora_state_dict
+    from lfa.model.persistence import LORA_PREFIX, WEIGHTS_NAME
+
+    folder = latest_checkpoint(out) if resume == "latest" else Path(resume)
+    if folder is None:
+        return 0  # nothing saved yet: start from the beginning
+    if not (folder / "state.json").is_file():
+        raise ConfigError(f"{folder}: not a checkpoint (no state.json)", "pass --resume latest or a checkpoint-N folder")
+    state = json.loads((folder / "state.json").read_text())
+    weights = load_file(str(folder / "adapter" / WEIGHTS_NAME))
+    load_strict(adapter, {k: v for k, v in weights.items() if not k.startswith(LORA_PREFIX)},
+                folder / "adapter" / WEIGHTS_NAME, "lfa identity adapter")
+    if adapter.config.lora_rank:
+        load_lora_state_dict(adapter.transformer, {k[len(LORA_PREFIX):]: v for k, v in weights.items()
+                                                   if k.startswith(LORA_PREFIX)})
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+    if ema is not None:
+        ema.load_state_dict(load_file(str(folder / "ema.safetensors")))
+    rng = folder / f"rng-{rank}.pt"
+    if rng.is_file():
+        set_rng_state(torch.load(rng, weights_only=True))
+    return int(state["step"])
