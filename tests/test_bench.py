@@ -26,7 +26,7 @@ def test_set(tmp_path_factory, analyzer) -> Path:
 
 
 @pytest.fixture(scope="module")
-def result(test_set, tmp_path_factory):
+def result(test_set, tmp_path_factory, torch_one_thread):
     """One run, every frame of every video (30 frames each), two "models": the full set and a
     folder that lacks most videos and holds one that is not a video."""
     partial = tmp_path_factory.mktemp("partial")
@@ -56,31 +56,37 @@ def test_same_identity_scores_high_and_another_identity_low(result):
         assert rows[case]["detection_rate"] == 1.0 and rows[case]["n_frames"] == 30
 
 
-def test_identity_that_drifts_only_at_large_yaw_loses_only_the_large_buckets(result):
+def test_identity_that_drifts_at_large_yaw_agrees_in_the_frontal_buckets(result):
     rows = rows_of(result[0])
     same, drift = rows["same"], rows["drift"]
     for bucket in ("0_15", "15_30", "30_45"):
         assert same[f"n_yaw_{bucket}"] >= 2 and drift[f"n_yaw_{bucket}"] >= 2
         assert abs(drift[f"facesim_yaw_{bucket}"] - same[f"facesim_yaw_{bucket}"]) < 0.03, bucket
-    # Beyond 45° raw dlib cosine hardly tells the two people apart on the issue-16 renders (same person
-    # 0.908 / 0.904 at 45–60 / 60–90°, the other person 0.915 / 0.902): the drift shows only at 60–90°,
-    # and only just. This is the weakness the calibrated score and issue 13 address.
+    # Beyond 45° neither raw dlib cosine nor its calibrated decision tells these two renders apart: with the
+    # fused pose (which poses the profiles MediaPipe lost) the same person scores 0.918 / 0.887 at 45–60 /
+    # 60–90°, the other person 0.912 / 0.895, and at a 1% false-accept rate 20% / 0% vs 0% / 8% of the frames
+    # are verified. That is dlib's limit at profile (docs/BENCH.md, failure modes): both videos lose the
+    # large buckets of the headline, and the frontal ones agree.
     for bucket in ("45_60", "60_90"):
         assert drift[f"n_yaw_{bucket}"] >= 1
-    assert drift["facesim_yaw_60_90"] < same["facesim_yaw_60_90"]
+    for bucket in ("0_15", "15_30"):
+        assert drift[f"verified_yaw_{bucket}"] == same[f"verified_yaw_{bucket}"] == 1.0
+    for row in (same, drift):
+        assert row["verified_yaw_45_60"] + row["verified_yaw_60_90"] <= 0.5
     assert drift["worst_bucket"] in ("yaw_45_60", "yaw_60_90")
     # the yaw the sweep produced is seen, up to the pose estimator's reach
     assert drift["yaw_range"] > 90 and same["abs_yaw_max"] > 55
 
 
-def test_head_frozen_at_the_reference_pose_has_a_high_copy_paste_index(result):
-    rows = rows_of(result[0])
-    assert rows["frozen"]["copy_paste"] > 0.9
+def test_head_frozen_at_the_reference_pose_is_flagged_and_cannot_win(result):
+    res, _ = result
+    rows = rows_of(res)
     assert rows["frozen"]["yaw_range"] < 5
-    assert rows["same"]["copy_paste"] < 0.5
-    assert rows["frozen"]["copy_paste"] > rows["same"]["copy_paste"] + 0.4
-    # same identity everywhere: similarity barely depends on pose, the index is close to its baseline
-    assert abs(rows["same"]["copy_paste_excess"]) < 0.05
+    assert "no_motion" in rows["frozen"]["flags"] and "angle_not_reached" in rows["frozen"]["flags"]
+    assert rows["same"]["flags"] == ""
+    # no target in this spec: the standard five |yaw| buckets; the frozen head reaches one of them
+    assert rows["frozen"]["score"] <= 0.2 + 1e-9 < rows["same"]["score"]
+    assert rows["frozen"]["facesim_dlib"] > rows["same"]["facesim_dlib"]  # what raw FaceSim would reward
     assert rows["frozen"]["id_spread"] < rows["drift"]["id_spread"]
 
 
@@ -90,7 +96,7 @@ def test_video_without_a_face_has_detection_rate_zero(result):
     assert row["status"] == "ok" and row["n_frames"] == 30
     assert row["detection_rate"] == 0.0 and row["n_detected"] == 0
     assert math.isnan(row["facesim_dlib"]) and row["facesim_dlib_strict"] == 0.0
-    assert math.isnan(row["copy_paste"])
+    assert row["score"] == 0.0 and row["copy_paste"] == 0.0
     agg = res.aggregates["full"]
     assert agg["n_no_face"] == 1 and agg["n_frames"] == 150 and agg["n_detected"] == 120
     assert agg["detection_rate"] == pytest.approx(0.8)
@@ -111,12 +117,12 @@ def test_output_files(result, test_set):
     with open(out / "scores.csv") as fh:
         table = list(csv.DictReader(fh))
     assert len(table) == 10
-    for col in ("model", "id", "facesim_dlib", "detection_rate", "copy_paste", "facesim_yaw_45_60",
+    for col in ("model", "id", "score", "flags", "facesim_dlib", "detection_rate", "copy_paste", "facesim_yaw_45_60",
                 "facesim_pitch_0_10", "id_spread", "yaw_range", "facesim_worst_bucket"):
         assert col in table[0], col
     tab = pq.read_table(out / "frames.parquet")
     for col in ("model", "id", "mode", "frame", "t", "detected", "yaw", "pitch", "roll", "pose_dist", "sim_dlib",
-                "emb_dlib"):
+                "emb_dlib", "id_z", "verified"):
         assert col in tab.column_names, col
     data = tab.to_pylist()
     same = [r for r in data if r["model"] == "full" and r["id"] == "same" and r["mode"] == "lfa"]
@@ -142,13 +148,16 @@ def test_output_files(result, test_set):
     assert "Leaderboard" in page and "Worst videos" in page
 
 
-def test_fd_is_a_distribution_distance_named_for_its_features(result):
-    agg = result[0].aggregates["full"]
-    assert "fd_dlib" in agg and "face_fid" not in agg and not any(k.startswith("fid") for k in agg)
-    assert agg["n_reference_faces"] == 5  # one frontal reference per item
-    # generated faces (turning heads, another identity) are further from the frontal references than
-    # the frozen frontal head alone
-    assert agg["fd_dlib"] > result[0].aggregates["partial"]["fd_dlib"] > 0
+def test_pooled_identity_fd_is_gone_and_a_partial_model_is_flagged(result):
+    res = result[0]
+    agg = res.aggregates["full"]
+    # FD on identity features pooled every video against every reference: a swapped model got the genuine
+    # model's value, so it is not computed (docs/BENCH.md); Face FID needs --inception
+    assert not any(k.startswith(("fd_", "face_fid", "fid")) for k in agg)
+    partial = next(e for e in res.leaderboard if e["model"] == "partial")
+    assert "incomplete" in partial["flags"] and partial["rank"] == 2
+    # a missing or unreadable video scores 0 for its item
+    assert res.aggregates["partial"]["score"] <= res.aggregates["full"]["score"]
 
 
 def _sha256(path: Path) -> str:
@@ -164,7 +173,8 @@ def test_cli_runs_the_benchmark_and_make_spec_is_a_subcommand(test_set, tmp_path
                            "--no-report"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
-    assert "facesim_dlib" in proc.stdout and "copy_paste" in proc.stdout
+    assert "lenient" in proc.stdout and "strict" in proc.stdout and "95% CI" in proc.stdout
+    assert (out / "leaderboard.json").is_file() and list((out / "cache").glob("*.npz"))
     with open(out / "scores.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["id"] for r in rows] == ["same", "other", "frozen", "drift", "noface"]

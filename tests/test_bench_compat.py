@@ -102,8 +102,9 @@ def test_every_available_identity_model_is_scored(run):
                 "consisid_facesim_cur", "consisid_fid", "consisid_clipscore", "opens2v_facesim_cur"):
         assert col in row and not math.isnan(row[col]), col
     agg = res.aggregates["m"]
-    for key in ("fd_arc", "fd_cur", "fd_dlib", "face_fid"):
-        assert key in agg and agg[key] >= 0, key
+    assert agg["face_fid"] >= 0 and not any(k.startswith("fd_") for k in agg)
+    # a random ArcFace cannot be calibrated from one person: the headline falls back on dlib's shipped impostors
+    assert res.summary["headline"]["identity_model"] == "dlib"
     assert res.summary["feature_network"]["sha256"] and res.summary["clip"]["kind"] == "transformers"
 
 
@@ -267,3 +268,16 @@ def test_open_clip_format_loads_weights_safely_and_scores(tmp_path, monkeypatch)
     assert cos == pytest.approx(expected, abs=1e-5)  # the checkpoint's weights, not the fresh model's
     with pytest.raises(Exception, match="open_clip:ARCH:FILE"):
         ClipScorer("open_clip:only-arch")
+
+
+def test_compat_reads_the_reference_without_exif_orientation_like_the_peers(tmp_path, astronaut):
+    from PIL import Image
+
+    from lfa.media import read_image
+
+    stored = astronaut[:, :400]  # not square, so a rotation shows in the shape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.fromarray(stored).save(tmp_path / "ref.jpg", exif=exif.tobytes(), quality=95)
+    assert C.read_reference(tmp_path / "ref.jpg").shape == stored.shape  # PIL's .convert("RGB"): as stored
+    assert read_image(tmp_path / "ref.jpg").shape == (stored.shape[1], stored.shape[0], 3)  # lfa: upright

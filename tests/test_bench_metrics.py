@@ -53,27 +53,6 @@ def test_pose_distance_is_the_angle_between_facing_directions():
     assert 30 < both < 60
 
 
-def test_copy_paste_index():
-    dist_sweep = np.linspace(0, 90, 19)
-    flat = np.full(19, 0.9)
-    # frozen at the reference pose: all the similarity is at the reference pose
-    assert M.copy_paste_index(np.full(10, 0.9), np.zeros(10)) == pytest.approx((1.0, 0.0))
-    # identity independent of pose: the index is its baseline (time share near the reference)
-    cpi, excess = M.copy_paste_index(flat, dist_sweep)
-    baseline = float(np.clip(1 - dist_sweep / 45, 0, 1).mean())
-    assert cpi == pytest.approx(baseline) and excess == pytest.approx(0.0)
-    # identity that only holds near the reference pose: higher than the baseline
-    near_only = np.where(dist_sweep < 30, 0.9, 0.1)
-    cpi2, excess2 = M.copy_paste_index(near_only, dist_sweep)
-    assert cpi2 > cpi and excess2 > 0.2
-    # a face without a pose counts as far away; frames without a face do not count
-    assert M.copy_paste_index(np.array([0.9, 0.9, nan]), np.array([0.0, nan, 0.0]))[0] == pytest.approx(0.5)
-    assert math.isnan(M.copy_paste_index(np.array([0.9]), np.array([nan]))[0])
-    assert math.isnan(M.copy_paste_index(np.array([-0.2, 0.0]), np.array([0.0, 10.0]))[0])
-    # negative similarity carries no weight
-    assert M.copy_paste_index(np.array([0.8, -0.5]), np.array([0.0, 80.0]))[0] == pytest.approx(1.0)
-
-
 def test_identity_spread():
     e = np.tile(np.array([[1.0, 0.0, 0.0]]), (5, 1))
     assert M.identity_spread(e) == pytest.approx((0.0, 1.0), abs=1e-6)

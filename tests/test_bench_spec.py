@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,11 +104,18 @@ def test_make_spec_balances_yaw_buckets_over_held_out_clusters(sources, tmp_path
     assert not {"c0", "c1"} & set(clusters)  # training identities never benchmarked
     assert len(clusters) == len(set(clusters))  # one clip per identity
     assert all(count <= 2 for count in result.per_bucket.values())
+    # 2 per bucket x 5 buckets asked, 6 held-out clusters of one clip each: fewer items, and said so
+    assert any("asked for" in w for w in result.warnings)
+    assert not any("caption" in w for w in result.warnings)
     assert sum(1 for c in result.per_bucket.values() if c) >= 4  # several yaw ranges represented
     for item in items:
         assert item.labels["yaw_bucket"] == clip_yaw_bucket(
             {"yaw_min": item.labels["yaw_min"], "yaw_max": item.labels["yaw_max"]})
         assert item.prompt.startswith("caption") and item.references[0].parent.name == "references"
+        # the requested turn: the clip's own yaw range, in the labels and asked for in the prompt
+        lo, hi = item.labels["target_yaw"]
+        assert abs(lo - item.labels["yaw_min"]) <= 2.5 and abs(hi - item.labels["yaw_max"]) <= 2.5
+        assert f"to their left by about {hi:.0f} degrees" in item.prompt
         ref = read_image(item.references[0])
         n = int(item.id[4:])
         source = sources / ("videos/sweep.mp4" if n % 2 == 0 else "videos/frontal.mp4")
@@ -124,8 +132,9 @@ def test_make_spec_without_split_holds_out_clusters_and_says_which(sources, tmp_
     out = tmp_path / "spec.jsonl"
     proc = subprocess.run([sys.executable, "-m", "lfa", "bench", "make-spec", "--manifest", str(manifest), "--out",
                            str(out), "--holdout", "0.5", "--per-bucket", "1", "--seed", "3"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "250"})
     assert proc.returncode == 0, proc.stderr
+    assert "warning:" in proc.stdout and "asked for" in proc.stdout
     heldout = json.loads((tmp_path / "heldout_clusters.json").read_text())
     assert len(heldout["clusters"]) == 4 and heldout["seed"] == 3
     items = load_spec(out)

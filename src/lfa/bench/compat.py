@@ -23,6 +23,8 @@
    best possible value).
 6. ConsisID CLIPScore: the mean of ``logits_per_image = exp(logit_scale) * cos`` over the frames, no
    clipping, frames handed to CLIP in **BGR** order (OpenCV's), the prompt truncated to CLIP's length.
+7. The reference image is read without applying its EXIF orientation (``PIL.Image.open(...).convert("RGB")``
+   does not apply it); lfa's own mode reads it upright.
 
 dlib (lfa's always-available identity model) is scored with the same rules as ArcFace.
 """
@@ -34,17 +36,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from lfa.bench.features import FACE_CROP
+from lfa.bench.records import FrameRecord, Models, largest
 from lfa.face.align import ARCFACE_112, align_face, similarity_transform
-from lfa.media import iter_frames
-
-if TYPE_CHECKING:
-    from lfa.bench.extract import Extractor, FrameRecord
+from lfa.media import iter_frames, read_image
 
 
 @dataclass(frozen=True)
@@ -91,11 +90,15 @@ def norm_crop(image: np.ndarray, landmarks5: np.ndarray, size: int) -> np.ndarra
                           borderValue=(0, 0, 0))
 
 
-def process_image(extractor: Extractor, image: np.ndarray, *, frame: int = 0, t: float = 0.0) -> FrameRecord:
-    """ConsisID's ``process_image`` + per-model inference on one RGB image (quirks 2 and 3)."""
-    from lfa.bench.extract import FrameRecord, largest
+def read_reference(path: Path) -> np.ndarray:
+    """The reference image as the peers read it (quirk 7): ``PIL.Image.open(...).convert("RGB")``, which
+    ignores the EXIF orientation tag (lfa's own mode turns the photo upright)."""
+    return read_image(path, upright=False)
 
-    detector = extractor.analyzer.detector
+
+def process_image(extractor: Models, image: np.ndarray, *, frame: int = 0, t: float = 0.0) -> FrameRecord:
+    """ConsisID's ``process_image`` + per-model inference on one RGB image (quirks 2 and 3)."""
+    detector = extractor.detector
     detections = detector.detect(image)
     record = FrameRecord(frame=frame, t=t, n_faces=len(detections))
     used, offset = image, np.zeros(2, np.float32)
@@ -127,15 +130,13 @@ def process_image(extractor: Extractor, image: np.ndarray, *, frame: int = 0, t:
     return record
 
 
-def analyze(extractor: Extractor, mode: str, path: Path, n_frames: int, prompt: str,
+def analyze(extractor: Models, mode: str, path: Path, n_frames: int, prompt: str,
             timing: dict[str, float], cache: dict[int, FrameRecord] | None = None) -> dict[str, list[FrameRecord]]:
     """Per-frame records of one video in a compat mode (``{mode: [...]}``, plus ``consisid_clip``).
 
     ``cache`` (frame index -> record) shares frames between compat modes of one video and between
     repeated indices (more samples than frames); a repeated frame still counts once per sample.
     """
-    from lfa.bench.extract import FrameRecord
-
     spec = MODES[mode]
     cache = {} if cache is None else cache
     t0 = time.perf_counter()

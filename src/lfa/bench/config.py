@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lfa.bench.metrics import COPY_PASTE_WIDTH, PITCH_EDGES, YAW_EDGES
+from lfa.bench.metrics import PITCH_EDGES, YAW_EDGES
 from lfa.errors import ConfigError
 from lfa.face.analyzer import DETECTORS, POSE_BACKENDS
+from lfa.face.identity.impostors import FARS
 from lfa.registry import ModelStore
 
 # AnalyzerConfig identity name -> (registry model name, column suffix)
@@ -39,7 +40,7 @@ class BenchConfig:
     identities: tuple[str, ...] | None = None
     primary: str | None = None  # identity model of the un-suffixed columns (buckets, copy-paste, spread)
     detector: str = "yunet"
-    pose: str = "mediapipe"
+    pose: str = "fused"  # the analyzer's default: landmark fit + WHENet (lfa.face.pose.fused), full yaw range
     detect_max_side: int = 480  # detection input, longest side; 480p frames are detected as they are
     min_score: float = 0.6
     frames: int | None = DEFAULT_FRAMES  # frames per video, lfa.media.sample_times(n=...) (centred bins)
@@ -50,11 +51,13 @@ class BenchConfig:
     workers: int = 1
     yaw_edges: tuple[float, ...] = YAW_EDGES
     pitch_edges: tuple[float, ...] = PITCH_EDGES
-    copy_paste_width: float = COPY_PASTE_WIDTH
     min_bucket_frames: int = 3  # a bucket needs this many frames (pooled over a model's videos) to be "worst"
     worst_videos: int = 4
     seed: int = 0
     store_home: Path | None = None
+    impostors: Path | None = None  # impostor model (lfa identity calibrate) of the headline's identity score
+    far: float = 0.01  # false-accept rate of the headline's identity decision
+    cache_dir: Path | None = None  # per-video analyses kept here by content hash (None: within the run only)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -80,8 +83,9 @@ class BenchConfig:
             raise ConfigError(f"fps must be > 0, got {self.fps}", "use e.g. --fps 4")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}", "use --workers 1 or more")
-        if self.copy_paste_width <= 0:
-            raise ConfigError("copy_paste_width must be > 0", "use the default, 45 degrees")
+        if self.far not in FARS:
+            raise ConfigError(f"no identity threshold at false-accept rate {self.far:g}",
+                              f"use --far {' or '.join(f'{f:g}' for f in FARS)}")
 
     def store(self) -> ModelStore:
         return ModelStore(self.store_home) if self.store_home else ModelStore()
@@ -110,6 +114,7 @@ class BenchConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["inception"] = str(self.inception) if self.inception else None
-        out["store_home"] = str(self.store_home) if self.store_home else None
+        for key in ("store_home", "impostors", "cache_dir"):
+            out[key] = str(out[key]) if out[key] else None
         return out
 

@@ -9,72 +9,26 @@ built by :func:`lfa.face.analyzer.build_identity`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from lfa.bench import compat as compat_mod
 from lfa.bench.config import BenchConfig
+from lfa.bench.copypaste import thumbnail
 from lfa.bench.features import OnnxFeatureExtractor, face_crop_224
+from lfa.bench.records import FrameRecord, VideoAnalysis, largest
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
+from lfa.face.align import align_face
 from lfa.face.analyzer import build_identity
-from lfa.face.identity import IdentityEncoder, embed_faces
-from lfa.face.types import Detection
+from lfa.face.identity import IdentityEncoder
 from lfa.media import iter_frames, probe, sample_times
 from lfa.registry import ModelStore
 from lfa.registry.store import sha256_file
-
-
-@dataclass
-class FrameRecord:
-    """One sampled frame (or one reference image): the largest face and what was measured on it."""
-
-    frame: int
-    t: float
-    detected: bool = False
-    n_faces: int = 0
-    box: np.ndarray | None = None
-    det_score: float = math.nan
-    yaw: float = math.nan
-    pitch: float = math.nan
-    roll: float = math.nan
-    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # identity model -> (D,) L2-normalised
-    feature: np.ndarray | None = None  # feature-network (Inception) vector of the aligned crop
-    clip_cos: float = math.nan  # CLIP image-text cosine of the whole frame
-    padded: bool = False  # compat modes: the face was found only after grey padding
-    landmarks5: np.ndarray | None = None
-
-    @property
-    def has_pose(self) -> bool:
-        return self.detected and not math.isnan(self.yaw)
-
-
-@dataclass
-class VideoAnalysis:
-    """Everything measured on one generated video, per sampling mode (``lfa`` and compat modes)."""
-
-    model: str
-    id: str
-    path: str
-    status: str = "ok"  # ok | missing | error
-    error: str = ""
-    info: dict[str, Any] = field(default_factory=dict)
-    modes: dict[str, list[FrameRecord]] = field(default_factory=dict)
-    timing: dict[str, float] = field(default_factory=dict)
-    sha256: str | None = None
-
-
-def largest(detections: list[Detection]) -> Detection | None:
-    if not detections:
-        return None
-    return max(detections, key=lambda d: float((d.box[2] - d.box[0]) * (d.box[3] - d.box[1])))
 
 
 class Extractor:
@@ -92,6 +46,7 @@ class Extractor:
         self.analyzer = FaceAnalyzer(AnalyzerConfig(detector=config.detector, pose=config.pose, identity="none",
                                                     min_score=config.min_score,
                                                     detect_max_side=config.detect_max_side), store=store)
+        self.detector = self.analyzer.detector
         assert config.identities is not None
         self.encoders: dict[str, IdentityEncoder] = {}
         for name in config.identities:
@@ -106,17 +61,17 @@ class Extractor:
             self.clip = ClipScorer(config.clip)
 
     # -- one image ---------------------------------------------------------------------------------
-    def analyze_image(self, image: np.ndarray, *, frame: int = 0, t: float = 0.0,
-                      timing: dict[str, float] | None = None) -> FrameRecord:
-        """Largest face of an RGB image with pose, every identity embedding and the crop feature."""
-        timing = timing if timing is not None else defaultdict(float)
+    def _measure(self, image: np.ndarray, frame: int, t: float, timing: dict[str, float]
+                 ) -> tuple[FrameRecord, dict[str, np.ndarray]]:
+        """Detection, pose and the copy-paste thumbnail of the largest face; the aligned crops each
+        identity model (and the feature network, key ``""``) will embed, for batching."""
         t0 = time.perf_counter()
-        detections = self.analyzer.detector.detect(image)
+        detections = self.detector.detect(image)
         det = largest(detections)
         timing["detect"] += time.perf_counter() - t0
         record = FrameRecord(frame=frame, t=t, n_faces=len(detections))
         if det is None:
-            return record
+            return record, {}
         record.detected, record.box, record.det_score = True, det.box, det.score
         record.landmarks5 = det.landmarks5
         if self.analyzer.pose is not None:
@@ -125,14 +80,41 @@ class Extractor:
             timing["pose"] += time.perf_counter() - t0
             if pose is not None:
                 record.yaw, record.pitch, record.roll = pose.yaw, pose.pitch, pose.roll
-        for name, encoder in self.encoders.items():
-            t0 = time.perf_counter()
-            record.embeddings[name] = embed_faces(encoder, image, [det.landmarks5])[0]
-            timing[f"embed_{name}"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        record.thumb = thumbnail(image, det.landmarks5)
+        crops = {name: align_face(image, det.landmarks5, enc.template) for name, enc in self.encoders.items()}
         if self.features is not None:
+            crops[""] = face_crop_224(image, det.landmarks5)
+        timing["align"] += time.perf_counter() - t0
+        return record, crops
+
+    def _embed(self, records: list[FrameRecord], crops: list[dict[str, np.ndarray]],
+               timing: dict[str, float]) -> None:
+        """Every identity embedding (and feature) of ``records``, one batch per model."""
+        for key in [*self.encoders, ""] if self.features is not None else list(self.encoders):
+            which = [i for i, c in enumerate(crops) if key in c]
+            if not which:
+                continue
+            batch = np.stack([crops[i][key] for i in which])
             t0 = time.perf_counter()
-            record.feature = self.features(face_crop_224(image, det.landmarks5)[None])[0]
-            timing["features"] += time.perf_counter() - t0
+            if key == "":
+                assert self.features is not None
+                out = self.features(batch)
+                for i, v in zip(which, out):
+                    records[i].feature = v
+                timing["features"] += time.perf_counter() - t0
+            else:
+                out = self.encoders[key].embed_aligned(batch)
+                for i, v in zip(which, out):
+                    records[i].embeddings[key] = v
+                timing[f"embed_{key}"] += time.perf_counter() - t0
+
+    def analyze_image(self, image: np.ndarray, *, frame: int = 0, t: float = 0.0,
+                      timing: dict[str, float] | None = None) -> FrameRecord:
+        """Largest face of an RGB image with pose, every identity embedding and the crop feature."""
+        timing = timing if timing is not None else defaultdict(float)
+        record, crops = self._measure(image, frame, t, timing)
+        self._embed([record], [crops], timing)
         return record
 
     # -- one video ---------------------------------------------------------------------------------
@@ -165,16 +147,19 @@ class Extractor:
             info = probe(path)
             result.info = {"fps": info.fps, "n_frames": info.n_frames, "width": info.width,
                            "height": info.height, "duration_s": info.duration_s}
-            records = []
+            records, crops = [], []
             t0 = time.perf_counter()
             for index, t, image in self.sample(Path(path), info.duration_s):
                 timing["decode"] += time.perf_counter() - t0
-                records.append(self.analyze_image(image, frame=index, t=t, timing=timing))
+                record, crop = self._measure(image, index, t, timing)
+                records.append(record)
+                crops.append(crop)
                 if self.clip is not None:
                     t1 = time.perf_counter()
                     records[-1].clip_cos = float(self.clip.cosines([image], prompt)[0])
                     timing["clip"] += time.perf_counter() - t1
                 t0 = time.perf_counter()
+            self._embed(records, crops, timing)
             result.modes["lfa"] = records
             cache: dict[int, FrameRecord] = {}
             for mode in self.config.compat:

@@ -56,6 +56,7 @@ class MakeSpecResult:
     available: dict[str, int]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (clip_id, reason)
     heldout_file: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # fewer items than asked, empty captions
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
@@ -154,6 +155,27 @@ def select_balanced(rows: list[dict[str, Any]], per_bucket: int, per_cluster: in
     return [r for b in bucket_labels(edges) for r in taken[b]]
 
 
+def target_yaw(row: dict[str, Any]) -> list[float]:
+    """The yaw range the item asks for (``labels.target_yaw``): what the source clip itself reached,
+    rounded to 5 degrees, so that the requested turn is one a real head made."""
+    return [float(5 * round(row["yaw_min"] / 5)), float(5 * round(row["yaw_max"] / 5))]
+
+
+def turn_prompt(caption: str, target: list[float]) -> str:
+    """The caption (if any) and a sentence asking for the turn of ``target`` (lfa's sign: yaw > 0 is the
+    subject's own left)."""
+    lo, hi = target
+    sides = []
+    if hi > 0:
+        sides.append(f"to their left by about {hi:.0f} degrees")
+    if lo < 0:
+        sides.append(f"to their right by about {-lo:.0f} degrees")
+    ask = ("The person turns their head " + " and then ".join(sides) + "." if sides
+           else "The person keeps facing the camera.")
+    caption = caption.strip()
+    return f"{caption.rstrip('.')}. {ask}" if caption else ask
+
+
 def frontal_frame(row: dict[str, Any], analyzer: FaceAnalyzer) -> np.ndarray | None:
     """The frame of the clip with the smallest yaw² + pitch² among frames at 2 fps (None: no posed face)."""
     times = sample_times(row["end"], fps=SEARCH_FPS, start=row["start"])
@@ -195,6 +217,7 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
     allowed = set(clusters)
     candidates = [r for r in rows if r["cluster_id"] in allowed]
     n_buckets = len(edges) - 1
+    per_bucket_given = per_bucket is not None
     per_bucket = per_bucket if per_bucket is not None else math.ceil(n_items / n_buckets)
     if per_bucket < 1 or per_cluster < 1:
         raise ConfigError("per_bucket and per_cluster must be >= 1", "e.g. --per-bucket 20 --per-cluster 1")
@@ -221,10 +244,11 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
             continue
         ref_path = ref_dir / f"{r['clip_id']}.png"
         write_image(ref_path, image)
-        labels = {"cluster_id": r["cluster_id"], "yaw_bucket": clip_yaw_bucket(r, edges),
+        target = target_yaw(r)
+        labels = {"cluster_id": r["cluster_id"], "yaw_bucket": clip_yaw_bucket(r, edges), "target_yaw": target,
                   "yaw_min": r["yaw_min"], "yaw_max": r["yaw_max"], "source": str(r["source"]),
                   "start": r["start"], "end": r["end"]}
-        items.append(SpecItem(r["clip_id"], (ref_path,), str(r.get("caption") or ""), labels))
+        items.append(SpecItem(r["clip_id"], (ref_path,), turn_prompt(str(r.get("caption") or ""), target), labels))
     if not items:
         raise ConfigError("no clip could be selected for the spec",
                           "check the manifest's cluster_id/split columns and the reference frames")
@@ -235,5 +259,15 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
         heldout_file.write_text(json.dumps({"clusters": clusters, "rule": rule, "seed": seed,
                                             "manifest": str(Path(manifest).resolve())}, indent=1))
     per = Counter(it.labels["yaw_bucket"] for it in items)
+    warnings = []
+    wanted = n_buckets * per_bucket if per_bucket_given else n_items
+    if len(items) < wanted:
+        short = [b for b in bucket_labels(edges) if per.get(b, 0) < per_bucket]
+        warnings.append(f"{len(items)} items written, {wanted} asked for: too few held-out clips in |yaw| bucket(s) "
+                        f"{', '.join(short)} (or clips without a frontal face); add clips or lower --n/--per-bucket")
+    empty = sum(not r.get("caption") for r in chosen if r["clip_id"] in {it.id for it in items})
+    if empty:
+        warnings.append(f"{empty} item(s) had no caption: their prompt only asks for the head turn; add a caption "
+                        "column to the manifest for prompts that describe the scene")
     return MakeSpecResult(out, items, clusters, {b: per.get(b, 0) for b in bucket_labels(edges)},
-                          {b: available.get(b, 0) for b in bucket_labels(edges)}, skipped, heldout_file)
+                          {b: available.get(b, 0) for b in bucket_labels(edges)}, skipped, heldout_file, warnings)

@@ -10,7 +10,8 @@ Conventions, shared by every function here:
 * Buckets are half-open ``[lo, hi)`` on the absolute angle, the last one closed and also taking
   anything beyond it (``|yaw| = 95`` lands in ``60-90``).
 
-The copy-paste index is defined in :func:`copy_paste_index` and in docs/BENCH.md.
+The headline (calibrated identity per yaw bucket) is :mod:`lfa.bench.headline`; copy-paste detection is
+:mod:`lfa.bench.copypaste`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from lfa.face.embedding import l2_normalize
 
 YAW_EDGES: tuple[float, ...] = (0, 15, 30, 45, 60, 90)
 PITCH_EDGES: tuple[float, ...] = (0, 10, 20, 30, 90)
-COPY_PASTE_WIDTH = 45.0  # degrees of pose distance at which a frame stops counting as "at the reference pose"
 NO_POSE = "nopose"
 
 
@@ -131,40 +131,9 @@ def pose_distance(yaw: np.ndarray, pitch: np.ndarray, ref_poses: Sequence[tuple[
     return out
 
 
-def copy_paste_index(sims: np.ndarray, dist: np.ndarray, width: float = COPY_PASTE_WIDTH
-                     ) -> tuple[float, float]:
-    """Share of a video's identity similarity that is earned at the reference's pose.
-
-    Over the frames with a face (``sims`` not NaN), with ``s+ = max(s, 0)``, pose distance
-    ``d`` to the reference (degrees, :func:`pose_distance`) and the triangular kernel
-    ``k(d) = max(0, 1 - d / width)`` (1 at the reference pose, 0 from ``width`` degrees away)::
-
-        copy_paste = sum(s+ * k(d)) / sum(s+)
-        baseline   = mean(k(d))              # what copy_paste would be if similarity ignored pose
-
-    A face whose pose is unknown (the estimator lost the landmarks, which with the default stack
-    happens at large yaw) counts as far from the reference: ``k = 0``.
-
-    A head frozen at the reference pose scores 1; a video that turns away and keeps its identity
-    scores its baseline (the share of time spent near the reference pose); a video that turns away
-    and only resembles the reference near the reference pose scores above its baseline. Returns
-    ``(copy_paste, copy_paste - baseline)``; NaN when no frame has a pose or all similarities are <= 0.
-    """
-    sims, dist = np.asarray(sims, np.float64), np.asarray(dist, np.float64)
-    face = ~np.isnan(sims)
-    if not face.any() or np.isnan(dist[face]).all():
-        return math.nan, math.nan
-    s = np.maximum(sims[face], 0.0)
-    k = np.clip(1.0 - np.nan_to_num(dist[face], nan=np.inf) / width, 0.0, 1.0)
-    if s.sum() <= 0:
-        return math.nan, math.nan
-    cpi = float((s * k).sum() / s.sum())
-    return cpi, cpi - float(k.mean())
-
-
 def similarity_vs_distance(sims: np.ndarray, dist: np.ndarray, edges: Sequence[float] = (0, 15, 30, 45, 60, 180)
                            ) -> dict[str, BucketStat]:
-    """Mean similarity per pose-distance bucket (the curve the copy-paste index summarises)."""
+    """Mean similarity per pose-distance bucket (FaceSim vs distance from the reference pose)."""
     return bucket_means(sims, dist, edges)
 
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
 from lfa.bench import metrics as M
 from lfa.bench.config import short
+from lfa.bench.headline import FLAGS
+from lfa.bench.records import similarities
+from lfa.bench.result import BenchResult
 from lfa.face.types import Face
 from lfa.face.viz import annotate, contact_sheet
 from lfa.htmlreport import figure_data_uri, image_data_uri
 from lfa.media import iter_frames
-
-if TYPE_CHECKING:
-    from lfa.bench.runner import BenchResult
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222;
@@ -26,7 +26,7 @@ padding:0 16px}
 h1{font-size:1.6em;margin-bottom:0}h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#666;font-size:.9em}table{border-collapse:collapse;font-size:.85em;margin:8px 0}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}
-tr.best td{background:#eefbea}img{max-width:100%}.fig{display:inline-block;vertical-align:top;margin:4px}
+tr.best td{background:#eefbea}td.win{background:#eefbea;font-weight:600}img{max-width:100%}.fig{display:inline-block;vertical-align:top;margin:4px}
 dt{font-weight:600;margin-top:8px}dd{margin-left:16px}.bad{color:#b00}.small{font-size:.8em;color:#666}
 """
 
@@ -102,15 +102,16 @@ def _bars(result: BenchResult) -> str:
 
 
 def _leaderboard(result: BenchResult) -> str:
+    """leaderboard.json as a table: rank, headline with its interval, flags, then the strict and lenient
+    FaceSim of every identity model, coverage and the peers' numbers."""
     cfg = result.config
     ids = list(cfg.identities or ())
-    primary_key = f"facesim_{short(cfg.primary or ids[0])}"
-    cols: list[tuple[str, str]] = [("videos", "videos (ok/missing/error)"), ("detection_rate", "detection rate")]
-    cols += [(f"facesim_{short(n)}", f"FaceSim-{short(n).capitalize()}") for n in ids]
-    cols += [("facesim_worst_bucket", "worst bucket"), ("yaw_range", "yaw range (°)"),
-             ("abs_yaw_p95", "|yaw| p95 (°)"), ("id_spread", "ID spread"), ("copy_paste", "copy-paste"),
-             ("copy_paste_excess", "copy-paste excess")]
-    cols += [(f"fd_{short(n)}", f"FD-{short(n)}") for n in ids]
+    cols: list[tuple[str, str]] = [("videos", "videos (ok/missing/error)"), ("coverage", "angle coverage")]
+    for n in ids:
+        cols += [(f"facesim_{short(n)}_strict", f"FaceSim-{short(n)} strict"),
+                 (f"facesim_{short(n)}", f"FaceSim-{short(n)} lenient")]
+    cols += [("detection_rate", "detection"), ("pose_rate", "pose"), ("yaw_range", "yaw range (°)"),
+             ("copy_paste", "copy-paste frames")]
     if cfg.inception:
         cols.append(("face_fid", "Face FID"))
     if cfg.clip:
@@ -118,39 +119,132 @@ def _leaderboard(result: BenchResult) -> str:
     extra = sorted({k for agg in result.aggregates.values() for k in agg
                     if any(k.startswith(f"{m}_") for m in cfg.compat) and not k.endswith("frames_scored")})
     cols += [(k, k) for k in extra]
-    def incomplete(model: str) -> bool:
-        agg = result.aggregates[model]
-        return bool(agg["n_missing"] or agg["n_error"])
-
-    def rank(model: str) -> tuple[bool, bool, float]:  # complete models first, then by primary FaceSim
-        v = result.aggregates[model].get(primary_key)
-        return (incomplete(model), _isnan(v), 0.0 if _isnan(v) else -float(v))
-
-    order = sorted(result.aggregates, key=rank)
     head = "".join(f"<th>{html.escape(title)}</th>" for _, title in cols)
     body = []
-    for i, model in enumerate(order):
+    for entry in result.leaderboard:
+        model = entry["model"]
         agg = result.aggregates[model]
         cells = []
         for key, _ in cols:
             if key == "videos":
                 cells.append(f"<td>{agg['n_ok']}/{agg['n_missing']}/{agg['n_error']}</td>")
-            elif key == "facesim_worst_bucket":
-                cells.append(f"<td>{_fmt(agg.get(key))} <span class=small>{html.escape(agg.get('worst_bucket') or '')}"
-                             "</span></td>")
-            elif key in ("yaw_range", "abs_yaw_p95"):
+            elif key == "yaw_range":
                 cells.append(f"<td>{_fmt(agg.get(key), 1)}</td>")
-            elif key.startswith(("fd_", "face_fid")) or key.endswith(("_fid", "clipscore")):
+            elif key.startswith("face_fid") or key.endswith(("_fid", "clipscore")):
                 cells.append(f"<td>{_fmt(agg.get(key), 2)}</td>")
             else:
                 cells.append(f"<td>{_fmt(agg.get(key))}</td>")
-        cls = ' class="best"' if i == 0 and len(order) > 1 and not incomplete(model) else ""
-        mark = " <span class=bad>(incomplete)</span>" if incomplete(model) else ""
-        body.append(f"<tr{cls}><td class=l>{html.escape(model)}{mark}</td>{''.join(cells)}</tr>")
-    note = (f"<p class=small>Ranked by {html.escape(primary_key)} over each model's readable videos; models with "
-            "missing or unreadable videos are ranked after the complete ones. Buckets, FD and coverage pool "
-            "frames; the other columns are means over videos.</p>")
-    return f"<table><tr><th class=l>model</th>{head}</tr>{''.join(body)}</table>{note}"
+        flags = entry["flags"]
+        cls = ' class="best"' if entry["rank"] == 1 and len(result.leaderboard) > 1 and not flags else ""
+        mark = "".join(f" <span class=bad>[{html.escape(f)}]</span>" for f in flags)
+        lo, hi = entry["ci95"]
+        body.append(f"<tr{cls}><td>{entry['rank']}</td><td class=l>{html.escape(model)}{mark}</td>"
+                    f"<td><b>{_fmt(entry['score'])}</b></td><td>{_fmt(lo)}–{_fmt(hi)}</td>{''.join(cells)}</tr>")
+    cal = result.summary.get("headline", {})
+    note = (f"<p class=small>Ranked by the large-angle identity score: per item, the mean over the target |yaw| "
+            f"buckets of the share of frames verified as the reference's person ({html.escape(str(cal.get('identity_model')))}, "
+            f"pose-aware calibrated score at false-accept rate {cal.get('far')}; impostors: "
+            f"{html.escape(str(cal.get('impostors')))}); a frame without a face or pose fails, an unreached bucket "
+            "scores 0, a missing video scores 0. 95% interval: bootstrap over items. Flagged models are ranked "
+            "and marked (a flag needs half of the model's videos). Strict FaceSim counts a frame without a face "
+            "as 0; lenient averages the frames with a face.</p>")
+    return (f"<table><tr><th>rank</th><th class=l>model</th><th>score</th><th>95% CI</th>{head}</tr>"
+            f"{''.join(body)}</table>{note}")
+
+
+def _paired(result: BenchResult) -> str:
+    if not result.pairs:
+        return "<p class=small>One model: nothing to compare.</p>"
+    rows = []
+    for p in result.pairs:
+        cls = "" if p.ci95[0] > 0 else " class=bad"
+        rows.append(f"<tr><td class=l>{html.escape(p.a)}</td><td class=l>{html.escape(p.b)}</td><td>{p.n_items}</td>"
+                    f"<td>{_fmt(p.win_rate, 2)}</td><td{cls}>{_fmt(p.mean_diff)}</td>"
+                    f"<td>{_fmt(p.ci95[0])}–{_fmt(p.ci95[1])}</td><td>{_fmt(p.p_not_better, 3)}</td></tr>")
+    return ("<table><tr><th class=l>model A</th><th class=l>model B</th><th>items</th><th>A wins</th>"
+            "<th>mean(A − B)</th><th>95% CI (paired bootstrap)</th><th>P(A not better)</th></tr>"
+            f"{''.join(rows)}</table><p class=small>Per item, A's score minus B's; an interval that excludes 0 "
+            "(not red) says A is better on these items beyond resampling noise.</p>")
+
+
+def _coverage(result: BenchResult) -> str:
+    """Per target bucket and model: frames, no-face and no-pose frames (failures), reached share, verified."""
+    labels = M.bucket_labels(result.config.yaw_edges)
+    head = "".join(f"<th>{lab.replace('_', '–')}°</th>" for lab in labels)
+    rows = []
+    for entry in result.leaderboard:
+        agg = result.aggregates[entry["model"]]
+        cells = "".join(
+            f"<td>{_fmt(agg.get(f'verified_yaw_{lab}'), 2)} <span class=small>n={agg.get(f'frames_yaw_{lab}', 0)} "
+            f"no-face={agg.get(f'no_face_yaw_{lab}', 0)} no-pose={agg.get(f'no_pose_yaw_{lab}', 0)} "
+            f"reached={_fmt(agg.get(f'reached_yaw_{lab}'), 2)}</span></td>" for lab in labels)
+        rows.append(f"<tr><td class=l>{html.escape(entry['model'])}</td>{cells}</tr>")
+    return (f"<table><tr><th class=l>verified share · model \\ |yaw|</th>{head}</tr>{''.join(rows)}</table>"
+            "<p class=small>Frames without a pose (or face) are placed at the yaw interpolated between their posed "
+            "neighbours in time. reached: share of the model's videos whose posed frames reach the bucket.</p>")
+
+
+DIMENSIONS: list[tuple[str, str, bool]] = [  # (aggregate key, label, higher is better)
+    ("score", "large-angle identity (headline)", True),
+    ("coverage", "angle coverage", True),
+    ("verified_yaw_0_15", "verified 0–15°", True),
+    ("verified_yaw_15_30", "verified 15–30°", True),
+    ("verified_yaw_30_45", "verified 30–45°", True),
+    ("verified_yaw_45_60", "verified 45–60°", True),
+    ("verified_yaw_60_90", "verified 60–90°", True),
+    ("detection_rate", "detection rate", True),
+    ("pose_rate", "pose rate", True),
+    ("id_spread", "identity spread (lower better)", False),
+    ("copy_paste", "copy-paste frames (lower better)", False),
+    ("clipscore", "CLIPScore", True),
+]
+
+
+def dimensions(result: BenchResult) -> list[tuple[str, str, bool]]:
+    return [d for d in DIMENSIONS if any(not _isnan(a.get(d[0])) for a in result.aggregates.values())]
+
+
+def _dimension_table(result: BenchResult) -> str:
+    models = [e["model"] for e in result.leaderboard]
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in models)
+    rows = []
+    for key, label, higher in dimensions(result):
+        values = [result.aggregates[m].get(key) for m in models]
+        valid = [v for v in values if not _isnan(v)]
+        best = (max(valid) if higher else min(valid)) if valid else None
+        cells = "".join(f"<td{' class=win' if v == best and not _isnan(v) else ''}>{_fmt(v)}</td>" for v in values)
+        rows.append(f"<tr><td class=l>{html.escape(label)}</td>{cells}</tr>")
+    return f"<table><tr><th class=l>dimension</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _dimension_plot(result: BenchResult) -> str:
+    """Each dimension's value per model, scaled so that 1 is the best model on it: where each model wins."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = dimensions(result)
+    models = [e["model"] for e in result.leaderboard]
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    width = 0.8 / max(len(models), 1)
+    for k, model in enumerate(models):
+        ys = []
+        for key, _, higher in dims:
+            vals = np.array([result.aggregates[m].get(key) for m in models], dtype=np.float64)
+            v = float(result.aggregates[model].get(key) if not _isnan(result.aggregates[model].get(key)) else np.nan)
+            top = np.nanmax(vals) if higher else np.nanmin(vals)
+            ys.append(0.0 if math.isnan(v) else (v / top if higher and top > 0 else (top / v if v > 0 else 1.0)))
+        xs = np.arange(len(dims)) + (k - (len(models) - 1) / 2) * width
+        ax.bar(xs, ys, width, label=model)
+    ax.set_xticks(np.arange(len(dims)))
+    ax.set_xticklabels([label for _, label, _ in dims], fontsize=7, rotation=25, ha="right")
+    ax.set_ylabel("relative to the best model (1 = wins)")
+    ax.set_ylim(0, 1.08)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=100)
 
 
 def _isnan(v: Any) -> bool:
@@ -169,8 +263,6 @@ def _bucket_table(result: BenchResult) -> str:
 
 
 def _worst(result: BenchResult, model: str) -> str:
-    from lfa.bench.runner import similarities
-
     cfg = result.config
     key = f"facesim_{short(cfg.primary or 'dlib')}"
     rows = [r for r in result.rows if r["model"] == model]
@@ -218,26 +310,27 @@ def _worst(result: BenchResult, model: str) -> str:
 
 DEFINITIONS = """
 <dl>
+<dt>score (headline)</dt><dd>Per item: the target |yaw| buckets (from the spec's <code>labels.target_yaw</code>,
+else all of them); in each, the share of frames whose face is verified as the reference's person by lfa's
+pose-aware calibrated identity score at the stated false-accept rate; a frame without a face or without a pose
+fails; a bucket no posed frame reached scores 0; the item's score is the mean over its target buckets. A model's
+score is the mean over items (a missing video scores 0), with a bootstrap 95% interval over items.</dd>
+<dt>flags</dt><dd><code>copy_paste</code>: at least half the frames are near-duplicates of the aligned reference
+crop (pixel NCC ≥ 0.95 and pose within 10°). <code>no_motion</code>: yaw and pitch each vary by less than 10°.
+<code>angle_not_reached</code>: the head stops more than 15° short of the target on a side the target asks for.
+A model carries a flag when half of its videos do.</dd>
 <dt>FaceSim-&lt;model&gt;</dt><dd>Mean cosine similarity between the reference embedding (normalised mean of the
-reference images' faces) and the largest face of each sampled frame that has a face. <code>_strict</code>: frames
-without a face score 0.</dd>
-<dt>detection rate</dt><dd>Share of sampled frames in which a face was found. Frames without a face are counted
-here, never dropped silently.</dd>
+reference images' faces) and the largest face of each sampled frame that has a face (lenient). Strict: frames
+without a face score 0. Raw cosines are pose-confounded: they are not the headline.</dd>
+<dt>detection / pose rate</dt><dd>Share of sampled frames in which a face (a face with a pose) was found.</dd>
 <dt>|yaw| / pitch buckets</dt><dd>FaceSim of the primary identity model over the frames whose estimated |yaw|
-(|pitch|) falls in the bucket; pooled over all of a model's frames in the leaderboard. "no pose": the face was found
-but the pose estimator lost it (mostly beyond 60° yaw with MediaPipe). Worst bucket: lowest bucket with at least
-the minimum number of frames.</dd>
+(|pitch|) falls in the bucket; "no pose": the face was found but the pose estimator gave none.</dd>
 <dt>yaw range</dt><dd>max − min of the estimated yaw over a video's frames: the pose coverage actually produced.</dd>
 <dt>ID spread</dt><dd>Standard deviation over a video's frames of the cosine between each face and the video's
 own identity centroid (temporal identity stability; 0 = perfectly stable).</dd>
-<dt>copy-paste index</dt><dd>Σ s⁺·k(d) / Σ s⁺ over frames with a face, with s⁺ = max(similarity, 0), d the angle
-between the frame's facing direction and the reference's, and k(d) = max(0, 1 − d/45°) (a face with unknown pose
-counts as far, k = 0). 1 = all the similarity is earned at the reference pose (a frozen head, or an identity that
-only holds near the reference pose). Excess = index − mean k(d): how much higher the index is than if similarity
-did not depend on pose.</dd>
-<dt>FD-&lt;model&gt;</dt><dd>Fréchet distance between Gaussians fitted to all generated faces' identity embeddings
-of a model and all reference faces' embeddings (FID's formula on identity features, so not called FID).
-Face FID: the same on the user-supplied Inception network's features of 224 px aligned face crops.</dd>
+<dt>copy-paste frames</dt><dd>Share of a video's sampled frames that are near-duplicates of the reference crop.</dd>
+<dt>Face FID</dt><dd>Fréchet distance of the user-supplied Inception network's features of 224 px aligned face
+crops, all generated faces of a model against all reference faces (image statistics, not identity).</dd>
 <dt>CLIPScore</dt><dd>Mean over sampled frames of 100 · max(0, cos(CLIP image, CLIP prompt)).</dd>
 <dt>consisid_* / opens2v_*</dt><dd>The peers' own scoring, quirk by quirk (docs/BENCH.md).</dd>
 </dl>
@@ -254,7 +347,7 @@ def write_report(result: BenchResult, path: Path) -> Path:
         _curve_plot(result, "yaw", cfg.yaw_edges, "|yaw| of the generated head (°)", "FaceSim vs |yaw|"),
         _curve_plot(result, "pitch", cfg.pitch_edges, "|pitch| (°)", "FaceSim vs |pitch|"),
         _curve_plot(result, "pose_dist", (0, 15, 30, 45, 60, 180), "pose distance from the reference (°)",
-                    "FaceSim vs distance from the reference pose (copy-paste curve)"),
+                    "FaceSim vs distance from the reference pose"),
     ]
     worst = "".join(f"<h3>{html.escape(m)}</h3>{_worst(result, m)}" for m in result.models)
     assumed = summ.get("references_pose_assumed_frontal") or []
@@ -272,6 +365,13 @@ primary: {html.escape(str(cfg.primary))}
 {note}
 <h2>Leaderboard</h2>
 {_leaderboard(result)}
+<h2>Paired comparisons</h2>
+{_paired(result)}
+<h2>Where each model wins</h2>
+{_dimension_table(result)}
+<img src="{_dimension_plot(result)}" alt="per-dimension bars">
+<h2>Angle coverage per |yaw| bucket</h2>
+{_coverage(result)}
 <h2>Identity vs head pose</h2>
 {''.join(f'<div class=fig><img src="{src}" alt="plot"></div>' for src in figs)}
 <h2>Per-bucket FaceSim and pose coverage</h2>

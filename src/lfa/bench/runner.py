@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -12,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,43 +22,29 @@ import numpy as np
 import lfa
 from lfa.bench import compat as compat_mod
 from lfa.bench import metrics as M
+from lfa.bench.cache import AnalysisCache, reuse
 from lfa.bench.config import IDENTITY_MODELS, BenchConfig, short
-from lfa.bench.extract import Extractor, FrameRecord, VideoAnalysis
+from lfa.bench.copypaste import CopyPasteEvidence, copy_paste_evidence
+from lfa.bench.extract import Extractor
+from lfa.bench.headline import FLAGS, VideoHeadline, bootstrap_ci, target_of, video_headline
+from lfa.bench.leaderboard import FLAG_SHARE, comparisons, metric_keys
+from lfa.bench.leaderboard import build as build_leaderboard
+from lfa.bench.leaderboard import write as write_leaderboard
+from lfa.bench.metrics import bucket_labels
+from lfa.bench.records import FrameRecord, VideoAnalysis, similarities
+from lfa.bench.report import write_report
+from lfa.bench.result import REFERENCE_MODEL, BenchResult, Reference
 from lfa.bench.spec import SpecItem, load_spec, video_path
 from lfa.errors import ConfigError
 from lfa.face.embedding import l2_normalize
+from lfa.face.identity.impostors import SHIPPED_BACKENDS, encoder_name, impostor_model_for, load_impostor_model
+from lfa.face.identity.score import FaceSet, FrameScores, IdentityScorer
 from lfa.media import read_image
 from lfa.registry.store import sha256_file
 
-REFERENCE_MODEL = "(reference)"
+MIN_PEOPLE = 3  # people among the references needed to fit impostors on them
+
 Progress = Callable[[str, int, int], None]  # (message, done, total)
-
-
-@dataclass
-class Reference:
-    """An item's reference faces: one record per reference image, and what the metrics use."""
-
-    item: SpecItem
-    records: list[FrameRecord]
-    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # normalised mean over reference faces
-    poses: list[tuple[float, float]] = field(default_factory=list)  # (yaw, pitch) of each posed reference
-    pose_assumed: bool = False  # no reference had a pose: frontal (0, 0) assumed
-    compat: FrameRecord | None = None  # the first reference, processed the compat way
-
-
-@dataclass
-class BenchResult:
-    config: BenchConfig
-    items: list[SpecItem]
-    models: dict[str, Path]
-    references: dict[str, Reference]
-    analyses: list[VideoAnalysis]
-    rows: list[dict[str, Any]]
-    frames: list[dict[str, Any]]
-    aggregates: dict[str, dict[str, Any]]
-    curves: dict[str, dict[str, dict[str, M.BucketStat]]]
-    summary: dict[str, Any]
-    out_dir: Path | None = None
 
 
 # -- references -------------------------------------------------------------------------------------
@@ -77,16 +64,17 @@ def analyze_references(extractor: Extractor, items: Sequence[SpecItem]) -> dict[
         if not found:
             bad.append(f"{item.id} ({', '.join(p.name for p in item.references)})")
             continue
-        ref = Reference(item, records)
+        ref = Reference(item, records, identity_key=str(item.labels.get("cluster_id", item.id)))
         for name in extractor.encoders:
             ref.embeddings[name] = l2_normalize(np.mean([l2_normalize(r.embeddings[name]) for r in found], axis=0))
+            ref.faces[name] = face_set(found, name)
         ref.poses = [(r.yaw, r.pitch) for r in found if r.has_pose]
         if not ref.poses:
             ref.poses, ref.pose_assumed = [(0.0, 0.0)], True
         if extractor.config.compat:
             first = item.references[0]
             if first not in seen_compat:
-                seen_compat[first] = compat_mod.process_image(extractor, read_image(first))
+                seen_compat[first] = compat_mod.process_image(extractor, compat_mod.read_reference(first))
             ref.compat = seen_compat[first]
         refs[item.id] = ref
     if bad:
@@ -96,9 +84,89 @@ def analyze_references(extractor: Extractor, items: Sequence[SpecItem]) -> dict[
     return refs
 
 
+def face_set(frames: Sequence[FrameRecord], name: str) -> FaceSet:
+    """Frames as a :class:`FaceSet` of identity model ``name`` (a frame without a face: a NaN row)."""
+    dim = next((len(f.embeddings[name]) for f in frames if name in f.embeddings), 1)
+    emb = np.array([f.embeddings[name] if f.detected and name in f.embeddings else np.full(dim, np.nan)
+                    for f in frames], np.float32).reshape(len(frames), dim)
+    return FaceSet(emb, np.array([f.yaw for f in frames], np.float64), np.array([f.pitch for f in frames]),
+                   backend=encoder_name(IDENTITY_MODELS[name][0]))
+
+
+# -- the identity score of the headline ----------------------------------------------------------------------
+@dataclass
+class Calibration:
+    identity: str  # identity model of the headline
+    scorer: IdentityScorer
+    how: str  # where the impostors come from
+
+    def describe(self) -> dict[str, Any]:
+        return {"identity_model": self.identity, "far": self.scorer.far, "impostors": self.how,
+                "impostor_model": self.scorer.model.describe(), "max_dyaw": self.scorer.max_dyaw}
+
+
+def calibrate(config: BenchConfig, references: dict[str, Reference]) -> Calibration:
+    """The pose-aware identity scorer of the headline (lfa.face.identity.score): impostors from
+    ``config.impostors`` (a model from ``lfa identity calibrate``), else from the spec's references when
+    they hold three people or more (falling back on the shipped model bucket by bucket), else lfa's
+    shipped model. Its identity model is the primary one when it can be calibrated, else dlib."""
+    assert config.identities is not None and config.primary is not None
+    if config.impostors is not None:
+        model = load_impostor_model(config.impostors)
+        names = [n for n in config.identities if encoder_name(IDENTITY_MODELS[n][0]) == model.backend]
+        if not names:
+            raise ConfigError(f"the impostor model {config.impostors} is for {model.backend!r}, which this run "
+                              "does not score", f"add --identity for it, or calibrate one for {config.primary}")
+        return Calibration(names[0], IdentityScorer(model, far=config.far), f"file {config.impostors}")
+    people: dict[str, list[FrameRecord]] = defaultdict(list)
+    for ref in references.values():
+        people[ref.identity_key] += [r for r in ref.records if r.detected]
+    for name in dict.fromkeys([config.primary, "dlib"]):
+        if name not in config.identities:
+            continue
+        backend = encoder_name(IDENTITY_MODELS[name][0])
+        if backend not in SHIPPED_BACKENDS and len(people) < MIN_PEOPLE:
+            continue
+        sets = {k: face_set(v, name) for k, v in people.items()}
+        model = impostor_model_for(sets, backend=backend, min_identities=MIN_PEOPLE,
+                                   provenance={"data": "the benchmark spec's reference faces",
+                                               "identities": len(sets)})
+        how = (f"the spec's references ({len(sets)} people), shipped model where they lack a yaw pair"
+               if len(sets) >= MIN_PEOPLE else "lfa's shipped impostor model (the spec has fewer than "
+               f"{MIN_PEOPLE} people)")
+        return Calibration(name, IdentityScorer(model, far=config.far), how)
+    raise ConfigError(f"cannot calibrate {config.primary} identity scores: the spec has {len(people)} people "
+                      f"(< {MIN_PEOPLE}) and lfa ships no {config.primary} impostor model",
+                      "pass --impostors FILE from `lfa identity calibrate FOLDER --identity "
+                      f"{config.primary}`, or add --identity dlib")
+
+
+def score_video(analysis: VideoAnalysis, ref: Reference, cal: Calibration, config: BenchConfig
+                ) -> tuple[VideoHeadline, FrameScores | None, CopyPasteEvidence]:
+    """The headline, the per-frame identity scores and the copy-paste evidence of one video."""
+    target = target_of(ref.item.labels, config.yaw_edges, f"spec item {ref.item.id}")
+    frames = analysis.modes.get("lfa", []) if analysis.status == "ok" else []
+    if not frames:
+        empty = np.zeros(0)
+        return (video_headline(empty.astype(bool), empty.astype(bool), empty, empty, empty, target, config.yaw_edges),
+                None, copy_paste_evidence([], empty, [], ref.thumbs))
+    scores = cal.scorer.score_frames(face_set(frames, cal.identity), ref.faces[cal.identity],
+                                     reference_identity=ref.identity_key)
+    yaw = np.array([f.yaw for f in frames], np.float64)
+    pitch = np.array([f.pitch for f in frames], np.float64)
+    head = video_headline(scores.accept, np.array([f.detected for f in frames]), yaw, pitch,
+                          np.array([f.t for f in frames], np.float64), target, config.yaw_edges)
+    evidence = copy_paste_evidence([f.thumb if f.detected else None for f in frames],
+                                   M.pose_distance(yaw, pitch, ref.poses), [f.frame for f in frames], ref.thumbs)
+    if evidence.flagged:
+        head.flags.insert(0, "copy_paste")
+    return head, scores, evidence
+
+
 # -- per-video metrics --------------------------------------------------------------------------------
-def video_row(analysis: VideoAnalysis, ref: Reference, config: BenchConfig,
-              logit_scale: float | None = None) -> dict[str, Any]:
+def video_row(analysis: VideoAnalysis, ref: Reference, config: BenchConfig, head: VideoHeadline,
+              scores: FrameScores | None, evidence: CopyPasteEvidence, logit_scale: float | None = None
+              ) -> dict[str, Any]:
     """One row of scores.csv."""
     assert config.identities is not None and config.primary is not None
     row: dict[str, Any] = {"model": analysis.model, "id": analysis.id, "status": analysis.status}
@@ -106,13 +174,20 @@ def video_row(analysis: VideoAnalysis, ref: Reference, config: BenchConfig,
     n = len(frames)
     detected = np.array([f.detected for f in frames], bool)
     posed = np.array([f.has_pose for f in frames], bool)
+    row["score"] = head.score
+    row["coverage"] = head.coverage
+    row["flags"] = " ".join(head.flags)
+    row["target_yaw_lo"], row["target_yaw_hi"] = head.target.lo, head.target.hi
+    for lab in bucket_labels(config.yaw_edges):
+        row[f"verified_yaw_{lab}"] = head.rate(lab)
+    row["verified_rate"] = float((scores.accept & posed).mean()) if scores is not None and n else math.nan
+    row["id_z"] = M.nanmean(scores.z[posed]) if scores is not None and posed.any() else math.nan
     row["n_frames"], row["n_detected"], row["n_pose"] = n, int(detected.sum()), int(posed.sum())
     row["detection_rate"] = M.detection_rate(detected)
     row["pose_rate"] = M.detection_rate(posed)
     sims = {name: similarities(frames, ref.embeddings[name], name) for name in config.identities}
     for name in config.identities:
         row[f"facesim_{short(name)}"] = M.facesim(sims[name])
-    for name in config.identities:
         row[f"facesim_{short(name)}_strict"] = M.facesim_strict(sims[name])
     s = sims[config.primary]
     yaw = np.array([f.yaw for f in frames], np.float64)
@@ -139,34 +214,25 @@ def video_row(analysis: VideoAnalysis, ref: Reference, config: BenchConfig,
     primary_emb = [f.embeddings[config.primary] for f in frames if f.detected]
     row["id_spread"], row["id_self_sim"] = M.identity_spread(np.array(primary_emb)) if primary_emb else (math.nan,) * 2
     dist = M.pose_distance(yaw, pitch, ref.poses)
-    has_pose_backend = config.pose != "none"
-    cpi, excess = M.copy_paste_index(s, dist, config.copy_paste_width) if has_pose_backend else (math.nan,) * 2
-    row["copy_paste"], row["copy_paste_excess"] = cpi, excess
+    row["copy_paste"] = evidence.share
+    row["copy_paste_ncc"] = evidence.ncc_median
     row["pose_dist_mean"] = M.nanmean(dist[detected]) if detected.any() else math.nan
     if config.clip:
         from lfa.bench.clipscore import clipscore
 
         row["clipscore"] = clipscore(np.array([f.clip_cos for f in frames], np.float64))
     for mode in config.compat:
-        scores = compat_mod.scores(mode, ref.compat, analysis.modes.get(mode, []),
-                                   analysis.modes.get(f"{mode}_clip"), logit_scale, config.identities)
+        scores_c = compat_mod.scores(mode, ref.compat, analysis.modes.get(mode, []),
+                                     analysis.modes.get(f"{mode}_clip"), logit_scale, config.identities)
         if analysis.status != "ok":  # the peers' scripts have no score for a video they cannot read
-            scores = {k: math.nan for k in scores}
-        row.update(scores)
+            scores_c = {k: math.nan for k in scores_c}
+        row.update(scores_c)
     row["error"] = analysis.error
     return row
 
 
-def similarities(frames: Sequence[FrameRecord], ref_embedding: np.ndarray, name: str) -> np.ndarray:
-    """Cosine of each frame's face with the reference; NaN for frames without a face."""
-    out = np.full(len(frames), np.nan)
-    for i, f in enumerate(frames):
-        if f.detected and name in f.embeddings:
-            out[i] = float(np.dot(l2_normalize(f.embeddings[name]), ref_embedding))
-    return out
-
-
-def frame_rows(analysis: VideoAnalysis, ref: Reference, identities: Sequence[str]) -> list[dict[str, Any]]:
+def frame_rows(analysis: VideoAnalysis, ref: Reference, identities: Sequence[str],
+               scores: FrameScores | None = None) -> list[dict[str, Any]]:
     """Rows of frames.parquet for one video: every mode, every sampled frame."""
     rows = []
     for mode, frames in analysis.modes.items():
@@ -176,8 +242,12 @@ def frame_rows(analysis: VideoAnalysis, ref: Reference, identities: Sequence[str
         else:
             refs = ref.compat.embeddings if ref.compat is not None and ref.compat.detected else {}
             dist = np.full(len(frames), np.nan)
-        for f, d in zip(frames, dist):
-            rows.append(_frame_dict(analysis.model, analysis.id, mode, f, identities, refs, float(d)))
+        for i, (f, d) in enumerate(zip(frames, dist)):
+            row = _frame_dict(analysis.model, analysis.id, mode, f, identities, refs, float(d))
+            if mode == "lfa" and scores is not None:
+                row["id_z"], row["id_threshold"] = float(scores.z[i]), float(scores.threshold[i])
+                row["verified"] = bool(scores.accept[i] and f.has_pose)
+            rows.append(row)
     return rows
 
 
@@ -213,24 +283,42 @@ def reference_frame_rows(ref: Reference, identities: Sequence[str]) -> list[dict
 
 
 # -- aggregation ------------------------------------------------------------------------------------------
-MEAN_COLUMNS_SKIP = {"model", "id", "status", "error", "worst_bucket", "n_frames", "n_detected", "n_pose"}
+MEAN_COLUMNS_SKIP = {"model", "id", "status", "error", "worst_bucket", "n_frames", "n_detected", "n_pose", "flags",
+                     "copy_paste_evidence",
+                     "score", "coverage", "target_yaw_lo", "target_yaw_hi"}
 
 
 def aggregate(model: str, rows: list[dict[str, Any]], analyses: list[VideoAnalysis],
-              references: dict[str, Reference], config: BenchConfig
+              references: dict[str, Reference], config: BenchConfig, heads: dict[str, VideoHeadline]
               ) -> tuple[dict[str, Any], dict[str, dict[str, M.BucketStat]]]:
-    """A model's leaderboard entry and its pooled curves (frames of all its videos together)."""
+    """A model's entry: the headline over items (a missing or unreadable video scores 0), its bootstrap
+    interval, flag shares, pooled per-bucket coverage, and the per-video means of the other columns."""
     assert config.identities is not None and config.primary is not None
     agg: dict[str, Any] = {"n_videos": len(rows)}
+    per_item = np.array([heads[r["id"]].score if r["status"] == "ok" else 0.0 for r in rows], np.float64)
+    agg["score"] = float(per_item.mean()) if per_item.size else math.nan
+    agg["ci95_lo"], agg["ci95_hi"] = bootstrap_ci(per_item, seed=config.seed)
     for status in ("ok", "missing", "error"):
         agg[f"n_{status}"] = sum(r["status"] == status for r in rows)
     ok_rows = [r for r in rows if r["status"] == "ok"]
+    ok_heads = [heads[r["id"]] for r in ok_rows]
+    agg["coverage"] = M.nanmean([h.coverage for h in ok_heads])
+    for flag in FLAGS:
+        agg[f"share_{flag}"] = float(np.mean([flag in h.flags for h in ok_heads])) if ok_heads else math.nan
+    for lab in bucket_labels(config.yaw_edges):
+        hs = [h for h in ok_heads if lab in h.frames]
+        n = sum(h.frames[lab] for h in hs)
+        agg[f"verified_yaw_{lab}"] = (sum(h.verified[lab] for h in hs if h.reached[lab]) / n) if n else math.nan
+        agg[f"frames_yaw_{lab}"] = n
+        agg[f"no_face_yaw_{lab}"] = sum(h.no_face[lab] for h in hs)
+        agg[f"no_pose_yaw_{lab}"] = sum(h.no_pose[lab] for h in hs)
+        agg[f"reached_yaw_{lab}"] = float(np.mean([h.reached[lab] for h in hs])) if hs else math.nan
     agg["n_no_face"] = sum(r["n_detected"] == 0 for r in ok_rows)
     agg["n_frames"] = sum(r["n_frames"] for r in ok_rows)
     agg["n_detected"] = sum(r["n_detected"] for r in ok_rows)
     agg["n_pose"] = sum(r["n_pose"] for r in ok_rows)
     pooled_cols = {k for k in (ok_rows[0] if ok_rows else {}) if k.startswith(("facesim_yaw_", "facesim_pitch_",
-                                                                              "n_yaw_"))}
+                                                                              "n_yaw_", "verified_yaw_"))}
     pooled_cols |= {"facesim_worst_bucket"}
     for key in (ok_rows[0] if ok_rows else {}):
         if key in MEAN_COLUMNS_SKIP or key in pooled_cols:
@@ -238,7 +326,6 @@ def aggregate(model: str, rows: list[dict[str, Any]], analyses: list[VideoAnalys
         agg[key] = M.nanmean([r[key] for r in ok_rows])
     # pooled over frames
     s_all, yaw_all, pitch_all, dist_all = [], [], [], []
-    gen_emb: dict[str, list[np.ndarray]] = defaultdict(list)
     gen_feat: list[np.ndarray] = []
     for a in analyses:
         if a.status != "ok":
@@ -251,12 +338,7 @@ def aggregate(model: str, rows: list[dict[str, Any]], analyses: list[VideoAnalys
         yaw_all.append(yaw)
         pitch_all.append(pitch)
         dist_all.append(M.pose_distance(yaw, pitch, ref.poses))
-        for f in frames:
-            if f.detected:
-                for name, e in f.embeddings.items():
-                    gen_emb[name].append(e)
-                if f.feature is not None:
-                    gen_feat.append(f.feature)
+        gen_feat += [f.feature for f in frames if f.detected and f.feature is not None]
     cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))  # noqa: E731
     s, yaw, pitch, dist = cat(s_all), cat(yaw_all), cat(pitch_all), cat(dist_all)
     curves = {"yaw": M.bucket_means(s, yaw, config.yaw_edges), "pitch": M.bucket_means(s, pitch, config.pitch_edges),
@@ -276,21 +358,10 @@ def aggregate(model: str, rows: list[dict[str, Any]], analyses: list[VideoAnalys
     for b, lab in enumerate(M.bucket_labels(config.yaw_edges)):
         agg[f"yaw_share_{lab}"] = float((idx == b).sum() / total_posed) if total_posed else math.nan
     agg["abs_yaw_p95"] = float(np.percentile(np.abs(yaw[posed]), 95)) if total_posed else math.nan
-    # distribution distances: all generated faces vs all reference faces
-    ref_emb: dict[str, list[np.ndarray]] = defaultdict(list)
-    ref_feat: list[np.ndarray] = []
-    unique = {id(r): r for ref in references.values() for r in ref.records}  # each reference image once
-    for r in unique.values():
-        if r.detected:
-            for name, e in r.embeddings.items():
-                ref_emb[name].append(e)
-            if r.feature is not None:
-                ref_feat.append(r.feature)
-    for name in config.identities:
-        agg[f"fd_{short(name)}"] = M.frechet_distance(np.array(gen_emb[name]), np.array(ref_emb[name]))
-    if config.inception:
+    if config.inception:  # Face FID: image statistics of all generated faces vs all reference faces
+        unique = {id(r): r for ref in references.values() for r in ref.records}
+        ref_feat = [r.feature for r in unique.values() if r.detected and r.feature is not None]
         agg["face_fid"] = M.frechet_distance(np.array(gen_feat), np.array(ref_feat))
-    agg["n_reference_faces"] = len(ref_emb[config.primary])
     return agg, curves
 
 
@@ -319,27 +390,61 @@ def _work(task: tuple[str, str, str, str]) -> VideoAnalysis:
 
 
 def analyze_videos(extractor: Extractor, tasks: list[tuple[str, str, str, str]], workers: int,
-                   on_progress: Progress | None = None) -> list[VideoAnalysis]:
-    """Analyse every (model, id, path, prompt) task, in ``workers`` processes when > 1."""
+                   on_progress: Progress | None = None, cache: AnalysisCache | None = None) -> list[VideoAnalysis]:
+    """Analyse every (model, id, path, prompt) task, in ``workers`` processes when > 1. Videos of the same
+    content (SHA-256; and prompt, when CLIPScore is on) are analysed once, and not at all when ``cache``
+    holds them from an earlier run."""
     say = on_progress or (lambda msg, done, total: None)
-    results: list[VideoAnalysis] = []
-    if workers <= 1 or len(tasks) <= 1:
-        for i, (model, item_id, path, prompt) in enumerate(tasks):
-            results.append(extractor.analyze_video(Path(path), prompt=prompt, model=model, item_id=item_id))
-            say(f"{model}/{item_id}", i + 1, len(tasks))
-        return results
-    import multiprocessing
+    cache = cache or AnalysisCache(extractor.config)
+    with_prompt = bool(extractor.config.clip)
+    keys: list[str | None] = []
+    for _, _, path, prompt in tasks:
+        sha = sha256_file(Path(path)) if Path(path).is_file() else None
+        keys.append(None if sha is None else (f"{sha}.{hashlib.sha256(prompt.encode()).hexdigest()[:12]}"
+                                              if with_prompt else sha))
+    results: dict[int, VideoAnalysis] = {}
+    todo: dict[str, int] = {}  # content key -> first task index
+    for k, key in enumerate(keys):
+        found = cache.get(key) if key is not None else None
+        if found is not None:
+            model, item_id, path, _ = tasks[k]
+            results[k] = reuse(found, model, item_id, path)
+        elif key is None or key not in todo:
+            todo[key if key is not None else f"missing:{k}"] = k
+    run = [tasks[k] for k in todo.values()]
+    done = len(results)
+    say("cached", done, len(tasks))
+    fresh: list[VideoAnalysis] = []
+    if workers <= 1 or len(run) <= 1:
+        for model, item_id, path, prompt in run:
+            fresh.append(extractor.analyze_video(Path(path), prompt=prompt, model=model, item_id=item_id))
+            done += 1
+            say(f"{model}/{item_id}", done, len(tasks))
+    else:
+        import multiprocessing
 
-    ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(extractor.config,)) as pool:
-        futures = {pool.submit(_work, task): task for task in tasks}
-        for done, fut in enumerate(as_completed(futures), 1):
-            result = fut.result()
-            results.append(result)
-            say(f"{result.model}/{result.id}", done, len(tasks))
-    order = {(m, i): k for k, (m, i, _, _) in enumerate(tasks)}
-    return sorted(results, key=lambda r: order[(r.model, r.id)])
+        ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
+        with ProcessPoolExecutor(max_workers=min(workers, len(run)), mp_context=ctx, initializer=_init_worker,
+                                 initargs=(extractor.config,)) as pool:
+            futures = [pool.submit(_work, task) for task in run]
+            for fut in as_completed(futures):
+                result = fut.result()
+                done += 1
+                say(f"{result.model}/{result.id}", done, len(tasks))
+            fresh = [f.result() for f in futures]
+    by_key: dict[str, VideoAnalysis] = {}
+    for k, result in zip(todo.values(), fresh):
+        results[k] = result
+        key = keys[k]
+        if key is not None:
+            by_key[key] = result
+            cache.put(key, result)
+    for k, key in enumerate(keys):
+        if k not in results:
+            model, item_id, path, _ = tasks[k]
+            assert key is not None
+            results[k] = reuse(by_key[key], model, item_id, path)
+    return [results[k] for k in range(len(tasks))]
 
 
 def run_bench(spec: str | Path, videos: dict[str, Path], out_dir: str | Path | None = None,
@@ -356,23 +461,54 @@ def run_bench(spec: str | Path, videos: dict[str, Path], out_dir: str | Path | N
     extractor = Extractor(config, store)
     say("references", 0, len(items))
     references = analyze_references(extractor, items)
+    for item in items:  # bad targets stop the run before any video is read
+        target_of(item.labels, config.yaw_edges, f"spec item {item.id}")
+    cal = calibrate(config, references)
     tasks = [(model, item.id, str(video_path(folder, item)), item.prompt)
              for model, folder in videos.items() for item in items]
-    analyses = analyze_videos(extractor, tasks, config.workers, on_progress)
+    cache = AnalysisCache(config, config.cache_dir)
+    analyses = analyze_videos(extractor, tasks, config.workers, on_progress, cache)
     logit_scale = extractor.clip.logit_scale if extractor.clip is not None else None
-    rows = [video_row(a, references[a.id], config, logit_scale) for a in analyses]
-    frames = [fr for ref in references.values() for fr in reference_frame_rows(ref, config.identities or ())]
-    frames += [fr for a in analyses for fr in frame_rows(a, references[a.id], config.identities or ())]
+    heads, rows, frames = {}, [], []
+    frames += [fr for ref in references.values() for fr in reference_frame_rows(ref, config.identities or ())]
+    thresholds, impostor_pairs = [], []
+    for a in analyses:
+        ref = references[a.id]
+        head, scores, evidence = score_video(a, ref, cal, config)
+        heads[(a.model, a.id)] = head
+        row = video_row(a, ref, config, head, scores, evidence, logit_scale)
+        row["copy_paste_evidence"] = json.dumps(_jsonable(evidence.to_dict()))
+        rows.append(row)
+        frames += frame_rows(a, ref, config.identities or (), scores)
+        if scores is not None and len(scores):
+            scored = scores.n_pairs > 0
+            thresholds += list(scores.threshold[scored])
+            impostor_pairs += list(scores.n_impostor_pairs[scored])
     aggregates, curves = {}, {}
     for model in videos:
         mine = [r for r in rows if r["model"] == model]
-        agg, curve = aggregate(model, mine, [a for a in analyses if a.model == model], references, config)
+        agg, curve = aggregate(model, mine, [a for a in analyses if a.model == model], references, config,
+                               {i: h for (m, i), h in heads.items() if m == model})
+        agg["identity_far"] = cal.scorer.far
+        agg["identity_threshold_z"] = float(np.median(thresholds)) if thresholds else math.nan
+        agg["identity_impostor_pairs"] = int(min(impostor_pairs)) if impostor_pairs else 0
         aggregates[model], curves[model] = agg, curve
+    keys = metric_keys(aggregates, config.identities or (), config.compat, bucket_labels(config.yaw_edges))
+    board = build_leaderboard(aggregates, keys, f"facesim_{short(cal.identity)}_strict")
+    per_item = {m: {r["id"]: (r["score"] if r["status"] == "ok" else 0.0) for r in rows if r["model"] == m}
+                for m in videos}
+    pairs = comparisons(per_item, [e["model"] for e in board], seed=config.seed)
     elapsed = time.perf_counter() - t0
     summary = build_summary(spec, videos, config, store, extractor, analyses, references, aggregates,
                             started, elapsed)
+    summary["headline"] = {**cal.describe(), "definition": "docs/BENCH.md, 'The headline'",
+                           "flag_share": FLAG_SHARE, "targets": {
+                               "from_labels": sum("target_yaw" in it.labels for it in items), "items": len(items)}}
+    summary["paired"] = [p.to_dict() for p in pairs]
+    summary["cache"] = {"key": cache.key, "folder": str(config.cache_dir) if config.cache_dir else None,
+                        "videos_reused": sum(a.cached for a in analyses)}
     result = BenchResult(config, items, dict(videos), references, analyses, rows, frames, aggregates, curves,
-                         summary)
+                         summary, heads, board, pairs)
     if out_dir is not None:
         write_outputs(result, Path(out_dir), report=report)
     return result
@@ -401,12 +537,9 @@ def build_summary(spec: str | Path, videos: dict[str, Path], config: BenchConfig
     perception = {"detector": {"name": config.detector, **model_file("yunet" if config.detector == "yunet" else
                                                                      "scrfd")},
                   "detect_max_side": config.detect_max_side, "min_score": config.min_score}
-    if config.pose == "mediapipe":
-        perception["pose"] = {"name": "mediapipe", **model_file("face_landmarker")}
-    elif config.pose == "sixdrepnet":
-        perception["pose"] = {"name": "sixdrepnet", **model_file("sixdrepnet")}
-    else:
-        perception["pose"] = {"name": "none"}
+    pose_files = {"fused": ("face_landmarker", "whenet"), "mediapipe": ("face_landmarker",), "whenet": ("whenet",),
+                  "sixdrepnet": ("sixdrepnet",), "none": ()}[config.pose]
+    perception["pose"] = {"name": config.pose, "files": {n: model_file(n) for n in pose_files}}
     sampling = {"lfa": config.sampling()}
     for mode in config.compat:
         spec_mode = compat_mod.MODES[mode]
@@ -500,7 +633,7 @@ def write_frames_parquet(path: Path, frames: list[dict[str, Any]]) -> None:
             fields.append(pa.field(c, pa.list_(pa.float32())))
         elif c in ("model", "id", "mode"):
             fields.append(pa.field(c, pa.string()))
-        elif c in ("detected", "padded"):
+        elif c in ("detected", "padded", "verified"):
             fields.append(pa.field(c, pa.bool_()))
         elif c in ("frame", "n_faces"):
             fields.append(pa.field(c, pa.int32()))
@@ -516,11 +649,12 @@ def write_outputs(result: BenchResult, out_dir: Path, *, report: bool = True) ->
              "summary": out_dir / "summary.json", "leaderboard": out_dir / "leaderboard.csv"}
     write_scores_csv(paths["scores"], result.rows)
     write_frames_parquet(paths["frames"], result.frames)
-    write_scores_csv(paths["leaderboard"], [{"model": m, **agg} for m, agg in result.aggregates.items()])
-    paths["summary"].write_text(json.dumps(result.summary, indent=1))
+    ranked = [e["model"] for e in result.leaderboard]
+    write_scores_csv(paths["leaderboard"], [{"model": m, "rank": k + 1, "flags": " ".join(
+        result.leaderboard[k]["flags"]), **result.aggregates[m]} for k, m in enumerate(ranked)])
+    paths["summary"].write_text(json.dumps(_jsonable(result.summary), indent=1))
+    paths["leaderboard_json"] = write_leaderboard(out_dir / "leaderboard.json", result.leaderboard)
     if report:
-        from lfa.bench.report import write_report
-
         paths["report"] = write_report(result, out_dir / "report.html")
     result.out_dir = out_dir
     return paths

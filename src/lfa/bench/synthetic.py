@@ -91,3 +91,61 @@ def write_test_set(root: Path, heads: HeadLibrary | None = None, *, items: tuple
     spec.write_text("".join(json.dumps({"id": i, "reference": f"references/{i}.png", "prompt": prompt,
                                         "labels": {"case": i}}) + "\n" for i in items))
     return spec
+
+
+MODEL_KINDS = ("genuine", "paste", "static", "swapped")
+"""The four "models" of the headline's acceptance test: the reference's person turning their head
+(``genuine``), the reference image itself in every frame (``paste``), the reference's head rendered without
+moving (``static``) and somebody else turning (``swapped``)."""
+
+
+TARGETS = {"turn-away": [0, 75], "yaw-sweep": [-75, 75], "profile-sweep": [-90, 90]}  # labels.target_yaw
+
+
+def write_model_set(root: Path, heads: HeadLibrary | None = None, *, people: tuple[str, ...] = ("astronaut",
+                    "grace_hopper"), variants: tuple[tuple[str, int], ...] = (("turn-away", 1), ("turn-away", 2)),
+                    duration: float = 2.0, fps: float = 4.0, size: int = 320) -> tuple[Path, dict[str, Path]]:
+    """One item per (person, variant): a frontal reference render, and each model's video in
+    ``{root}/{kind}/{id}.mp4``. ``swapped`` of one person is the ``genuine`` video of the next person (the
+    same file content, as a model that ignored the reference would produce). Returns the spec (with
+    ``labels.target_yaw`` the trajectory's turn, :data:`TARGETS`) and ``{kind: folder}``. The default, a
+    0→75° turn in 8 frames, puts a frame or two in every |yaw| bucket."""
+    import json
+    import shutil
+
+    from lfa.media import iter_frames, write_image
+    from lfa.synth import ClipSpec, render_clip
+
+    root = Path(root)
+    heads = heads or HeadLibrary()
+    folders = {kind: root / kind for kind in MODEL_KINDS}
+    for folder in [*folders.values(), root / "references"]:
+        folder.mkdir(parents=True, exist_ok=True)
+    kw = dict(duration=duration, fps=fps, width=size, height=size)
+    lines = []
+    for v, (trajectory, seed) in enumerate(variants):
+        for p, person in enumerate(people):
+            item = f"{person}-{v}"
+            ref_clip = root / "references" / f"{item}.mp4"
+            render_clip(ClipSpec(person, "static", duration=2 / fps, fps=fps, width=size, height=size,
+                                 seed=20 + 10 * v + p), ref_clip, heads)
+            reference = next(iter(iter_frames(ref_clip))).image
+            ref_clip.unlink()
+            ref_clip.with_suffix(".json").unlink(missing_ok=True)
+            write_image(root / "references" / f"{item}.png", reference)
+            render_clip(ClipSpec(person, trajectory, seed=seed, **kw), folders["genuine"] / f"{item}.mp4", heads)
+            render_clip(ClipSpec(person, "static", seed=seed + 5, **kw), folders["static"] / f"{item}.mp4", heads)
+            write_video(folders["paste"] / f"{item}.mp4", [reference] * int(round(duration * fps)), fps)
+            lines.append({"id": item, "reference": f"references/{item}.png",
+                          "prompt": "A person turns their head.",
+                          "labels": {"cluster_id": person, "target_yaw": TARGETS[trajectory],
+                                     "trajectory": trajectory}})
+        for p, person in enumerate(people):
+            other = people[(p + 1) % len(people)]
+            shutil.copy(folders["genuine"] / f"{other}-{v}.mp4", folders["swapped"] / f"{person}-{v}.mp4")
+    for folder in folders.values():
+        for sidecar in folder.glob("*.json"):
+            sidecar.unlink()
+    spec = root / "spec.jsonl"
+    spec.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return spec, folders

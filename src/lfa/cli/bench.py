@@ -14,8 +14,9 @@ from rich.table import Table
 
 from lfa.errors import ConfigError
 
-app = typer.Typer(help="Large-angle identity benchmark: FaceSim by head pose, copy-paste index, FD, CLIPScore, "
-                       "peers' scoring. Run: lfa bench --spec SPEC --videos NAME=DIR --out DIR",
+app = typer.Typer(help="Large-angle identity benchmark: calibrated identity per yaw bucket weighted by the angles "
+                       "reached, copy-paste/motion flags, CIs, paired comparisons, FaceSim, CLIPScore, peers' "
+                       "scoring. Run: lfa bench --spec SPEC --videos NAME=DIR --out DIR",
                   no_args_is_help=True)
 out = Console()
 
@@ -32,29 +33,39 @@ def bench(
     spec: Path = typer.Option(None, "--spec", help="Benchmark spec (JSONL: id, reference, prompt, labels)."),
     videos: list[str] = typer.Option(None, "--videos", help="NAME=DIR of a model's {id}.mp4 videos; repeat to "
                                      "compare models."),
-    out_dir: Path = typer.Option(None, "--out", help="Output folder: scores.csv, frames.parquet, summary.json, "
-                                 "report.html."),
+    out_dir: Path = typer.Option(None, "--out", help="Output folder: leaderboard.json, scores.csv, frames.parquet, "
+                                 "summary.json, report.html."),
     frames: int = typer.Option(16, help="Frames sampled per video (centred bins, lfa.media.sample_times)."),
     fps: float = typer.Option(None, help="Sample frames at this rate instead of --frames."),
     all_frames: bool = typer.Option(False, "--all-frames", help="Score every frame."),
     identity: list[str] = typer.Option(None, "--identity", help="Identity model(s): dlib, arcface, curricularface "
                                        "(default: every one available)."),
-    primary: str = typer.Option(None, help="Identity model of the per-bucket, copy-paste and spread columns "
+    primary: str = typer.Option(None, help="Identity model of the headline and per-bucket columns "
                                 "(default: arcface, else curricularface, else dlib)."),
+    impostors: Path = typer.Option(None, help="Impostor model for the headline's identity score (from `lfa identity "
+                                   "calibrate FOLDER`, one subfolder per person); default: the spec's references "
+                                   "when they hold 3+ people, else lfa's shipped dlib model."),
+    far: float = typer.Option(0.01, help="False-accept rate of the identity decision: 0.1, 0.05, 0.01 or 0.001."),
+    cache: Path = typer.Option(None, help="Folder of per-video analyses by content hash (default: OUT/cache); "
+                               "a re-run or a video shared by models is analysed once."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Keep analyses in memory only."),
     detector: str = typer.Option("yunet", help="yunet | scrfd"),
-    pose: str = typer.Option("mediapipe", help="mediapipe | sixdrepnet | none"),
+    pose: str = typer.Option("fused", help="fused (landmark fit + WHENet, full yaw range) | mediapipe | whenet | "
+                             "sixdrepnet | none"),
     detect_max_side: int = typer.Option(480, help="Longest side of the image the detector sees."),
     compat: list[str] = typer.Option(None, "--compat", help="Also score like a peer: consisid, opens2v."),
-    inception: Path = typer.Option(None, help="Inception network (ONNX) for Face FID; without it only FD-<identity>."),
+    inception: Path = typer.Option(None, help="Inception network (ONNX) for Face FID (image statistics of the faces)."),
     clip: str = typer.Option(None, help="CLIP for CLIPScore: transformers folder, or open_clip:ARCH:FILE."),
     workers: int = typer.Option(None, help="Processes (default: the number of CPU cores, at most 8)."),
-    seed: int = typer.Option(0, help="Recorded in summary.json (the scoring itself is deterministic)."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap resampling (intervals, paired comparisons); recorded in "
+                              "summary.json."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip report.html."),
 ) -> None:
     """Score generated videos against a benchmark spec, one or more models at a time."""
     if ctx.invoked_subcommand is not None:
         return
     from lfa.bench import BenchConfig, parse_model_dirs, run_bench
+    from lfa.bench.config import short
 
     if spec is None or not videos or out_dir is None:
         raise ConfigError("lfa bench needs --spec, --videos and --out",
@@ -64,7 +75,8 @@ def bench(
         identities=tuple(identity) if identity else None, primary=primary, detector=detector, pose=pose,
         detect_max_side=detect_max_side, frames=None if (all_frames or fps) else frames,
         fps=None if all_frames else fps,
-        compat=tuple(compat or ()), inception=inception, clip=clip,
+        compat=tuple(compat or ()), inception=inception, clip=clip, impostors=impostors, far=far,
+        cache_dir=None if no_cache else (cache or out_dir / "cache"),
         workers=workers or max(1, min(8, os.cpu_count() or 1)), seed=seed, extra={"argv": sys.argv[1:]})
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=out, transient=True) as progress:
@@ -75,31 +87,29 @@ def bench(
 
         result = run_bench(spec, models, out_dir, config, on_progress=on_progress, report=not no_report)
     cfg = result.config
+    head = result.summary["headline"]
     table = Table(title=f"lfa bench: {len(result.items)} items × {len(models)} model(s)")
-    keys = ["detection_rate"] + [f"facesim_{n}" for n in ("arc", "cur", "dlib")
-                                 if any(f"facesim_{n}" in a for a in result.aggregates.values())]
-    keys += ["facesim_worst_bucket", "yaw_range", "id_spread", "copy_paste"]
-    keys += sorted({k for a in result.aggregates.values() for k in a if k.startswith(("fd_", "face_fid"))})
-    if cfg.clip:
-        keys.append("clipscore")
-    keys += sorted({k for a in result.aggregates.values() for k in a
-                    if any(k.startswith(f"{m}_") for m in cfg.compat) and not k.endswith("frames_scored")})
-    table.add_column("metric")
-    for model in result.aggregates:
-        table.add_column(model, justify="right")
-    aggs = list(result.aggregates.values())
-    table.add_row("videos ok/missing/error", *[f"{a['n_ok']}/{a['n_missing']}/{a['n_error']}" for a in aggs])
-    for k in keys:
-        if k == "facesim_worst_bucket":
-            table.add_row("worst bucket", *[f"{_fmt(a.get(k))} ({a.get('worst_bucket') or '–'})" for a in aggs])
-        else:
-            table.add_row(k, *[_fmt(a.get(k), 1 if k == "yaw_range" else 3) for a in aggs])
+    for col, justify in (("#", "right"), ("model", "left"), ("score", "right"), ("95% CI", "right"),
+                         ("flags", "left"), ("coverage", "right"), ("strict", "right"), ("lenient", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    idn = short(head["identity_model"])
+    for e in result.leaderboard:
+        m = e["metrics"]
+        lo, hi = e["ci95"]
+        table.add_row(str(e["rank"]), e["model"], _fmt(e["score"]), f"{_fmt(lo, 2)}–{_fmt(hi, 2)}",
+                      " ".join(e["flags"]) or "–", _fmt(m.get("coverage"), 2), _fmt(m.get(f"facesim_{idn}_strict")),
+                      _fmt(m.get(f"facesim_{idn}")))
     out.print(table)
+    out.print(f"score: verified share per target |yaw| bucket ({head['identity_model']}, FAR {head['far']:g}; "
+              f"impostors: {head['impostors']}); strict/lenient: FaceSim-{idn}. Definitions: docs/BENCH.md")
+    for p in result.pairs[: max(0, len(result.leaderboard) - 1)]:
+        out.print(f"{p.a} vs {p.b}: wins {p.win_rate:.0%} of {p.n_items} items, mean diff {p.mean_diff:+.3f} "
+                  f"(95% CI {p.ci95[0]:+.3f}…{p.ci95[1]:+.3f})")
     for model, agg in result.aggregates.items():
         if agg["n_missing"] or agg["n_error"]:
             out.print(f"[yellow]{model}: {agg['n_missing']} missing and {agg['n_error']} unreadable video(s); "
                       "see the status and error columns of scores.csv[/]")
-    written = ["scores.csv", "leaderboard.csv", "frames.parquet", "summary.json"] + ([] if no_report else
+    written = ["leaderboard.json", "scores.csv", "leaderboard.csv", "frames.parquet", "summary.json"] + ([] if no_report else
                                                                                         ["report.html"])
     out.print(f"wrote {', '.join(str(out_dir / w) for w in written)}")
 
@@ -127,5 +137,7 @@ def make_spec_cmd(
     out.print(table)
     for clip_id, reason in result.skipped:
         out.print(f"[yellow]skipped {clip_id}: {reason}[/]")
+    for warning in result.warnings:
+        out.print(f"[yellow]warning: {warning}[/]")
     if result.heldout_file:
         out.print(f"held-out clusters (exclude them from training): {result.heldout_file}")

@@ -107,13 +107,15 @@ def looks_like_video_container(path: Path) -> bool:
     return bool(head) and _sniff_video(head)  # type: ignore[arg-type]
 
 
-def read_image(path: PathLike) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, turned upright by its EXIF orientation."""
+def read_image(path: PathLike, *, upright: bool = True) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB, turned upright by its EXIF orientation (``upright=False``:
+    the pixels as stored, as ``PIL.Image.open(path).convert("RGB")`` gives them)."""
     p = check_file(path)
     try:
         with Image.open(p) as img:
             img.load()
-            img = ImageOps.exif_transpose(img)
+            if upright:
+                img = ImageOps.exif_transpose(img)
             if img.mode in ("I", "F") or img.mode.startswith("I;16"):
                 arr = np.asarray(img, dtype=np.float64)
                 if arr.max(initial=0) > 255:  # 16-bit data: scale rather than clip

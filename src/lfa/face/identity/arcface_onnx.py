@@ -14,10 +14,14 @@ from lfa.face.onnx_session import open_session
 
 
 def _has_builtin_normalisation(path: Path) -> bool:
-    """InsightFace's rule: models whose graph starts with Sub/Mul normalise inside the graph."""
+    """InsightFace's rule (``model_zoo/arcface_onnx.py``): a graph whose first 8 nodes include one *named*
+    ``Sub…``/``_minus…`` and one named ``Mul…``/``_mul…`` (the MXNet exports) normalises inside the graph, so
+    it is fed 0–255 pixels (mean 0, std 1); any other graph gets ``(x - 127.5) / 127.5``."""
     graph = onnx.load(str(path), load_external_data=False).graph
-    first = [n.op_type for n in graph.node[:8]]
-    return "Sub" in first or "Mul" in first
+    names = [n.name for n in graph.node[:8]]
+    find_sub = any(n.startswith(("Sub", "_minus")) for n in names)
+    find_mul = any(n.startswith(("Mul", "_mul")) for n in names)
+    return find_sub and find_mul
 
 
 class ArcFaceOnnxEncoder:
