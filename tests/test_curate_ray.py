@@ -128,12 +128,20 @@ class Cluster:
         return self._address
 
 
+def reset_auth_token_state() -> None:
+    """Ray caches the auth mode and token per process; the tests switch between token clusters and local Ray."""
+    from ray._private.authentication_test_utils import reset_auth_token_state as reset
+
+    reset()
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_AUTH_MODE", "token")  # the head, the worker node and this driver share the token
         mp.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
         mp.delenv("RAY_ADDRESS", raising=False)
+        reset_auth_token_state()  # an earlier local Ray of this process cached "no token"
         env = dict(os.environ)
         port = _free_ports(1)[0]
         head = Node("head", env, gcs_port=port)
@@ -143,11 +151,7 @@ def cluster() -> Iterator[Cluster]:
         finally:
             worker.stop()
             head.stop()
-    # Ray caches the auth mode and token per process: without a reset, later local runs of this process
-    # (tests/test_curate.py's Ray executor) still ask for a token
-    from ray._private.authentication_test_utils import reset_auth_token_state
-
-    reset_auth_token_state()
+    reset_auth_token_state()  # ... and later local runs of this process would still ask for a token
 
 
 @pytest.fixture(scope="module")
