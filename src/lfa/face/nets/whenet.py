@@ -105,11 +105,10 @@ ONNX_OPSET = 17
 
 def onnx_path_for(weights: str | os.PathLike[str]) -> Path:
     """Where the ONNX graph exported from ``weights`` is cached: next to them, named by their content."""
-    import hashlib
+    from lfa.registry.store import sha256_file
 
     weights = Path(weights)
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    return weights.with_name(f"{weights.stem}-{digest}.onnx")
+    return weights.with_name(f"{weights.stem}-{sha256_file(weights)[:16]}.onnx")
 
 
 def export_onnx(weights: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:

@@ -97,10 +97,11 @@ class WHENetPose:
         first = angles[2]
         if abs(first) < 2 * self.derotate_tolerance:
             return angles, conf
+        plain = angles, conf
         (angles, conf), = self._read([rotated_crop(image, box, first)])
         gain = (first - angles[2]) / first  # WHENet's roll per degree of rotation (~2 at profiles)
         if not 0.5 <= gain <= 4.0:  # not a roll response to invert: keep the plain reading
-            return angles[:2] + (first,), conf
+            return plain
         roll = first / gain
         for _ in range(self.derotate_max_reads - 1):
             (angles, conf), = self._read([rotated_crop(image, box, roll)])
