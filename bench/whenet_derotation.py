@@ -43,7 +43,9 @@ def main() -> None:
     analyzer = FaceAnalyzer()
     heads = HeadLibrary(analyzer)
     weights = ModelStore().path("whenet")
-    methods = {"plain": WHENetPose(weights, derotate_min_yaw=None), "de-rotated": WHENetPose(weights)}
+    methods = {"plain": WHENetPose(weights, derotate_min_yaw=None),
+               "de-rotated": WHENetPose(weights, derotate_mirror=True),
+               "de-rot. 1x": WHENetPose(weights, derotate_mirror=False)}  # re-reads without their mirror
     errors: dict[str, list[tuple[float, float, float]]] = {m: [] for m in methods}
     skipped = 0
     for photo in args.photos:

@@ -409,3 +409,21 @@ def test_write_image_round_trip_and_sniffing(media_dir: Path, clip: Path) -> Non
         read_image(clip)
     with pytest.raises(MediaError, match="not a video"):
         probe(path)
+
+
+def test_thumbnail_matches_a_scaled_frame_and_is_upright(clip: Path, media_dir: Path) -> None:
+    import cv2
+
+    from lfa.media import iter_decoded
+
+    plain = list(iter_decoded(clip))[::10]
+    for frame in plain:
+        thumb = frame.thumbnail(20)
+        assert thumb.shape == (H // 3, W // 3, 3)  # the stored size divided by an integer
+        scaled = cv2.resize(frame.rgb(), (W // 3, H // 3), interpolation=cv2.INTER_AREA).astype(int)
+        assert np.abs(thumb.astype(int) - scaled).mean() < 8  # colours approximate (chroma averaged)
+    rotated = media_dir / "rot90_thumb.mp4"
+    write_video(rotated, (make_frame(i) for i in range(50)), FPS, rotation=90)
+    turned = list(iter_decoded(rotated))[::10]  # same bitstream, display matrix 90°
+    for r, p in zip(turned, plain, strict=True):
+        assert np.array_equal(r.thumbnail(20), np.rot90(p.thumbnail(20)))

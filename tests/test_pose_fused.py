@@ -44,6 +44,29 @@ def test_fusion_rules():
     assert pose is None and reason
 
 
+class _Backend:
+    def __init__(self, answer):
+        self.answer, self.calls = answer, 0
+
+    def estimate(self, image, detection):
+        self.calls += 1
+        return self.answer
+
+
+def test_whenet_is_skipped_only_where_the_landmarks_say_near_frontal():
+    from lfa.face.pose.fused import FusedPose
+
+    for lm_yaw, whenet_runs in ((CFG.whenet_skip_yaw - 1, False), (-CFG.whenet_skip_yaw + 1, False),
+                                (CFG.whenet_skip_yaw + 5, True), (None, True)):
+        landmarks, whenet = _Backend(lm(lm_yaw) if lm_yaw is not None else None), _Backend(wh(80))
+        pose = FusedPose(landmarks, whenet, CFG).estimate(np.zeros((8, 8, 3), np.uint8), None)
+        assert whenet.calls == int(whenet_runs)
+        if not whenet_runs:  # the answer fuse() gives with WHENet below the blend range
+            expected, _ = fuse(lm(lm_yaw), wh(lm_yaw), CFG)
+            assert (pose.yaw, pose.source, pose.confidence) == (expected.yaw, expected.source, expected.confidence)
+            assert pose.readings == {"landmarks": (lm_yaw, 0.0, 0.0)}
+
+
 def track_face(yaw_lm, yaw_wh):
     face = Face(np.zeros(4), 1.0, np.zeros((5, 2)), 0.1, 100.0)
     readings = {}

@@ -7,11 +7,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from lfa.curate.config import CurateConfig
@@ -78,11 +80,8 @@ _worker: Worker | None = None
 
 def _init_process(config: dict[str, Any], out_dir: str, lfa_home: str | None, queue: Any) -> None:
     global _worker
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
-    _worker = Worker(config, out_dir, lfa_home, lambda *p: queue.put(p))
+    with worker_threads():
+        _worker = Worker(config, out_dir, lfa_home, lambda *p: queue.put(p))
 
 
 def _run_in_process(source: str, key: str) -> dict[str, Any]:
@@ -91,15 +90,40 @@ def _run_in_process(source: str, key: str) -> dict[str, Any]:
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
-    import torch
+def worker_threads() -> Iterator[None]:
+    """Around building a worker process's models: one thread per library (the parallelism is the
+    processes; more threads per process only contend for the same cores)."""
+    import cv2
 
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # ONNX Runtime sessions, and torch if a model loads it
+    cv2.setNumThreads(1)
+    yield
+    if "torch" in sys.modules:  # a configured model loaded it: its results depend on its thread count
+        sys.modules["torch"].set_num_threads(1)
+
+
+@contextmanager
+def _torch_one_thread() -> Iterator[None]:
+    """As in worker processes: torch's results depend on its thread count. Only where a configured
+    model loaded torch (the default models do not: curation's workers start faster without it)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _drain(queue: Any) -> Iterator[Any]:
+    while True:
+        try:
+            yield queue.get_nowait()
+        except Empty:
+            return
 
 
 Todo = list[tuple[Path, str]]  # (input, its key in the result store)
@@ -109,20 +133,19 @@ def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int,
               progress: Progress | None = None) -> Iterator[dict[str, Any]]:
     args = (config.to_dict(), str(out_dir), os.environ.get("LFA_HOME"))
     if workers <= 1 or len(todo) <= 1:
-        with _one_thread():  # as in worker processes: torch's results depend on its thread count
-            worker = Worker(*args, progress)
+        worker = Worker(*args, progress)
+        with _torch_one_thread():
             for source, key in todo:
                 yield worker.run(str(source), key)
         return
     ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
-    with ctx.Manager() as manager, ProcessPoolExecutor(
-            max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_process,
-            initargs=(*args, queue := manager.Queue())) as pool:
+    queue = ctx.Queue()  # progress from the workers (handed over at their start: no manager process)
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_process,
+                             initargs=(*args, queue)) as pool:
         pending = {pool.submit(_run_in_process, str(s), key) for s, key in todo}
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            while not queue.empty():
-                item = queue.get()
+            for item in _drain(queue):
                 if progress:
                     progress(*item)
             for future in done:

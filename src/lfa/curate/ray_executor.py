@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lfa.curate.config import CurateConfig
-from lfa.curate.executors import Todo, Worker, summarize
+from lfa.curate.executors import Todo, Worker, summarize, worker_threads
 from lfa.curate.pipeline import InputResult
 from lfa.curate.store import ResultStore
 from lfa.errors import ConfigError, LfaError
@@ -93,10 +93,8 @@ def _run_task(args: tuple[Any, ...], source: str, key: str, notes: list[str]) ->
     """One input, as a Ray task: the worker process keeps its models between the tasks of a run."""
     global _worker, _worker_args
     if _worker is None or _worker_args != args:
-        import torch
-
-        torch.set_num_threads(1)  # as everywhere: torch's results depend on its thread count
-        _worker, _worker_args = Worker(*args), args
+        with worker_threads():  # one thread per task, as in local worker processes
+            _worker, _worker_args = Worker(*args), args
     return _worker.run(source, key, notes)
 
 

@@ -70,8 +70,8 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
         if progress and end - reported >= 1.0:
             progress(str(path), end, info.duration_s)
             reported = end
-        # shot detection needs every frame, but small: converting it at that size is cheaper than decoding
-        shots.add(decoded_frame.rgb(config.shots.analysis_width))
+        # shot detection needs every frame, but small: a thumbnail costs a tenth of a converted frame
+        shots.add(decoded_frame.thumbnail(config.shots.analysis_width))
         if not targets or decoded_frame.t + 0.5 / fps < targets[0]:
             continue
         while targets and targets[0] <= decoded_frame.t + 0.5 / fps:
@@ -82,7 +82,7 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
                              pose_missing_reason=NOT_MEASURED)
                  for f in analyzer.find(frame.image)]
         sampled.append(SampledFrame(frame.index, frame.t, faces))
-        if faces and votes[1] < ORIENTATION_FRAMES:
+        if faces and votes[1] < ORIENTATION_FRAMES and not _vote_decided(*votes):
             votes[0] += turned_detects_better(analyzer, frame.image, max(f.score for f in faces))
             votes[1] += 1
     return Scan(info, shots.cuts, sampled, decoded, min(end, info.duration_s) if info.duration_s > 0 else end,
@@ -91,6 +91,11 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
 
 ORIENTATION_FRAMES = 5  # sampled frames with a face checked for a video stored upside down
 ORIENTATION_MARGIN = 0.02  # detector score by which the turned frame must win
+
+
+def _vote_decided(turned: int, checked: int) -> bool:
+    """Whether the remaining orientation checks can no longer change the majority."""
+    return 2 * turned > ORIENTATION_FRAMES or 2 * (checked - turned) >= ORIENTATION_FRAMES
 
 
 def turned_detects_better(analyzer: FaceAnalyzer, image: np.ndarray, score: float) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 import av
+import cv2
 import numpy as np
 from av.container import InputContainer
 
@@ -219,6 +220,11 @@ def iter_frames(
         yield Frame(index=frame.index, t=frame.t, image=image)
 
 
+_TV_TO_FULL_RANGE = np.clip(
+    (np.arange(256, dtype=np.float32)[:, None] - (16, 128, 128)) * (255 / 219, 255 / 224, 255 / 224) + (0, 128, 128),
+    0, 255).round().astype(np.uint8).reshape(256, 1, 3)  # cv2.LUT table: Y 16-235, Cb/Cr 16-240 -> 0-255
+
+
 @dataclass(frozen=True)
 class DecodedFrame:
     """A decoded frame before its conversion to RGB, which at full size costs more than decoding it:
@@ -232,6 +238,28 @@ class DecodedFrame:
     def rgb(self, max_side: int | None = None) -> np.ndarray:
         """Upright RGB uint8, scaled (area) so that its longer side is at most ``max_side``."""
         return _to_image(self.video_frame, self.rotation, max_side)
+
+    def thumbnail(self, width: int) -> np.ndarray:
+        """Upright RGB uint8 about ``width`` pixels wide (the stored width divided by an integer, area
+        averaged), made from the YUV 4:2:0 planes with OpenCV: ~10x cheaper than :meth:`rgb`, whose
+        libswscale call costs ~3 ms per frame at any size. Colours are approximate (BT.601, chroma
+        averaged): for whole-frame statistics such as shot detection. Other pixel formats use :meth:`rgb`."""
+        vf = self.video_frame
+        if vf.format.name not in ("yuv420p", "yuvj420p") or vf.width < 2 or vf.height < 2:
+            return self.rgb(width)
+        w, h = vf.width, vf.height
+        k = max(1, w // max(1, width))
+        tw, th = max(1, w // k), max(1, h // k)
+        y_plane, u_plane, v_plane = vf.planes[:3]
+        luma = np.frombuffer(y_plane, np.uint8).reshape(-1, y_plane.line_size)[:th * k, :tw * k]
+        small = [cv2.resize(np.ascontiguousarray(luma), (tw, th), interpolation=cv2.INTER_AREA)]
+        for plane in (u_plane, v_plane):
+            chroma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:(h + 1) // 2, :(w + 1) // 2]
+            small.append(cv2.resize(chroma, (tw, th), interpolation=cv2.INTER_AREA))
+        yuv = cv2.merge(small)
+        if vf.format.name == "yuv420p":  # limited ("TV") range: stretch to full range first
+            yuv = cv2.LUT(yuv, _TV_TO_FULL_RANGE)
+        return rotate_upright(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB), self.rotation)
 
 
 def iter_decoded(path: PathLike, *, start: float = 0.0, end: float | None = None) -> Iterator[DecodedFrame]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from lfa.curate.records import Clip
 
@@ -32,7 +31,7 @@ def link_tracks(clip: Clip, max_cost: float) -> None:
         assigned: dict[int, int] = {}
         if faces and tracks:
             cost = np.array([[link_cost(f.box, last[t]) for t in tracks] for f in faces])
-            for i, j in zip(*linear_sum_assignment(cost)):
+            for i, j in zip(*_assignment(cost)):
                 if cost[i, j] <= max_cost:
                     assigned[i] = tracks[j]
         for i, face in enumerate(faces):
@@ -40,6 +39,16 @@ def link_tracks(clip: Clip, max_cost: float) -> None:
                 assigned[i], next_id = next_id, next_id + 1
             face.track = assigned[i]
             last[face.track] = face.box
+
+
+def _assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal one-to-one assignment; one face and one track (most frames) without importing scipy's
+    optimiser, which costs each worker process ~0.5 s at start-up."""
+    if cost.shape == (1, 1):
+        return np.array([0]), np.array([0])
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
 
 
 def main_track(clip: Clip) -> int | None:

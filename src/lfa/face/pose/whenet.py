@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
-import torch
 
-from lfa.face.nets.whenet import (
+from lfa.face.nets.whenet_io import (
     INPUT_SIZE,
     PR_OFFSET,
     WHENetOnnx,
     YAW_OFFSET,
     crop_box,
     expected_angle,
-    load_whenet,
     preprocess,
     to_lfa_angles,
     yaw_confidence,
@@ -43,11 +43,11 @@ class WHENetPose:
 
     def __init__(self, model_path: Path, *, device: str = "cpu", mirror_average: bool = True,
                  runtime: str = "auto", derotate_min_yaw: float | None = 45.0,
-                 derotate_tolerance: float = 1.0, derotate_max_reads: int = 3) -> None:
-        self.device = torch.device(device)
-        if runtime == "auto":  # ONNX Runtime is the faster one on CPU; PyTorch on an accelerator
-            runtime = "onnx" if self.device.type == "cpu" else "torch"
-        self.net = WHENetOnnx(model_path) if runtime == "onnx" else load_whenet(model_path).to(self.device)
+                 derotate_tolerance: float = 1.0, derotate_max_reads: int = 3,
+                 derotate_mirror: bool = True) -> None:
+        if runtime == "auto":  # ONNX Runtime is the faster one on CPU (and needs no torch); PyTorch on an accelerator
+            runtime = "onnx" if device.split(":")[0] == "cpu" else "torch"
+        self.net = WHENetOnnx(model_path) if runtime == "onnx" else _torch_runner(model_path, device)
         # Each crop and its mirror image run in one batch; yaw and roll are averaged with their signs
         # flipped, pitch as is: the network's own left/right bias cancels (alone, its roll readings of a
         # render and its mirror at 80° yaw differ by 6°; averaged, by 3.5°, the rest from the detector's
@@ -56,12 +56,12 @@ class WHENetPose:
         self.derotate_min_yaw = derotate_min_yaw  # None: never de-rotate
         self.derotate_tolerance = derotate_tolerance
         self.derotate_max_reads = derotate_max_reads
+        self.derotate_mirror = derotate_mirror  # the de-rotation's re-reads average with their mirror too
 
     def estimate(self, image: np.ndarray, detection: Detection) -> HeadPose | None:
         poses = self.estimate_many(image, [detection])
         return poses[0]
 
-    @torch.inference_mode()
     def estimate_many(self, image: np.ndarray, detections: list[Detection]) -> list[HeadPose | None]:
         h, w = image.shape[:2]
         boxes = [crop_box(d.box, w, h) for d in detections]
@@ -77,15 +77,16 @@ class WHENetPose:
             out[i] = HeadPose(*angles, source="whenet", confidence=conf)
         return out
 
-    def _read(self, crops: list[np.ndarray]) -> list[tuple[tuple[float, float, float], float]]:
-        """lfa (yaw, pitch, roll) and confidence of each crop (mirror-averaged)."""
-        if self.mirror_average:
+    def _read(self, crops: list[np.ndarray], mirror: bool | None = None) -> list[tuple[tuple[float, float, float], float]]:
+        """lfa (yaw, pitch, roll) and confidence of each crop (mirror-averaged unless ``mirror`` is False)."""
+        mirror = self.mirror_average if mirror is None else mirror and self.mirror_average
+        if mirror:
             crops = crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops]
-        yaw_l, pitch_l, roll_l = (t.cpu() for t in self.net(preprocess(crops).to(self.device)))
+        yaw_l, pitch_l, roll_l = self.net(preprocess(crops))
         yaw = expected_angle(yaw_l, YAW_OFFSET)
         pitch, roll = expected_angle(pitch_l, PR_OFFSET), expected_angle(roll_l, PR_OFFSET)
         conf = yaw_confidence(yaw_l, yaw)
-        if self.mirror_average:
+        if mirror:
             n = len(crops) // 2
             yaw, roll = (yaw[:n] - yaw[n:]) / 2, (roll[:n] - roll[n:]) / 2
             pitch, conf = (pitch[:n] + pitch[n:]) / 2, (conf[:n] + conf[n:]) / 2
@@ -98,18 +99,34 @@ class WHENetPose:
         if abs(first) < 2 * self.derotate_tolerance:
             return angles, conf
         plain = angles, conf
-        (angles, conf), = self._read([rotated_crop(image, box, first)])
+        (angles, conf), = self._read([rotated_crop(image, box, first)], self.derotate_mirror)
         gain = (first - angles[2]) / first  # WHENet's roll per degree of rotation (~2 at profiles)
         if not 0.5 <= gain <= 4.0:  # not a roll response to invert: keep the plain reading
             return plain
         roll = first / gain
         for _ in range(self.derotate_max_reads - 1):
-            (angles, conf), = self._read([rotated_crop(image, box, roll)])
+            (angles, conf), = self._read([rotated_crop(image, box, roll)], self.derotate_mirror)
             step = angles[2] / gain
             roll += step
             if abs(step) < self.derotate_tolerance:
                 break
         return (angles[0], angles[1], roll), conf
+
+
+def _torch_runner(model_path: Path, device: str) -> Callable[[np.ndarray], tuple[np.ndarray, ...]]:
+    """The PyTorch WHENet as a numpy-in, numpy-out function (the runtime for accelerators)."""
+    import torch
+
+    from lfa.face.nets.whenet import load_whenet
+
+    net, dev = load_whenet(model_path).to(device), torch.device(device)
+
+    @torch.inference_mode()
+    def run(x: np.ndarray) -> tuple[np.ndarray, ...]:
+        batch = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
+        return tuple(t.float().cpu().numpy() for t in net(batch))
+
+    return run
 
 
 def rotated_crop(image: np.ndarray, box: tuple[int, int, int, int], degrees: float) -> np.ndarray:
