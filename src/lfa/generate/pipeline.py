@@ -82,8 +82,23 @@ class IdentityGenerator:
         self.adapter = IdentityAdapter.from_pretrained(self.adapter_path, self.wan.transformer, encoders=self.encoders)
         training = self.adapter_path / TRAINING_META
         self.training = json.loads(training.read_text()) if training.is_file() else {}
-        self.pipe = self.wan.pipeline()
         self._analyzer = analyzer
+        self._ready()
+
+    @classmethod
+    def from_parts(cls, wan: Any, adapter: Any, training: dict[str, Any]) -> IdentityGenerator:
+        """Over models already in memory (a training run's samples): ``wan`` with ``adapter`` attached to its
+        transformer, on the transformer's device; faces come as :class:`FaceFeatures` to :meth:`sample`."""
+        self = cls.__new__(cls)
+        self.base_path, self.adapter_path = Path(wan.path), None
+        self.device = next(wan.transformer.parameters()).device
+        self.cpu_offload, self.wan, self.encoders, self.adapter = False, wan, {}, adapter
+        self.training, self._analyzer = dict(training), None
+        self._ready()
+        return self
+
+    def _ready(self) -> None:
+        self.pipe = self.wan.pipeline()
         self.wan.transformer.to(self.device)
         if not self.cpu_offload:
             self.wan.text_encoder.to(self.device)
@@ -134,14 +149,26 @@ class IdentityGenerator:
                  on_step: Any = None) -> np.ndarray:
         """(F, H, W, 3) uint8 frames; ``images``: the face photo(s) (several: reference views)."""
         options = self.resolve(options)
+        faces = self.faces(images, face_index)
+        references = self._references(images, options) if self.adapter.config.references != "none" else None
+        return self.sample(faces, references, options, on_step=on_step)
+
+    def sample(self, faces: Any, references: torch.Tensor | None, options: GenerateOptions, *,
+               on_step: Any = None) -> np.ndarray:
+        """(F, H, W, 3) uint8 frames from prepared faces (``FaceInputs`` or ``FaceFeatures``) and reference
+        latents (B, z, K, h, w) or None."""
+        options = self.resolve(options)
+        scale = self.adapter.scale
         try:
-            return self._sample(self.faces(images, face_index), images, options, on_step)
+            return self._sample(faces, references, options, on_step)
         except torch.cuda.OutOfMemoryError as exc:
             raise OutOfMemory(f"out of GPU memory at {options.num_frames}x{options.height}x{options.width}",
                               "add --cpu-offload and --vae-tiling, or lower --num-frames/--height/--width") from exc
+        finally:
+            self.adapter.scale = scale
 
     @torch.no_grad()
-    def _sample(self, faces: Any, images: list[np.ndarray], o: GenerateOptions, on_step: Any) -> np.ndarray:
+    def _sample(self, faces: Any, references: torch.Tensor | None, o: GenerateOptions, on_step: Any) -> np.ndarray:
         pipe, transformer, device = self.pipe, self.wan.transformer, self.device
         length = int(self.training.get("max_sequence_length", 512))
         text_device = torch.device("cpu") if self.cpu_offload else device
@@ -157,12 +184,12 @@ class IdentityGenerator:
         z = transformer.config.in_channels
         latents = pipe.prepare_latents(1, z, o.height, o.width, o.num_frames, torch.float32, torch.device("cpu"),
                                        generator).to(device)
-        features = references = None
+        features = None
         self.adapter.scale = o.id_scale
         if self.adapter.config.has_face_path:
-            features = self.adapter.encode_faces(faces).to(device)
-        if self.adapter.config.references != "none":
-            references = self._references(images, o).to(device)
+            features = self.adapter.features(faces).to(device)
+        if references is not None:
+            references = references.to(device)
         scheduler = pipe.scheduler
         scheduler.set_timesteps(o.steps, device=device)
         three = o.id_guidance_scale != o.guidance_scale
