@@ -138,7 +138,7 @@ def test_samples_have_cross_pose_references_and_the_cache_resumes(tiny_base, tin
     assert done.count(True) == 1 and sorted(after) == sorted(before)
     assert all(torch.equal(after[k], before[k]) for k in before)  # the same tensors again
     mask = after["face_mask"]
-    assert mask.shape == (2, 4, 4) and 0 < float(mask.mean()) < 1 and float(mask.max()) == 1.0  # a face, not all
+    assert mask.shape == (2, 4, 4) and 0 < float(mask.mean()) < 0.5 < float(mask.max())  # a face, not everywhere
 
 
 def test_face_region_weights_on_the_latent_grid():
@@ -342,3 +342,44 @@ def test_generate_spec_then_bench(tiny_base, trained, face_photo, tmp_path):
     scored = runner.invoke(app, ["bench", "--spec", str(spec), "--videos", f"tiny={videos}", "--out",
                                  str(tmp_path / "bench")])
     assert scored.exit_code == 0, scored.output
+
+
+def test_i2v_base_trains_and_generates(tiny_base, tiny_run, trained, face_photo, analyzer, tmp_path, torch_one_thread):
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from lfa.cli import app
+    from lfa.generate.pipeline import GenerateOptions, IdentityGenerator
+    from lfa.media import read_image
+    from lfa.train.base import load_base
+    from lfa.train.trainer import train
+
+    base = tmp_path / "wan-i2v"
+    done = CliRunner().invoke(app, ["model", "init", "--preset", "tiny-i2v", "--out", str(base)])
+    assert done.exit_code == 0, done.output
+    wan = load_base(base)
+    assert wan.i2v and type(wan.pipeline()).__name__ == "WanImageToVideoPipeline"
+    assert wan.transformer.config.in_channels == 2 * 4 + 4 and wan.image_encoder is not None
+    with pytest.raises(ConfigError, match="512 text tokens"):
+        train(base, tiny_run, tmp_path / "bad", load_config(wan.train_defaults, sets=["max_sequence_length=16"]))
+    out = tmp_path / "train"
+    config = load_config(wan.train_defaults, sets=["max_steps=2", "val_every=1", "checkpoint_every=100",
+                                                   "lora_rank=4", "sample_every=2", "sample_steps=1"])
+    train(base, tiny_run, out, config)
+    shard = load_file(next((out / "cache").glob("*/*.safetensors")))
+    condition = shard["condition"]  # frame mask (4) + first-frame latents (z = 4), 2 latent frames of 4x4
+    assert condition.shape == (8, 2, 4, 4) and shard["image_embeds"].shape == (17, 8)
+    assert bool((condition[:4, 0] == 1).all()) and bool((condition[:4, 1] == 0).all())
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == [0, 1, 2] and all(np.isfinite(r["val_loss"]) for r in rows)
+    assert (out / "samples" / "step-2.mp4").is_file()
+    image = read_image(face_photo)
+    options = dict(prompt="a woman turns her head", steps=2, seed=1)
+    generator = IdentityGenerator(base, out / "adapter", analyzer=analyzer)
+    frames = generator([image], GenerateOptions(**options))
+    assert frames.shape == (5, 32, 32, 3)
+    other = generator([image], GenerateOptions(**options), first_frame=np.full_like(image, 255))
+    assert not np.array_equal(frames, other)  # the first frame conditions the video
+    t2v = IdentityGenerator(tiny_base, trained / "adapter", analyzer=analyzer)
+    with pytest.raises(ConfigError, match="needs an image-to-video base"):
+        t2v([image], GenerateOptions(**options), first_frame=image)

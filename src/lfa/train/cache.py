@@ -6,7 +6,9 @@
 - ``text`` (n, D): the caption's text-encoder embeddings, real tokens only (zero-padded at load);
 - ``face.<expert>`` (K, N, D) and ``face_angles`` (K, 3): the frozen experts' tokens of the K reference faces;
 - ``references`` (z, K, h, w): the reference frames' latents at the video's size (Mv²ID);
-- ``face_mask`` (F', h, w): the main track's face boxes on the latent grid (:mod:`lfa.train.regions`).
+- ``face_mask`` (F', h, w): the main track's face boxes on the latent grid (:mod:`lfa.train.regions`);
+- image-to-video bases: ``condition`` (4 + z, F', h, w) and ``image_embeds`` (N, D) of the window's first
+  frame (:mod:`lfa.train.first_frame`).
 
 ``cache_id`` hashes the base directory, the encoder spec and every data setting a tensor depends on, so a
 cache made with another model is never read. A shard is written atomically; a killed run redoes only the
@@ -97,8 +99,13 @@ class Encoders:
 
         h, w = sample.bucket
         frames = window_frames(sample)
-        video = _to_tensor([fit_to_bucket(f, h, w) for f in frames])
+        fitted = [fit_to_bucket(f, h, w) for f in frames]
+        video = _to_tensor(fitted)
         tensors = {"latents": encode_video(self.pipeline.vae, video[None])[0].float().contiguous()}
+        if type(self.pipeline).__name__ == "WanImageToVideoPipeline":
+            from lfa.train.first_frame import first_frame_condition
+
+            tensors.update(first_frame_condition(self.pipeline, fitted[0], sample.num_frames))
         tensors["face_mask"] = face_mask(sample.boxes, frames[0].shape[:2], sample.bucket).contiguous()
         tensors["text"] = self.text(sample.caption)
         by_time = reference_frames(sample)

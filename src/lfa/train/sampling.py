@@ -2,7 +2,7 @@
 
 Each sample runs the generation pipeline (:class:`lfa.generate.pipeline.IdentityGenerator`) over the
 weights being trained (the EMA weights when EMA is on), with the first validation sample's cached face
-features, reference latents and caption, at its bucket and the training length, with the seed of the
+features, reference latents, caption (and, on an I2V base, first-frame condition), at its bucket and the training length, with the seed of the
 run: the videos of a run differ only by the weights. The training RNG streams are left as they were.
 """
 
@@ -51,6 +51,7 @@ class SampleVideos:
         faces = FaceFeatures({name: shard[f"face.{name}"][:1] for name in adapter.config.experts},
                              shard["face_angles"][:1]) if adapter.config.experts else None
         references = shard["references"][None] if adapter.config.references != "none" else None
+        condition = {k: shard[k] for k in ("condition", "image_embeds") if k in shard} or None  # I2V bases
         generator = self.generator()
         training = self.module.training
         self.module.eval()
@@ -58,7 +59,7 @@ class SampleVideos:
             ema.swap()
         try:
             with torch.random.fork_rng(devices=[]):
-                frames = generator.sample(faces, references, options)
+                frames = generator.sample(faces, references, options, condition=condition)
         finally:
             if ema is not None:
                 ema.swap()

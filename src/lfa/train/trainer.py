@@ -52,17 +52,18 @@ def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, 
                   on_sample: Callable[[Sample, bool], None] | None = None) -> tuple[list[Sample], Path, str, dict]:
     """Samples, the cache folder (every shard present afterwards), its id and the encoder spec."""
     from lfa.registry.directories import directory_hash
-    from lfa.train.base import check_base, load_base
+    from lfa.train.base import check_base, check_text_length, load_base
     from lfa.train.encoders import build_encoders, encoder_spec
 
     base = check_base(base)
+    check_text_length(base, config.max_sequence_length)
     samples = build_samples(data, config, extract_to=out / "cache" / "clips")
     spec, root = encoder_spec(base, encoders_file)
     cid = cache_id(directory_hash(base), spec.to_json(), config)
     folder = out / "cache" / cid
 
     def load() -> Encoders:
-        wan = load_base(base, parts=("vae", "text_encoder", "tokenizer"))
+        wan = load_base(base, parts=("vae", "text_encoder", "tokenizer", "image_encoder"))
         experts = tuple(name for name in ("identity", "semantic", "detail") if getattr(spec, name) is not None)
         return Encoders(wan.pipeline(), build_encoders(spec, root, wan.vae, experts), config)
 
@@ -134,13 +135,16 @@ class _Data:
                     alignment = (a, b)
         if cfg.references != "none":
             references = torch.stack([s["references"] for s in shards])
+        condition = torch.stack([s["condition"] for s in shards]) if "condition" in shards[0] else None
+        image_embeds = torch.stack([s["image_embeds"] for s in shards]) if "image_embeds" in shards[0] else None
         weights = None
         if train and self.config.face_loss_weight != 1.0:
             weights = loss_weights(torch.stack([s["face_mask"] for s in shards])[:, None], self.config.face_loss_weight)
         return TrainingBatch(latents, text, faces=faces, references=references, alignment=alignment,
                              noise=torch.stack(noise), sigmas=torch.stack(sigmas),
                              face_keep=torch.tensor(face_keep) if train else None,
-                             reference_keep=torch.tensor(ref_keep) if train else None, loss_weights=weights)
+                             reference_keep=torch.tensor(ref_keep) if train else None, loss_weights=weights,
+                             condition=condition, image_embeds=image_embeds)
 
 
 def _accelerator(config: TrainConfig):
