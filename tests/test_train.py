@@ -114,6 +114,31 @@ def test_config_keys_and_bad_input(tiny_base, tmp_path):
         build_samples(tmp_path, config)
 
 
+def test_shipped_accelerate_configs_are_valid(monkeypatch):
+    """docs/accelerate/*.yaml read by this accelerate's `accelerate launch`; the FSDP one builds its plugin."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser, prepare_multi_gpu_env
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from diffusers.models.transformers import transformer_wan
+
+    folder = Path(__file__).resolve().parents[1] / "docs" / "accelerate"
+    envs = {}
+    for name in ("ddp", "fsdp"):
+        args = launch_command_parser().parse_args(["--config_file", str(folder / f"{name}.yaml"), "-m", "lfa", "train"])
+        args, _, _ = _validate_launch_command(args)
+        envs[name] = prepare_multi_gpu_env(args)
+    assert envs["ddp"]["ACCELERATE_MIXED_PRECISION"] == "bf16" and "ACCELERATE_USE_FSDP" not in envs["ddp"]
+    env = envs["fsdp"]
+    assert env["ACCELERATE_USE_FSDP"] == "true" and hasattr(transformer_wan, env["FSDP_TRANSFORMER_CLS_TO_WRAP"])
+    for key, value in env.items():
+        if key.startswith("FSDP_"):
+            monkeypatch.setenv(key, value)
+    for key in ("FSDP_SYNC_MODULE_STATES", "FSDP_CPU_RAM_EFFICIENT_LOADING"):  # accelerate refuses them on CPU
+        monkeypatch.setenv(key, "false")
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.transformer_cls_names_to_wrap == ["WanTransformerBlock"] and plugin.use_orig_params
+    assert plugin.sharding_strategy.name == "FULL_SHARD" and plugin.state_dict_type.name == "SHARDED_STATE_DICT"
+
+
 def test_samples_have_cross_pose_references_and_the_cache_resumes(tiny_base, tiny_run, trained):
     from safetensors.torch import load_file
 
