@@ -226,7 +226,8 @@ def test_thirty_steps_lower_the_validation_loss(trained):
     board = scalars(trained)
     assert sorted(board["loss"]) == list(range(1, 31))
     assert all(board["loss"][r["step"]] == pytest.approx(r["loss"], rel=1e-6) for r in rows[1:])
-    assert {s: pytest.approx(v, rel=1e-6) for s, v in board["val_loss"].items()} == {r["step"]: r["val_loss"] for r in val}
+    want_val = {r["step"]: r["val_loss"] for r in val}
+    assert {s: pytest.approx(v, rel=1e-6) for s, v in board["val_loss"].items()} == want_val
     assert board["lr/lora"][30] == pytest.approx(1e-3) and len(board["steps_per_s"]) == 30
 
 

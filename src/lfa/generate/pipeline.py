@@ -193,7 +193,9 @@ class IdentityGenerator:
         from lfa.train.base import I2V_TEXT_LEN
 
         pipe, transformer, device = self.pipe, self.wan.transformer, self.device
-        length = I2V_TEXT_LEN if self.wan.image_encoder is not None else int(self.training.get("max_sequence_length", 512))
+        length = int(self.training.get("max_sequence_length", 512))
+        if self.wan.image_encoder is not None:
+            length = I2V_TEXT_LEN  # Wan's I2V attention reads the last 512 context tokens as text
         text_device = torch.device("cpu") if self.cpu_offload else device
         if self.cpu_offload:
             self.wan.text_encoder.to(device)

@@ -201,8 +201,8 @@ def load_base(path: str | os.PathLike[str], *, dtype: Any = None, parts: tuple[s
         if clip and "image_encoder" in wanted:
             from transformers import CLIPImageProcessorPil, CLIPVisionModel
 
-            loaded["image_encoder"] = CLIPVisionModel.from_pretrained(folder / "image_encoder", torch_dtype=torch.float32,
-                                                                      local_files_only=True)
+            loaded["image_encoder"] = CLIPVisionModel.from_pretrained(
+                folder / "image_encoder", torch_dtype=torch.float32, local_files_only=True)
             loaded["image_processor"] = CLIPImageProcessorPil.from_pretrained(folder / "image_processor",
                                                                               local_files_only=True)
         if "transformer" in wanted:

@@ -2,8 +2,9 @@
 
 Each sample runs the generation pipeline (:class:`lfa.generate.pipeline.IdentityGenerator`) over the
 weights being trained (the EMA weights when EMA is on), with the first validation sample's cached face
-features, reference latents, caption (and, on an I2V base, first-frame condition), at its bucket and the training length, with the seed of the
-run: the videos of a run differ only by the weights. The training RNG streams are left as they were.
+features, reference latents, caption (and, on an I2V base, first-frame condition), at its bucket and the
+training length, with the seed of the run: the videos of a run differ only by the weights. The training
+RNG streams are left as they were.
 """
 
 from __future__ import annotations
