@@ -92,11 +92,13 @@ class IdentityGenerator:
     @classmethod
     def from_parts(cls, wan: Any, adapter: Any, training: dict[str, Any]) -> IdentityGenerator:
         """Over models already in memory (a training run's samples): ``wan`` with ``adapter`` attached to its
-        transformer, on the transformer's device; faces come as :class:`FaceFeatures` to :meth:`sample`."""
+        transformer, on the transformer's device (text encoder and VAE visit the GPU only while they run);
+        faces come as :class:`FaceFeatures` to :meth:`sample`."""
         self = cls.__new__(cls)
         self.base_path, self.adapter_path = Path(wan.path), None
         self.device = next(wan.transformer.parameters()).device
-        self.cpu_offload, self.wan, self.encoders, self.adapter = False, wan, {}, adapter
+        self.cpu_offload = self.device.type != "cpu"
+        self.wan, self.encoders, self.adapter = wan, {}, adapter
         self.training, self._analyzer = dict(training), None
         self._ready()
         return self

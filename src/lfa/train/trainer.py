@@ -294,7 +294,8 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             _append(out / METRICS, record)
             scalars.write(record, group_learning_rates(optimizer))
         if videos is not None and step % config.sample_every == 0:
-            videos(step, ema)
+            with accelerator.autocast():
+                videos(step, ema)
         if step % config.checkpoint_every == 0 or step == config.max_steps:
             _checkpoint(out, step, order, adapter, optimizer, scheduler, ema, accelerator, config, cid)
         if progress and main:
