@@ -25,12 +25,21 @@ from lfa.errors import ConfigError, ModelLoadError
 from lfa.train.config import load_config
 
 SETTINGS = ["max_steps=30", "val_every=10", "checkpoint_every=15", "learning_rate=1e-3", "lora_rank=4",
-            "ema_decay=0.9"]
+            "ema_decay=0.9", "sample_every=15", "sample_steps=2"]
 CLIP = "large_angle_astronaut.mp4"
 
 
 def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def scalars(out: Path) -> dict[str, dict[int, float]]:
+    """TensorBoard scalars of a run, read back with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
 
 
 def lfa_env() -> dict[str, str]:
@@ -105,6 +114,31 @@ def test_config_keys_and_bad_input(tiny_base, tmp_path):
         build_samples(tmp_path, config)
 
 
+def test_shipped_accelerate_configs_are_valid(monkeypatch):
+    """docs/accelerate/*.yaml read by this accelerate's `accelerate launch`; the FSDP one builds its plugin."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser, prepare_multi_gpu_env
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from diffusers.models.transformers import transformer_wan
+
+    folder = Path(__file__).resolve().parents[1] / "docs" / "accelerate"
+    envs = {}
+    for name in ("ddp", "fsdp"):
+        args = launch_command_parser().parse_args(["--config_file", str(folder / f"{name}.yaml"), "-m", "lfa", "train"])
+        args, _, _ = _validate_launch_command(args)
+        envs[name] = prepare_multi_gpu_env(args)
+    assert envs["ddp"]["ACCELERATE_MIXED_PRECISION"] == "bf16" and "ACCELERATE_USE_FSDP" not in envs["ddp"]
+    env = envs["fsdp"]
+    assert env["ACCELERATE_USE_FSDP"] == "true" and hasattr(transformer_wan, env["FSDP_TRANSFORMER_CLS_TO_WRAP"])
+    for key, value in env.items():
+        if key.startswith("FSDP_"):
+            monkeypatch.setenv(key, value)
+    for key in ("FSDP_SYNC_MODULE_STATES", "FSDP_CPU_RAM_EFFICIENT_LOADING"):  # accelerate refuses them on CPU
+        monkeypatch.setenv(key, "false")
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.transformer_cls_names_to_wrap == ["WanTransformerBlock"] and plugin.use_orig_params
+    assert plugin.sharding_strategy.name == "FULL_SHARD" and plugin.state_dict_type.name == "SHARDED_STATE_DICT"
+
+
 def test_samples_have_cross_pose_references_and_the_cache_resumes(tiny_base, tiny_run, trained):
     from safetensors.torch import load_file
 
@@ -117,6 +151,7 @@ def test_samples_have_cross_pose_references_and_the_cache_resumes(tiny_base, tin
     assert len(samples) >= 4 and not any(done)  # every shard already there
     for s in samples:
         assert (s.num_frames - 1) % 4 == 0 and s.bucket == (32, 32)
+        assert len(s.boxes) == s.num_frames and all(b is not None for b in s.boxes)
         assert s.pose_gap == pytest.approx(abs(s.references[0].yaw - s.window_yaw))
         assert s.pose_gap >= config.yaw_bucket / 2  # the reference sits in another yaw bucket
     victim = folder / f"{samples[1].key}.safetensors"
@@ -127,6 +162,55 @@ def test_samples_have_cross_pose_references_and_the_cache_resumes(tiny_base, tin
     after = load_file(victim)
     assert done.count(True) == 1 and sorted(after) == sorted(before)
     assert all(torch.equal(after[k], before[k]) for k in before)  # the same tensors again
+    mask = after["face_mask"]
+    assert mask.shape == (2, 4, 4) and 0 < float(mask.mean()) < 0.5 < float(mask.max())  # a face, not everywhere
+
+
+def test_face_region_weights_on_the_latent_grid():
+    from lfa.model.training import weighted_mse
+    from lfa.train.regions import face_mask, loss_weights
+
+    # 64x64 source -> 32x32 bucket: a latent cell is 16 source pixels; x0 = 20 covers 3/4 of cell 1
+    mask = face_mask([(20, 0, 48, 32), None, None, None, None], (64, 64), (32, 32))
+    want = torch.zeros(2, 4, 4)
+    want[0, :2, 1], want[0, :2, 2] = 0.75, 1.0
+    assert torch.equal(mask, want)
+    # 64x128 source: centre crop x 32..96; a box on frame 3 lands on latent frame 1 (frames 1-4)
+    wide = face_mask([None, None, None, (48, 0, 80, 32), None], (64, 128), (32, 32))
+    assert float(wide[0].sum()) == 0 and torch.equal(wide[1], (want[0] > 0).float())
+    weights = loss_weights(mask, 3.0)
+    assert float(weights[0, 0, 1]) == 2.5 and float(weights[0, 0, 2]) == 3.0 and float(weights[1].max()) == 1.0
+    gen = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(2, 4, 2, 4, 4, generator=gen), torch.randn(2, 4, 2, 4, 4, generator=gen)
+    ones = torch.ones(2, 1, 2, 4, 4)
+    assert torch.allclose(weighted_mse(pred, target, ones), weighted_mse(pred, target, None))
+    w = torch.stack([weights, torch.ones_like(weights)])[:, None]
+    per = [((w[i] * (pred[i] - target[i]) ** 2).sum() / w[i].expand_as(pred[i]).sum()) for i in range(2)]
+    assert torch.allclose(weighted_mse(pred, target, w), (per[0] + per[1]) / 2)
+
+
+def test_training_data_from_the_export_shards_equals_the_run(tiny_base, tiny_run, tmp_path):
+    from dataclasses import replace
+
+    from lfa.curate.export import export_webdataset
+    from lfa.train.base import load_base
+    from lfa.train.cache import reference_frames, window_frames
+    from lfa.train.data import build_samples
+
+    export = tmp_path / "export"
+    export_webdataset(tiny_run, export)
+    meta = json.loads((export / "export.json").read_text())
+    (export / "export.json").write_text(json.dumps({**meta, "run": str(tmp_path / "gone")}))  # shards only
+    config = load_config(load_base(tiny_base, parts=()).train_defaults, sets=SETTINGS)
+    ours = build_samples(export, config, extract_to=tmp_path / "clips")
+    theirs = build_samples(tiny_run, config)
+    assert len(ours) == len(theirs) >= 4 and all(s.source.startswith(str(tmp_path / "clips")) for s in ours)
+    assert [replace(s, source="", offset=0.0) for s in ours] == [replace(s, source="", offset=0.0) for s in theirs]
+    for a, b in ((ours[0], theirs[0]), (ours[-1], theirs[-1])):  # the same frames, re-encoded once:
+        pairs = list(zip(window_frames(a) + reference_frames(a), window_frames(b) + reference_frames(b), strict=True))
+        assert all(x.shape == y.shape for x, y in pairs)
+        error = np.mean([np.abs(x.astype(int) - y).mean() for x, y in pairs])
+        assert error < 1.5, error  # ~0.8 here; a window one source frame off is ~3
 
 
 def test_thirty_steps_lower_the_validation_loss(trained):
@@ -139,6 +223,24 @@ def test_thirty_steps_lower_the_validation_loss(trained):
         assert (trained / name).is_dir(), name
     for name in ("optimizer.pt", "scheduler.pt", "ema.safetensors", "rng-0.pt", "state.json"):
         assert (trained / "checkpoint-15" / name).is_file(), name
+    board = scalars(trained)
+    assert sorted(board["loss"]) == list(range(1, 31))
+    assert all(board["loss"][r["step"]] == pytest.approx(r["loss"], rel=1e-6) for r in rows[1:])
+    want_val = {r["step"]: r["val_loss"] for r in val}
+    assert {s: pytest.approx(v, rel=1e-6) for s, v in board["val_loss"].items()} == want_val
+    assert board["lr/lora"][30] == pytest.approx(1e-3) and len(board["steps_per_s"]) == 30
+
+
+def test_sample_videos_every_k_steps(trained):
+    from lfa.media import read_frames
+
+    videos = {step: read_frames(trained / "samples" / f"step-{step}.mp4") for step in (15, 30)}
+    assert sorted(p.name for p in (trained / "samples").glob("*.mp4")) == ["step-15.mp4", "step-30.mp4"]
+    for step, frames in videos.items():
+        assert len(frames) == 5 and frames[0].image.shape == (32, 32, 3)
+        sidecar = json.loads((trained / "samples" / f"step-{step}.json").read_text())
+        assert sidecar["step"] == step and sidecar["ema"] is True and sidecar["seed"] == 0
+    assert not np.array_equal(videos[15][2].image, videos[30][2].image)  # other weights, same seed and face
 
 
 def test_sigkill_after_step_15_then_resume_gives_the_same_losses(tiny_base, tiny_run, trained, tmp_path,
@@ -168,6 +270,8 @@ def test_sigkill_after_step_15_then_resume_gives_the_same_losses(tiny_base, tiny
     for step in range(16, 31):
         assert got[step]["loss"] == want[step]["loss"], step  # bitwise on CPU
     assert got[30]["val_loss"] == want[30]["val_loss"]
+    board = scalars(out)["loss"]  # TensorBoard drops what the killed run logged after its checkpoint
+    assert sorted(board) == list(range(1, 31)) and board[30] == pytest.approx(want[30]["loss"], rel=1e-6)
 
 
 def test_ddp_two_cpu_processes_equal_one_process(tiny_base, tiny_run, trained, tmp_path, torch_one_thread):
@@ -175,7 +279,7 @@ def test_ddp_two_cpu_processes_equal_one_process(tiny_base, tiny_run, trained, t
     from lfa.train.trainer import train
 
     settings = ["max_steps=2", "batch_size=2", "val_every=100", "checkpoint_every=100", "learning_rate=1e-3",
-                "adapter_preset=mofe"]
+                "adapter_preset=mofe", "face_loss_weight=3", "tensorboard=false"]
     outs = {n: tmp_path / f"ddp{n}" for n in (1, 2)}
     for out in outs.values():
         out.mkdir()
@@ -186,8 +290,8 @@ def test_ddp_two_cpu_processes_equal_one_process(tiny_base, tiny_run, trained, t
     assert done.returncode == 0, done.stderr[-3000:]
     train(tiny_base, tiny_run, outs[1], load_config(load_base(tiny_base, parts=()).train_defaults, sets=settings))
     losses = {n: [r["loss"] for r in metrics(out) if "loss" in r] for n, out in outs.items()}
-    assert len(losses[1]) == 2
-    assert np.allclose(losses[2], losses[1], rtol=1e-5, atol=0), losses
+    assert len(losses[1]) == 2 and not (outs[1] / "tensorboard").exists()
+    assert np.allclose(losses[2], losses[1], rtol=1e-5, atol=0), losses  # face-weighted loss, split or not
 
 
 def test_lora_loads_into_a_diffusers_wan_pipeline(tiny_base, trained, torch_one_thread):
@@ -264,3 +368,44 @@ def test_generate_spec_then_bench(tiny_base, trained, face_photo, tmp_path):
     scored = runner.invoke(app, ["bench", "--spec", str(spec), "--videos", f"tiny={videos}", "--out",
                                  str(tmp_path / "bench")])
     assert scored.exit_code == 0, scored.output
+
+
+def test_i2v_base_trains_and_generates(tiny_base, tiny_run, trained, face_photo, analyzer, tmp_path, torch_one_thread):
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from lfa.cli import app
+    from lfa.generate.pipeline import GenerateOptions, IdentityGenerator
+    from lfa.media import read_image
+    from lfa.train.base import load_base
+    from lfa.train.trainer import train
+
+    base = tmp_path / "wan-i2v"
+    done = CliRunner().invoke(app, ["model", "init", "--preset", "tiny-i2v", "--out", str(base)])
+    assert done.exit_code == 0, done.output
+    wan = load_base(base)
+    assert wan.i2v and type(wan.pipeline()).__name__ == "WanImageToVideoPipeline"
+    assert wan.transformer.config.in_channels == 2 * 4 + 4 and wan.image_encoder is not None
+    with pytest.raises(ConfigError, match="512 text tokens"):
+        train(base, tiny_run, tmp_path / "bad", load_config(wan.train_defaults, sets=["max_sequence_length=16"]))
+    out = tmp_path / "train"
+    config = load_config(wan.train_defaults, sets=["max_steps=2", "val_every=1", "checkpoint_every=100",
+                                                   "lora_rank=4", "sample_every=2", "sample_steps=1"])
+    train(base, tiny_run, out, config)
+    shard = load_file(next((out / "cache").glob("*/*.safetensors")))
+    condition = shard["condition"]  # frame mask (4) + first-frame latents (z = 4), 2 latent frames of 4x4
+    assert condition.shape == (8, 2, 4, 4) and shard["image_embeds"].shape == (17, 8)
+    assert bool((condition[:4, 0] == 1).all()) and bool((condition[:4, 1] == 0).all())
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == [0, 1, 2] and all(np.isfinite(r["val_loss"]) for r in rows)
+    assert (out / "samples" / "step-2.mp4").is_file()
+    image = read_image(face_photo)
+    options = dict(prompt="a woman turns her head", steps=2, seed=1)
+    generator = IdentityGenerator(base, out / "adapter", analyzer=analyzer)
+    frames = generator([image], GenerateOptions(**options))
+    assert frames.shape == (5, 32, 32, 3)
+    other = generator([image], GenerateOptions(**options), first_frame=np.full_like(image, 255))
+    assert not np.array_equal(frames, other)  # the first frame conditions the video
+    t2v = IdentityGenerator(tiny_base, trained / "adapter", analyzer=analyzer)
+    with pytest.raises(ConfigError, match="needs an image-to-video base"):
+        t2v([image], GenerateOptions(**options), first_frame=image)

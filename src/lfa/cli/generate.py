@@ -16,6 +16,8 @@ def generate(
     base: Path = typer.Option(..., "--base", help="Wan diffusers directory (or a name from `lfa models add`)."),
     adapter: Path = typer.Option(..., "--adapter", help="The adapter/ folder `lfa train` wrote."),
     face: list[Path] = typer.Option(None, "--face", help="Face photo; repeat for several reference views."),
+    image: Path = typer.Option(None, "--image", help="First frame, for an image-to-video base "
+                                                     "(default: the first --face photo)."),
     prompt: str = typer.Option("", "--prompt", help="What happens in the video."),
     out_path: Path = typer.Option(..., "--out", help="FILE.mp4, or a folder with --spec."),
     spec: Path = typer.Option(None, "--spec", help="Benchmark spec JSONL: one video per item into --out."),
@@ -66,7 +68,9 @@ def generate(
             return
         task = bar.add_task("denoise", total=steps)
         frames = generator([read_image(p) for p in face], options, face_index=face_index,
-                           on_step=lambda i, n: bar.update(task, completed=i))
-        write_result(frames, out_path, options, {**extra, "faces": [str(p) for p in face]})
+                           on_step=lambda i, n: bar.update(task, completed=i),
+                           first_frame=None if image is None else read_image(image))
+        write_result(frames, out_path, options, {**extra, "faces": [str(p) for p in face],
+                                                 "image": None if image is None else str(image)})
     out.print(f"[green]wrote[/] {out_path} ({frames.shape[0]} frames, {frames.shape[2]}x{frames.shape[1]})",
               highlight=False)

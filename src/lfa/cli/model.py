@@ -67,14 +67,15 @@ def describe(
 
 @app.command("init")
 def init(
-    preset: str = typer.Option("tiny", help="What to write: tiny (random weights, for tests and laptops)."),
+    preset: str = typer.Option("tiny", help="What to write: tiny (T2V) or tiny-i2v (image-to-video); random "
+                                             "weights, for tests and laptops."),
     out_dir: Path = typer.Option(..., "--out", help="A new folder for the diffusers-format Wan base."),
     seed: int = typer.Option(0, help="Seed of the random weights."),
 ) -> None:
-    """Write a complete diffusers-format Wan T2V base with random weights and tiny face encoders."""
+    """Write a complete diffusers-format Wan T2V (or I2V) base with random weights and tiny face encoders."""
     from lfa.train.base import BASE_PRESETS, init_tiny_base
 
     if preset not in BASE_PRESETS:
         raise ConfigError(f"unknown base preset {preset!r}", f"use one of: {', '.join(BASE_PRESETS)}")
-    folder = init_tiny_base(out_dir, seed=seed)
+    folder = init_tiny_base(out_dir, seed=seed, i2v=preset == "tiny-i2v")
     out.print(f"[green]wrote[/] {preset} Wan base (random weights) → {folder}", highlight=False)

@@ -8,6 +8,10 @@ Three branches per denoising step, as Lynx does: unconditional (negative prompt,
 With ``id_guidance_scale == guidance_scale`` this is ordinary classifier-free guidance on the text +
 identity branch (two branches, the text-only one is skipped). Faces are detected, aligned and their
 angles measured with lfa's own perception (:class:`lfa.face.FaceAnalyzer`).
+
+An image-to-video base (Wan2.1 I2V) also takes a first frame (``first_frame``, default: the first face
+photo), fitted to the video's size (centre crop + resize) and turned into Wan's first-frame condition
+and CLIP image tokens (:mod:`lfa.train.first_frame`), which every branch sees.
 """
 
 from __future__ import annotations
@@ -82,12 +86,31 @@ class IdentityGenerator:
         self.adapter = IdentityAdapter.from_pretrained(self.adapter_path, self.wan.transformer, encoders=self.encoders)
         training = self.adapter_path / TRAINING_META
         self.training = json.loads(training.read_text()) if training.is_file() else {}
-        self.pipe = self.wan.pipeline()
         self._analyzer = analyzer
+        self._ready()
+
+    @classmethod
+    def from_parts(cls, wan: Any, adapter: Any, training: dict[str, Any]) -> IdentityGenerator:
+        """Over models already in memory (a training run's samples): ``wan`` with ``adapter`` attached to its
+        transformer, on the transformer's device (text encoder and VAE visit the GPU only while they run);
+        faces come as :class:`FaceFeatures` to :meth:`sample`."""
+        self = cls.__new__(cls)
+        self.base_path, self.adapter_path = Path(wan.path), None
+        self.device = next(wan.transformer.parameters()).device
+        self.cpu_offload = self.device.type != "cpu"
+        self.wan, self.encoders, self.adapter = wan, {}, adapter
+        self.training, self._analyzer = dict(training), None
+        self._ready()
+        return self
+
+    def _ready(self) -> None:
+        self.pipe = self.wan.pipeline()
         self.wan.transformer.to(self.device)
         if not self.cpu_offload:
             self.wan.text_encoder.to(self.device)
             self.wan.vae.to(self.device)
+            if self.wan.image_encoder is not None:
+                self.wan.image_encoder.to(self.device)
 
     @property
     def analyzer(self):
@@ -131,19 +154,50 @@ class IdentityGenerator:
         return options
 
     def __call__(self, images: list[np.ndarray], options: GenerateOptions, *, face_index: int | None = None,
-                 on_step: Any = None) -> np.ndarray:
-        """(F, H, W, 3) uint8 frames; ``images``: the face photo(s) (several: reference views)."""
+                 on_step: Any = None, first_frame: np.ndarray | None = None) -> np.ndarray:
+        """(F, H, W, 3) uint8 frames; ``images``: the face photo(s) (several: reference views);
+        ``first_frame``: an I2V base's first frame (default: the first face photo)."""
         options = self.resolve(options)
+        if first_frame is not None and not self.wan.i2v:
+            raise ConfigError("a first frame (--image) needs an image-to-video base",
+                              "pass a Wan I2V base, or leave --image out")
+        faces = self.faces(images, face_index)
+        references = self._references(images, options) if self.adapter.config.references != "none" else None
+        condition = None
+        if self.wan.i2v:
+            from lfa.train.cache import fit_to_bucket
+            from lfa.train.first_frame import first_frame_condition
+
+            frame = fit_to_bucket(images[0] if first_frame is None else first_frame, options.height, options.width)
+            condition = first_frame_condition(self.pipe, frame, options.num_frames)
+        return self.sample(faces, references, options, on_step=on_step, condition=condition)
+
+    def sample(self, faces: Any, references: torch.Tensor | None, options: GenerateOptions, *,
+               on_step: Any = None, condition: dict[str, torch.Tensor] | None = None) -> np.ndarray:
+        """(F, H, W, 3) uint8 frames from prepared faces (``FaceInputs`` or ``FaceFeatures``), reference
+        latents (B, z, K, h, w) or None and, for an I2V base, the first-frame ``condition`` (unbatched
+        ``condition`` and ``image_embeds`` of :func:`lfa.train.first_frame.first_frame_condition`)."""
+        options = self.resolve(options)
+        if self.wan.i2v and condition is None:
+            raise ConfigError("an image-to-video base needs a first-frame condition", "pass a first frame")
+        scale = self.adapter.scale
         try:
-            return self._sample(self.faces(images, face_index), images, options, on_step)
+            return self._sample(faces, references, options, on_step, condition or {})
         except torch.cuda.OutOfMemoryError as exc:
             raise OutOfMemory(f"out of GPU memory at {options.num_frames}x{options.height}x{options.width}",
                               "add --cpu-offload and --vae-tiling, or lower --num-frames/--height/--width") from exc
+        finally:
+            self.adapter.scale = scale
 
     @torch.no_grad()
-    def _sample(self, faces: Any, images: list[np.ndarray], o: GenerateOptions, on_step: Any) -> np.ndarray:
+    def _sample(self, faces: Any, references: torch.Tensor | None, o: GenerateOptions, on_step: Any,
+                condition: dict[str, torch.Tensor]) -> np.ndarray:
+        from lfa.train.base import I2V_TEXT_LEN
+
         pipe, transformer, device = self.pipe, self.wan.transformer, self.device
         length = int(self.training.get("max_sequence_length", 512))
+        if self.wan.image_encoder is not None:
+            length = I2V_TEXT_LEN  # Wan's I2V attention reads the last 512 context tokens as text
         text_device = torch.device("cpu") if self.cpu_offload else device
         if self.cpu_offload:
             self.wan.text_encoder.to(device)
@@ -154,15 +208,18 @@ class IdentityGenerator:
         dtype = next(transformer.parameters()).dtype
         positive, negative = positive.to(device, dtype), negative.to(device, dtype)
         generator = torch.Generator("cpu").manual_seed(o.seed)
-        z = transformer.config.in_channels
-        latents = pipe.prepare_latents(1, z, o.height, o.width, o.num_frames, torch.float32, torch.device("cpu"),
-                                       generator).to(device)
-        features = references = None
+        shape = (1, self.wan.vae.config.z_dim, (o.num_frames - 1) // 4 + 1, o.height // 8, o.width // 8)
+        latents = torch.randn(shape, generator=generator).to(device)  # as the Wan pipelines draw them
+        cond = condition.get("condition")
+        cond = None if cond is None else cond[None].to(device, dtype)
+        image = condition.get("image_embeds")
+        image = None if image is None else image[None].to(device, dtype)
+        features = None
         self.adapter.scale = o.id_scale
         if self.adapter.config.has_face_path:
-            features = self.adapter.encode_faces(faces).to(device)
-        if self.adapter.config.references != "none":
-            references = self._references(images, o).to(device)
+            features = self.adapter.features(faces).to(device)
+        if references is not None:
+            references = references.to(device)
         scheduler = pipe.scheduler
         scheduler.set_timesteps(o.steps, device=device)
         three = o.id_guidance_scale != o.guidance_scale
@@ -171,7 +228,9 @@ class IdentityGenerator:
             ts = t.expand(1).to(device)
 
             def run(text: torch.Tensor) -> torch.Tensor:
-                return transformer(hidden_states=x, timestep=ts, encoder_hidden_states=text, return_dict=False)[0]
+                inputs = x if cond is None else torch.cat([x, cond], dim=1)
+                return transformer(hidden_states=inputs, timestep=ts, encoder_hidden_states=text,
+                                   encoder_hidden_states_image=image, return_dict=False)[0]
 
             v_uncond = run(negative).float()
             with self.adapter.conditioning(faces=features, references=references, text=positive):

@@ -40,6 +40,9 @@ class TrainingBatch:
     ``noise`` / ``sigmas``: fixed noise and noise levels (evaluation, tests); drawn when absent.
     ``face_keep`` / ``reference_keep`` (B,) bool: the training dropout drawn by the caller (a trainer that
     draws per sample, whatever the split over processes); drawn here when absent.
+    ``loss_weights`` (B, 1, F, h, w): per-cell weights of the flow loss (e.g. higher on faces); each
+    sample's squared error is averaged with its weights, then samples are averaged (so the loss does not
+    depend on how a batch is split over processes).
     """
 
     latents: torch.Tensor
@@ -54,6 +57,16 @@ class TrainingBatch:
     sigmas: torch.Tensor | None = None
     face_keep: torch.Tensor | None = None
     reference_keep: torch.Tensor | None = None
+    loss_weights: torch.Tensor | None = None
+
+
+def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """MSE; with ``weights`` (broadcast to the prediction) a weighted mean per sample, then the mean over samples."""
+    if weights is None:
+        return F.mse_loss(prediction.float(), target.float())
+    squared = (prediction.float() - target.float()) ** 2
+    w = weights.to(squared.device, squared.dtype).expand_as(squared)
+    return ((w * squared).flatten(1).sum(1) / w.flatten(1).sum(1)).mean()
 
 
 @dataclass
@@ -101,7 +114,7 @@ class IdentityTrainingModule(nn.Module):
                            encoder_hidden_states_image=None if batch.image_embeds is None
                            else batch.image_embeds.to(device, dtype))
         target = flow_target(latents, noise)
-        losses = {"flow": F.mse_loss(out.sample.float(), target.float())}
+        losses = {"flow": weighted_mse(out.sample, target, batch.loss_weights)}
         total = losses["flow"]
         if batch.alignment is not None and self.adapter.aligner is not None:
             losses["alignment"] = self.adapter.identity_alignment_loss(*batch.alignment)

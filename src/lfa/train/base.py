@@ -1,7 +1,9 @@
-"""Wan base directories: ``lfa model init --preset tiny`` writes one; :func:`load_base` reads any.
+"""Wan base directories: ``lfa model init --preset tiny|tiny-i2v`` writes one; :func:`load_base` reads any.
 
 A base is a diffusers-format Wan text-to-video folder (``model_index.json``, ``transformer/``,
-``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``) plus ``lfa_encoders.json``, which says
+``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``) or Wan2.1 image-to-video folder (the same
+plus ``image_encoder/`` and ``image_processor/``: CLIP tokens of the first frame, and a transformer
+whose input carries the first-frame condition channels), plus ``lfa_encoders.json``, which says
 where the face experts come from (see :mod:`lfa.train.encoders`). Real bases (Wan2.1/2.2
 directories) are user-supplied: add ``lfa_encoders.json`` next to their ``model_index.json`` or
 pass ``--encoders FILE``. Nothing downloads: every loader runs with ``local_files_only``.
@@ -17,16 +19,18 @@ from typing import Any
 
 from lfa.errors import ConfigError, ModelLoadError
 
-BASE_PRESETS = ("tiny",)
+BASE_PRESETS = ("tiny", "tiny-i2v")
+PIPELINES = ("WanPipeline", "WanImageToVideoPipeline")
 MODEL_INDEX = "model_index.json"
+I2V_TEXT_LEN = 512
 _WORDS = ("a person face turns left right up down looks at the camera smiles talks walks portrait woman man "
           "video of with in on the light dark background head profile view frontal speaks says hello")
 
 
-def tiny_transformer_config(text_dim: int, z_dim: int) -> dict[str, Any]:
+def tiny_transformer_config(text_dim: int, z_dim: int, *, i2v: bool = False) -> dict[str, Any]:
     from lfa.model.toy import toy_backbone_config
 
-    return toy_backbone_config(latent_channels=z_dim, text_dim=text_dim)
+    return toy_backbone_config(latent_channels=z_dim, text_dim=text_dim, i2v=i2v)
 
 
 def _tiny_tokenizer():
@@ -46,8 +50,9 @@ def _tiny_tokenizer():
                                    model_max_length=512)
 
 
-def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0) -> Path:
-    """Write a complete, randomly initialised, tiny Wan T2V base to ``out`` (seconds on a CPU)."""
+def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0, i2v: bool = False) -> Path:
+    """Write a complete, randomly initialised, tiny Wan T2V (or, ``i2v``, Wan2.1-style I2V) base to ``out``
+    (seconds on a CPU)."""
     import torch
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
     from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
@@ -66,27 +71,42 @@ def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0) -> Path:
                                                num_layers=1, d_ff=32, relative_attention_num_buckets=8))
     vae = AutoencoderKLWan(base_dim=8, z_dim=z_dim, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim)
-    transformer = WanTransformer3DModel.from_config(tiny_transformer_config(text_dim, z_dim))
+    transformer = WanTransformer3DModel.from_config(tiny_transformer_config(text_dim, z_dim, i2v=i2v))
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
-    for name, part in (("tokenizer", tokenizer), ("text_encoder", text_encoder), ("vae", vae),
-                       ("transformer", transformer), ("scheduler", scheduler)):
+    parts: list[tuple[str, Any]] = [("tokenizer", tokenizer), ("text_encoder", text_encoder), ("vae", vae),
+                                    ("transformer", transformer), ("scheduler", scheduler)]
+    if i2v:
+        from transformers import CLIPImageProcessorPil
+
+        image_dim = transformer.config.image_dim  # the width of the CLIP tokens the transformer reads
+        parts += [("image_encoder", CLIPVisionModel(CLIPVisionConfig(
+            hidden_size=image_dim, intermediate_size=2 * image_dim, num_hidden_layers=2, num_attention_heads=2,
+            image_size=32, patch_size=8))),
+                  ("image_processor", CLIPImageProcessorPil(size={"shortest_edge": 32},
+                                                            crop_size={"height": 32, "width": 32}))]
+    for name, part in parts:
         part.save_pretrained(folder / name)
     semantic = CLIPVisionModel(CLIPVisionConfig(hidden_size=12, intermediate_size=24, num_hidden_layers=2,
                                                 num_attention_heads=2, image_size=32, patch_size=8))
     semantic.save_pretrained(folder / "lfa_encoders" / "semantic")
-    index = {"_class_name": "WanPipeline", "_diffusers_version": _diffusers_version(),
+    index = {"_class_name": PIPELINES[i2v], "_diffusers_version": _diffusers_version(),
              "tokenizer": ["transformers", type(tokenizer).__name__],
              "text_encoder": ["transformers", "UMT5EncoderModel"], "vae": ["diffusers", "AutoencoderKLWan"],
              "transformer": ["diffusers", "WanTransformer3DModel"],
              "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"]}
+    if i2v:
+        index.update(image_encoder=["transformers", "CLIPVisionModel"],
+                     image_processor=["transformers", "CLIPImageProcessor"])
     (folder / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
     spec = EncoderSpec(identity={"kind": "registry", "backend": "dlib"},
                        semantic={"kind": "vision_tower", "path": "lfa_encoders/semantic"},
                        detail={"kind": "vae", "size": 32, "patch": 2})
     (folder / ENCODERS_FILE).write_text(spec.to_json())
     (folder / "lfa_base.json").write_text(json.dumps(
-        {"preset": "tiny", "train_defaults": {"height": 32, "width": 32, "num_frames": 5, "fps": 8.0,
-                                              "max_sequence_length": 16}}, indent=2) + "\n")
+        {"preset": "tiny-i2v" if i2v else "tiny",
+         "train_defaults": {"height": 32, "width": 32, "num_frames": 5, "fps": 8.0,
+                            # Wan's I2V attention takes the last 512 context tokens as text
+                            "max_sequence_length": I2V_TEXT_LEN if i2v else 16}}, indent=2) + "\n")
     return folder
 
 
@@ -116,11 +136,18 @@ class WanBase:
     tokenizer: Any
     scheduler: Any
     train_defaults: dict[str, Any]
+    i2v: bool = False  # an image-to-video base: first-frame condition channels (+ CLIP image tokens)
+    image_encoder: Any = None
+    image_processor: Any = None
 
     def pipeline(self):
-        """A diffusers ``WanPipeline`` over these components (encode_prompt, decoding)."""
-        from diffusers import WanPipeline
+        """A diffusers ``WanPipeline`` (``WanImageToVideoPipeline`` for I2V) over these components."""
+        from diffusers import WanImageToVideoPipeline, WanPipeline
 
+        if self.i2v:
+            return WanImageToVideoPipeline(tokenizer=self.tokenizer, text_encoder=self.text_encoder, vae=self.vae,
+                                           transformer=self.transformer, scheduler=self.scheduler,
+                                           image_encoder=self.image_encoder, image_processor=self.image_processor)
         return WanPipeline(tokenizer=self.tokenizer, text_encoder=self.text_encoder, vae=self.vae,
                            transformer=self.transformer, scheduler=self.scheduler)
 
@@ -139,11 +166,17 @@ def check_base(path: str | os.PathLike[str]) -> Path:
     if meta.get("transformer", [None, None])[1] != "WanTransformer3DModel" or "vae" not in meta:
         raise ModelLoadError(f"{folder}: {meta.get('_class_name')} is not a Wan model "
                              "(no WanTransformer3DModel transformer)", "pass a Wan2.1/2.2 diffusers directory")
-    if meta.get("_class_name") != "WanPipeline":
+    if meta.get("_class_name") not in PIPELINES:
         raise ModelLoadError(f"{folder}: a {meta.get('_class_name')} base; lfa train/generate support Wan "
-                             "text-to-video (WanPipeline) bases only for now",
-                             "pass a Wan2.1/2.2 T2V diffusers directory")
-    for part in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"):
+                             "text-to-video (WanPipeline) and image-to-video (WanImageToVideoPipeline) bases",
+                             "pass a Wan2.1/2.2 T2V or Wan2.1 I2V diffusers directory")
+    if (meta.get("transformer_2") or [None])[0] or meta.get("expand_timesteps") or meta.get("boundary_ratio"):
+        raise ModelLoadError(f"{folder}: a two-expert (Wan2.2 A14B) or TI2V base; lfa train/generate run one "
+                             "transformer with a first-frame condition", "pass a Wan2.1 I2V or a Wan2.x T2V directory")
+    parts = ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]
+    if (meta.get("image_encoder") or [None])[0]:
+        parts += ["image_encoder", "image_processor"]
+    for part in parts:
         if not (folder / part).is_dir():
             raise ModelLoadError(f"{folder}: the {part}/ folder is missing", "pass a complete diffusers directory")
     return folder
@@ -159,9 +192,19 @@ def load_base(path: str | os.PathLike[str], *, dtype: Any = None, parts: tuple[s
     folder = check_base(path)
     quiet_progress_bars()
     dtype = dtype or torch.float32
-    wanted = set(parts or ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"))
+    meta = json.loads((folder / MODEL_INDEX).read_text())
+    i2v = meta["_class_name"] == "WanImageToVideoPipeline"
+    clip = i2v and bool((meta.get("image_encoder") or [None])[0])
+    wanted = set(parts or ("transformer", "vae", "text_encoder", "tokenizer", "scheduler", "image_encoder"))
     loaded: dict[str, Any] = {}
     try:
+        if clip and "image_encoder" in wanted:
+            from transformers import CLIPImageProcessorPil, CLIPVisionModel
+
+            loaded["image_encoder"] = CLIPVisionModel.from_pretrained(
+                folder / "image_encoder", torch_dtype=torch.float32, local_files_only=True)
+            loaded["image_processor"] = CLIPImageProcessorPil.from_pretrained(folder / "image_processor",
+                                                                              local_files_only=True)
         if "transformer" in wanted:
             loaded["transformer"] = WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=dtype,
                                                                           local_files_only=True)
@@ -182,8 +225,19 @@ def load_base(path: str | os.PathLike[str], *, dtype: Any = None, parts: tuple[s
         raise ModelLoadError(f"{folder}: could not load the Wan base ({exc})",
                              "check the folder is a complete Wan diffusers directory") from exc
     defaults: dict[str, Any] = {}
-    meta = folder / "lfa_base.json"
-    if meta.is_file():
-        defaults = json.loads(meta.read_text()).get("train_defaults", {})
+    lfa_meta = folder / "lfa_base.json"
+    if lfa_meta.is_file():
+        defaults = json.loads(lfa_meta.read_text()).get("train_defaults", {})
     return WanBase(folder, loaded.get("transformer"), loaded.get("vae"), loaded.get("text_encoder"),
-                   loaded.get("tokenizer"), loaded.get("scheduler"), defaults)
+                   loaded.get("tokenizer"), loaded.get("scheduler"), defaults, i2v, loaded.get("image_encoder"),
+                   loaded.get("image_processor"))
+
+
+def check_text_length(base: WanBase | Path, max_sequence_length: int) -> None:
+    """Wan's I2V attention takes the last 512 context tokens as text: an I2V base with CLIP image tokens
+    needs prompts padded to exactly 512."""
+    folder = base.path if isinstance(base, WanBase) else Path(base)
+    meta = json.loads((folder / MODEL_INDEX).read_text())
+    if (meta.get("image_encoder") or [None])[0] and max_sequence_length != I2V_TEXT_LEN:
+        raise ConfigError(f"an image-to-video base reads exactly {I2V_TEXT_LEN} text tokens, "
+                          f"max_sequence_length is {max_sequence_length}", f"set max_sequence_length={I2V_TEXT_LEN}")

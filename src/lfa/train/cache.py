@@ -5,7 +5,10 @@
 - ``latents`` (z, F', h, w): the window's normalised Wan-VAE latents;
 - ``text`` (n, D): the caption's text-encoder embeddings, real tokens only (zero-padded at load);
 - ``face.<expert>`` (K, N, D) and ``face_angles`` (K, 3): the frozen experts' tokens of the K reference faces;
-- ``references`` (z, K, h, w): the reference frames' latents at the video's size (Mv²ID).
+- ``references`` (z, K, h, w): the reference frames' latents at the video's size (Mv²ID);
+- ``face_mask`` (F', h, w): the main track's face boxes on the latent grid (:mod:`lfa.train.regions`);
+- image-to-video bases: ``condition`` (4 + z, F', h, w) and ``image_embeds`` (N, D) of the window's first
+  frame (:mod:`lfa.train.first_frame`).
 
 ``cache_id`` hashes the base directory, the encoder spec and every data setting a tensor depends on, so a
 cache made with another model is never read. A shard is written atomically; a killed run redoes only the
@@ -27,7 +30,7 @@ from lfa.errors import ConfigError
 from lfa.train.config import TrainConfig
 from lfa.train.data import Sample
 
-CACHE_FORMAT = "lfa-train-cache-v1"
+CACHE_FORMAT = "lfa-train-cache-v2"  # v2: face_mask
 _DATA_KEYS = ("fps", "num_frames", "buckets", "height", "width", "window_stride", "max_sequence_length",
               "face_size", "reference_views", "yaw_bucket")
 
@@ -43,10 +46,9 @@ def fit_to_bucket(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Centre-crop to the bucket's aspect ratio, then resize (area) to (height, width)."""
     import cv2
 
-    h, w = image.shape[:2]
-    scale = max(height / h, width / w)
-    ch, cw = min(h, round(height / scale)), min(w, round(width / scale))
-    y, x = (h - ch) // 2, (w - cw) // 2
+    from lfa.train.regions import bucket_crop
+
+    y, x, ch, cw = bucket_crop(*image.shape[:2], height, width)
     crop = image[y: y + ch, x: x + cw]
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
 
@@ -92,23 +94,45 @@ class Encoders:
         return out
 
     def sample(self, sample: Sample) -> dict[str, Any]:
-        from lfa.media import read_frames
         from lfa.model.vae import encode_images, encode_video
+        from lfa.train.regions import face_mask
 
         h, w = sample.bucket
-        frames = read_frames(sample.source, times=sample.times)
-        if len(frames) < sample.num_frames:
-            raise ConfigError(f"{sample.source}: only {len(frames)} of {sample.num_frames} frames decode at "
-                              f"{sample.start:.3f}s", "re-curate the run (the source changed?)")
-        video = _to_tensor([fit_to_bucket(f.image, h, w) for f in frames[: sample.num_frames]])
+        frames = window_frames(sample)
+        fitted = [fit_to_bucket(f, h, w) for f in frames]
+        video = _to_tensor(fitted)
         tensors = {"latents": encode_video(self.pipeline.vae, video[None])[0].float().contiguous()}
+        if type(self.pipeline).__name__ == "WanImageToVideoPipeline":
+            from lfa.train.first_frame import first_frame_condition
+
+            tensors.update(first_frame_condition(self.pipeline, fitted[0], sample.num_frames))
+        tensors["face_mask"] = face_mask(sample.boxes, frames[0].shape[:2], sample.bucket).contiguous()
         tensors["text"] = self.text(sample.caption)
-        ref_frames = read_frames(sample.source, times=[r.t for r in sample.references])
-        by_time = [min(ref_frames, key=lambda f: abs(f.t - r.t)).image for r in sample.references]
+        by_time = reference_frames(sample)
         tensors.update(self.faces(by_time, sample))
         views = _to_tensor([fit_to_bucket(img, h, w) for img in by_time]).permute(1, 0, 2, 3)  # (K, 3, H, W)
         tensors["references"] = encode_images(self.pipeline.vae, views[None])[0].float().contiguous()
         return tensors
+
+
+def window_frames(sample: Sample) -> list[np.ndarray]:
+    """The window's ``num_frames`` RGB frames at source size."""
+    from lfa.media import read_frames
+
+    frames = read_frames(sample.source, times=sample.file_times(sample.times))
+    if len(frames) < sample.num_frames:
+        raise ConfigError(f"{sample.source}: only {len(frames)} of {sample.num_frames} frames decode at "
+                          f"{sample.start:.3f}s", "re-curate the run (the source changed?)")
+    return [f.image for f in frames[: sample.num_frames]]
+
+
+def reference_frames(sample: Sample) -> list[np.ndarray]:
+    """The RGB frames of the sample's reference faces (source size)."""
+    from lfa.media import read_frames
+
+    times = sample.file_times([r.t for r in sample.references])
+    found = read_frames(sample.source, times=times)
+    return [min(found, key=lambda f: abs(f.t - t)).image for t in times]
 
 
 def build_cache(samples: list[Sample], folder: Path, encoders: Callable[[], Encoders], *,

@@ -51,10 +51,15 @@ class TrainConfig:
     shift: float = 3.0
     alignment_weight: float = 1.0
     balance_weight: float = 0.01
+    face_loss_weight: float = 1.0  # flow-loss weight inside the main track's face boxes (1 = uniform)
     # schedule of side outputs
     checkpoint_every: int = 100
     val_every: int = 50
     keep_checkpoints: int = 0  # 0 = keep all
+    tensorboard: bool = True  # scalars under OUT/tensorboard/
+    sample_every: int = 0  # a sample video OUT/samples/step-<N>.mp4 every N steps; 0 = none
+    sample_steps: int = 20  # denoising steps of those samples
+    sample_guidance_scale: float = 5.0
     # compute
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
@@ -83,6 +88,14 @@ class TrainConfig:
                               f"use one of: {', '.join(PRECISIONS)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}", "use e.g. 0.999, or 0 (off)")
+        if not isinstance(self.sample_every, int) or isinstance(self.sample_every, bool) or self.sample_every < 0:
+            raise ConfigError(f"sample_every must be an integer >= 0, got {self.sample_every!r}",
+                              "use e.g. 500, or 0 (no sample videos)")
+        if self.sample_steps < 1:
+            raise ConfigError(f"sample_steps must be >= 1, got {self.sample_steps}", "use e.g. 20")
+        if not self.face_loss_weight > 0:
+            raise ConfigError(f"face_loss_weight must be > 0, got {self.face_loss_weight}",
+                              "use 1 (uniform) or e.g. 2 (faces count twice)")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}", "use e.g. 1e-4")
         self.adapter_config()  # validates the adapter switches and the flow-matching settings
@@ -99,6 +112,11 @@ class TrainConfig:
         from lfa.model.flow import FlowMatchingConfig
 
         return FlowMatchingConfig(sampling=self.timestep_sampling, shift=self.shift)
+
+    def generation_defaults(self) -> dict[str, Any]:
+        """What ``lfa generate`` defaults to for an adapter trained with this config (``lfa_training.json``)."""
+        data = self.to_dict()
+        return {k: data[k] for k in ("num_frames", "height", "width", "fps", "face_size", "max_sequence_length")}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 from lfa.errors import ConfigError
 from lfa.train.config import TrainConfig
 
+BOX_TOLERANCE = 0.5  # seconds between a window frame and the tracked frame whose box it takes
+
 
 @dataclass(frozen=True)
 class ReferenceFrame:
@@ -48,6 +50,8 @@ class Sample:
     window_yaw: float
     references: tuple[ReferenceFrame, ...]
     pose_gap: float  # |yaw of the first reference - mean yaw of the window|, degrees
+    boxes: tuple[tuple[float, ...] | None, ...] = ()  # per window frame, source pixels (x0, y0, x1, y1)
+    offset: float = 0.0  # source time - time in ``source`` (an exported clip starts at its clip's start)
 
     @property
     def key(self) -> str:
@@ -56,7 +60,12 @@ class Sample:
 
     @property
     def times(self) -> list[float]:
+        """The window's frame times in the source video."""
         return [self.start + i / self.fps for i in range(self.num_frames)]
+
+    def file_times(self, times: list[float]) -> list[float]:
+        """Source times as times in the file ``source`` names."""
+        return [t - self.offset for t in times]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +83,33 @@ def resolve_run(data: str | Path) -> Path:
             return run
         raise ConfigError(f"{folder} is an export of {run}, which is gone", "pass the curation run folder")
     raise ConfigError(f"{folder}: no manifest.parquet", "pass a curation run folder (`lfa curate INPUTS --out DIR`)")
+
+
+def read_clips(data: str | Path, extract_to: Path | None = None) -> tuple[str, list[dict[str, Any]],
+                                                                        dict[str, list[dict[str, Any]]],
+                                                                        dict[str, Any]]:
+    """(where, manifest rows, main-track frames, clip sources) of a run, or of an export's shards
+    (extracted to ``extract_to``, default ``EXPORT/.clips``)."""
+    from lfa.curate.export import main_track_frames
+    from lfa.train.shards import ClipSource, is_export, read_export
+
+    folder = Path(data).expanduser()
+    if is_export(folder) and not (folder / "manifest.parquet").is_file():
+        rows, tracks, sources = read_export(folder, extract_to or folder / ".clips")
+        return str(folder), rows, tracks, sources
+    run = resolve_run(folder)
+    rows = pq.read_table(run / "manifest.parquet").to_pylist()
+    return str(run), rows, main_track_frames(run), {r["clip_id"]: ClipSource(r["source"], 0.0) for r in rows}
+
+
+def window_boxes(track: list[dict[str, Any]], times: list[float]) -> tuple[tuple[float, ...] | None, ...]:
+    """The main track's box nearest in time to each of ``times`` (none farther than ``BOX_TOLERANCE``)."""
+    boxes = []
+    for t in times:
+        near = min(track, key=lambda r: abs(r["t"] - t))
+        ok = abs(near["t"] - t) <= BOX_TOLERANCE and near.get("box") is not None
+        boxes.append(tuple(float(v) for v in near["box"]) if ok else None)
+    return tuple(boxes)
 
 
 def nearest_bucket(width: int, height: int, buckets: tuple[tuple[int, int], ...]) -> tuple[int, int]:
@@ -103,15 +139,11 @@ def pick_references(rows: list[dict[str, Any]], window: tuple[float, float], win
     return chosen
 
 
-def build_samples(data: str | Path, config: TrainConfig) -> list[Sample]:
-    """Every training sample of the run, in a stable order; a one-line error when there is none."""
-    from lfa.curate.export import main_track_frames
-
-    run = resolve_run(data)
-    rows = pq.read_table(run / "manifest.parquet").to_pylist()
+def build_samples(data: str | Path, config: TrainConfig, *, extract_to: Path | None = None) -> list[Sample]:
+    """Every training sample of the run (or export), in a stable order; a one-line error when there is none."""
+    run, rows, tracks, sources = read_clips(data, extract_to)
     if not rows:
-        raise ConfigError(f"{run}/manifest.parquet lists no accepted clip", "curate more (or looser) inputs")
-    tracks = main_track_frames(run)
+        raise ConfigError(f"{run} lists no accepted clip", "curate more (or looser) inputs")
     span = (config.num_frames - 1) / config.fps
     stride = (config.window_stride or config.num_frames) / config.fps
     samples: list[Sample] = []
@@ -128,12 +160,14 @@ def build_samples(data: str | Path, config: TrainConfig) -> list[Sample]:
             window_yaw = sum(yaws) / len(yaws) if yaws else 0.0
             refs = pick_references(track, (start, start + span), window_yaw, config.reference_views, config.yaw_bucket)
             if refs:
+                source = sources[row["clip_id"]]
+                times = [round(start, 6) + i / config.fps for i in range(config.num_frames)]
                 samples.append(Sample(
-                    row["clip_id"], row["source"], round(start, 6), config.fps, config.num_frames, bucket,
+                    row["clip_id"], source.path, round(start, 6), config.fps, config.num_frames, bucket,
                     row.get("caption") or "", int(row.get("cluster_id") or 0), window_yaw,
                     tuple(ReferenceFrame(r["t"], tuple(r["landmarks5"]), r["yaw"], r["pitch"] or 0.0, r["roll"] or 0.0)
                           for r in refs),
-                    abs(refs[0]["yaw"] - window_yaw)))
+                    abs(refs[0]["yaw"] - window_yaw), window_boxes(track, times), source.offset))
             start += stride
     if not samples:
         raise ConfigError(f"{run}: no clip is long enough for {config.num_frames} frames at {config.fps:g} fps "

@@ -1,10 +1,11 @@
 """``train``: caches, then flow-matching training of the identity adapter (and LoRA) with accelerate.
 
 Outputs in ``out``: ``config.json``, ``metrics.jsonl`` (one line per optimizer step: ``step``, ``loss``,
-each loss term, ``lr``; ``val_loss`` every ``val_every`` steps and at step 0 — the loss on a fixed
-validation batch with fixed noise and noise levels), ``checkpoint-<step>/`` and ``adapter/`` (final
-weights; ``adapter_ema/`` with EMA; ``adapter/pytorch_lora_weights.safetensors`` is the LoRA in the
-layout diffusers' ``WanPipeline.load_lora_weights`` reads).
+each loss term, ``lr``; ``val_loss`` every ``val_every`` steps and at step 0 — the plain flow-matching
+loss on a fixed validation batch with fixed noise and noise levels), the same as TensorBoard scalars in
+``tensorboard/`` (``tensorboard`` on), ``samples/step-<N>.mp4`` (``sample_every``), ``checkpoint-<step>/``
+and ``adapter/`` (final weights; ``adapter_ema/`` with EMA; ``adapter/pytorch_lora_weights.safetensors``
+is the LoRA in the layout diffusers' ``WanPipeline.load_lora_weights`` reads).
 
 One process, or several under ``accelerate launch`` / ``torchrun`` (DDP; gloo on CPU): the global
 batch is split evenly over processes, and every random draw is keyed by (seed, step, global row), so
@@ -28,6 +29,9 @@ from lfa.errors import ConfigError
 from lfa.train.cache import Encoders, build_cache, cache_id, load_shard
 from lfa.train.config import TrainConfig
 from lfa.train.data import Sample, build_samples
+from lfa.train.regions import loss_weights
+from lfa.train.sampling import SampleVideos
+from lfa.train.scalars import ScalarLog, group_learning_rates
 from lfa.train.state import (EMA, BatchOrder, latest_checkpoint, prune_checkpoints, rng_state, row_generator,
                              set_rng_state, write_json)
 
@@ -48,17 +52,18 @@ def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, 
                   on_sample: Callable[[Sample, bool], None] | None = None) -> tuple[list[Sample], Path, str, dict]:
     """Samples, the cache folder (every shard present afterwards), its id and the encoder spec."""
     from lfa.registry.directories import directory_hash
-    from lfa.train.base import check_base, load_base
+    from lfa.train.base import check_base, check_text_length, load_base
     from lfa.train.encoders import build_encoders, encoder_spec
 
     base = check_base(base)
-    samples = build_samples(data, config)
+    check_text_length(base, config.max_sequence_length)
+    samples = build_samples(data, config, extract_to=out / "cache" / "clips")
     spec, root = encoder_spec(base, encoders_file)
     cid = cache_id(directory_hash(base), spec.to_json(), config)
     folder = out / "cache" / cid
 
     def load() -> Encoders:
-        wan = load_base(base, parts=("vae", "text_encoder", "tokenizer"))
+        wan = load_base(base, parts=("vae", "text_encoder", "tokenizer", "image_encoder"))
         experts = tuple(name for name in ("identity", "semantic", "detail") if getattr(spec, name) is not None)
         return Encoders(wan.pipeline(), build_encoders(spec, root, wan.vae, experts), config)
 
@@ -130,10 +135,16 @@ class _Data:
                     alignment = (a, b)
         if cfg.references != "none":
             references = torch.stack([s["references"] for s in shards])
+        condition = torch.stack([s["condition"] for s in shards]) if "condition" in shards[0] else None
+        image_embeds = torch.stack([s["image_embeds"] for s in shards]) if "image_embeds" in shards[0] else None
+        weights = None
+        if train and self.config.face_loss_weight != 1.0:
+            weights = loss_weights(torch.stack([s["face_mask"] for s in shards])[:, None], self.config.face_loss_weight)
         return TrainingBatch(latents, text, faces=faces, references=references, alignment=alignment,
                              noise=torch.stack(noise), sigmas=torch.stack(sigmas),
                              face_keep=torch.tensor(face_keep) if train else None,
-                             reference_keep=torch.tensor(ref_keep) if train else None)
+                             reference_keep=torch.tensor(ref_keep) if train else None, loss_weights=weights,
+                             condition=condition, image_embeds=image_embeds)
 
 
 def _accelerator(config: TrainConfig):
@@ -166,8 +177,7 @@ def save_adapter(adapter: Any, folder: Path, config: TrainConfig) -> Path:
     from lfa.model.lora import lora_state_dict
 
     adapter.save_pretrained(folder)
-    write_json(folder / TRAINING_META, {k: config.to_dict()[k] for k in
-                                        ("num_frames", "height", "width", "fps", "face_size", "max_sequence_length")})
+    write_json(folder / TRAINING_META, config.generation_defaults())
     if adapter.config.lora_rank:
         state = {k: v.detach().cpu().contiguous() for k, v in lora_state_dict(adapter.transformer).items()}
         from lfa.model.lora import ADAPTER_NAME
@@ -227,6 +237,9 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     if resume:
         start = _resume(out, resume, adapter, optimizer, scheduler, ema, accelerator.process_index)
     wrapped, optimizer = accelerator.prepare(module, optimizer)
+    scalars = ScalarLog(out, enabled=config.tensorboard and main, resumed_at=start)
+    videos = SampleVideos(Path(base), module, data_.shard(val_rows[0]), samples[val_rows[0]], config, out) \
+        if config.sample_every and main else None
     if main:
         config.save(out / "config.json")
         _trim_metrics(out / METRICS, start)
@@ -241,7 +254,9 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
         return loss
 
     if start == 0 and main:
-        _append(out / METRICS, {"step": 0, "val_loss": validate()})
+        record0 = {"step": 0, "val_loss": validate()}
+        _append(out / METRICS, record0)
+        scalars.write(record0)
     world, rank = accelerator.num_processes, accelerator.process_index
     local = config.batch_size // world
     micro = local // config.gradient_accumulation
@@ -277,6 +292,10 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             record["val_loss"] = validate()
         if main:
             _append(out / METRICS, record)
+            scalars.write(record, group_learning_rates(optimizer))
+        if videos is not None and step % config.sample_every == 0:
+            with accelerator.autocast():
+                videos(step, ema)
         if step % config.checkpoint_every == 0 or step == config.max_steps:
             _checkpoint(out, step, order, adapter, optimizer, scheduler, ema, accelerator, config, cid)
         if progress and main:
@@ -287,6 +306,7 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             ema.swap()
             save_adapter(adapter, out / "adapter_ema", config)
             ema.swap()
+    scalars.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(out, config.max_steps, folder, len(samples))

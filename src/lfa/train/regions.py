@@ -1,0 +1,52 @@
+"""Face regions at the latent resolution, for the face-weighted flow-matching loss (``face_loss_weight``).
+
+A window's face boxes (source pixels, one per frame or ``None``) go through the same centre crop and
+resize as its frames (:func:`bucket_crop`), then onto Wan's latent grid: 8x8 pixels per latent cell, and
+latent frame 0 = frame 0, latent frame i = frames 4i-3..4i (the causal VAE's grouping). A cell's value
+is the fraction of it the box covers (the largest over the frames of its group), so the loss weight
+``1 + (face_loss_weight - 1) * mask`` is ``face_loss_weight`` inside a face and 1 outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+VAE_SPATIAL = 8
+VAE_TEMPORAL = 4
+
+
+def bucket_crop(h: int, w: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """(y, x, crop height, crop width) of the centre crop of an h x w image with the bucket's aspect ratio."""
+    scale = max(height / h, width / w)
+    ch, cw = min(h, round(height / scale)), min(w, round(width / scale))
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def _coverage(lo: float, hi: float, cells: int) -> torch.Tensor:
+    """Fraction of each unit cell [i, i+1) that the interval [lo, hi) covers."""
+    edges = torch.arange(cells, dtype=torch.float64)
+    return (torch.minimum(edges + 1, torch.tensor(hi)) - torch.maximum(edges, torch.tensor(lo))).clamp(0, 1)
+
+
+def face_mask(boxes: Sequence[Sequence[float] | None], source_hw: tuple[int, int],
+              bucket: tuple[int, int]) -> torch.Tensor:
+    """(F', H/8, W/8) face coverage in [0, 1] of a window of ``len(boxes)`` = 4n+1 frames at ``bucket`` (H, W)."""
+    height, width = bucket
+    y0, x0, ch, cw = bucket_crop(*source_hw, height, width)
+    sy, sx = height / ch / VAE_SPATIAL, width / cw / VAE_SPATIAL  # source pixels -> latent cells
+    h, w = height // VAE_SPATIAL, width // VAE_SPATIAL
+    frames = torch.zeros(len(boxes), h, w, dtype=torch.float64)
+    for i, box in enumerate(boxes):
+        if box is not None:
+            bx0, by0, bx1, by1 = (float(v) for v in box)
+            frames[i] = torch.outer(_coverage((by0 - y0) * sy, (by1 - y0) * sy, h),
+                                    _coverage((bx0 - x0) * sx, (bx1 - x0) * sx, w))
+    groups = [frames[:1]] + [frames[i: i + VAE_TEMPORAL] for i in range(1, len(boxes), VAE_TEMPORAL)]
+    return torch.stack([g.amax(dim=0) for g in groups]).float()
+
+
+def loss_weights(mask: torch.Tensor, face_loss_weight: float) -> torch.Tensor:
+    """``1 + (face_loss_weight - 1) * mask``: the per-cell weight of the flow-matching loss."""
+    return 1.0 + (float(face_loss_weight) - 1.0) * mask
