@@ -208,3 +208,6 @@ def test_whenet_fetch_converts_and_writes_the_licence_notice(tmp_path, store, mo
     assert status.ok and home.path("whenet").read_bytes() == expected_out.read_bytes()
     notice = (home.model_dir("whenet") / "NOTICE.txt").read_text()
     assert "Copyright (c) 2020. Huawei Technologies Co., Ltd." in notice and "Redistributions" in notice
+    from lfa.face.nets.whenet_io import onnx_path_for
+
+    assert onnx_path_for(home.path("whenet")).is_file()  # fetch exported the graph: no run has to

@@ -44,7 +44,7 @@ def whenet(store, torch_one_thread):
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
 def test_port_matches_the_keras_logits(whenet, store, runtime):
     names = list(REFERENCE["outputs"])
-    if runtime == "onnx":  # the CPU default, exported from the same weights (at `lfa models fetch`)
+    if runtime == "onnx":  # the CPU default, exported from the same weights (`lfa models fetch` exports it)
         whenet = WHENetOnnx(store.path("whenet"), threads=1)
         assert onnx_path_for(store.path("whenet")).exists()
     x = preprocess([reference_input(n) for n in names])

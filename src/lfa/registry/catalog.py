@@ -62,6 +62,7 @@ CATALOG: dict[str, ModelRecord] = {
             offline_default=True,
             description="dlib metric-learning ResNet, 150x150 aligned chip -> 128-d",
             check="lfa.face.identity.dlib_resnet:check_model",
+            prepare="lfa.face.nets.dlib_resnet_onnx:prepare_graph",
         ),
         ModelRecord(
             name="whenet",
@@ -82,6 +83,7 @@ CATALOG: dict[str, ModelRecord] = {
             offline_default=True,
             description="WHENet: EfficientNet-B0 + yaw (120 bins, ±180°), pitch and roll (66 bins, ±99°) heads",
             check="lfa.face.pose.whenet:check_model",
+            prepare="lfa.face.nets.whenet_io:prepare_graph",
             notice=WHENET_BSD3,
         ),
         ModelRecord(

@@ -44,6 +44,9 @@ class ModelRecord:
     how_to_get: str = ""
     check: str | None = None
     """``module:function`` that loads the file(s) for real; run by ``lfa models add`` and ``verify``."""
+    prepare: str | None = None
+    """``module:function`` that derives a runtime file from the fetched weights (an ONNX graph); run by
+    ``lfa models fetch`` so that no run has to."""
     directory: bool = False
     """The model is a directory (``lfa models add NAME DIR`` copies every file in it; ``primary`` names the
     file that must be there)."""

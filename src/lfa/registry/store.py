@@ -189,6 +189,9 @@ class ModelStore:
                     say(name, f"{mfile.filename} fetched")
             if record.notice:
                 _atomic_write_text(self.model_dir(name) / NOTICE_FILE, record.notice)
+            if record.prepare:
+                say(name, "preparing its runtime graph")
+                _import_function(record.prepare)(self.model_dir(name) / record.primary.filename)
             results.append(self.status(name))
         return results
 

@@ -45,6 +45,6 @@ class DlibResNetEncoder:
 
 
 def check_model(path: Path) -> None:
-    """Loads and runs the model once; this also exports and caches its ONNX graph (`lfa models verify`)."""
+    """Loads and runs the model once (`lfa models verify`), on the ONNX graph that fetch built."""
     out = DlibResNetEncoder(path).embed_aligned(np.zeros((1, 150, 150, 3), np.uint8))
     assert out.shape == (1, 128)

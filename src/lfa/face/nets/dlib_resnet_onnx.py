@@ -405,11 +405,17 @@ def build_onnx(net: DlibNet) -> onnx.ModelProto:
 
 
 def onnx_path_for(weights: str | os.PathLike[str]) -> Path:
-    """Where the ONNX graph exported from ``weights`` is cached: next to them, named by their content."""
-    from lfa.registry.store import sha256_file
+    """Where the ONNX graph read from ``weights`` is cached (:func:`lfa.face.onnx_session.graph_path`)."""
+    from lfa.face.onnx_session import graph_path
 
-    weights = Path(weights)
-    return weights.with_name(f"{weights.stem}-{sha256_file(weights)[:16]}-{ONNX_GRAPH}.onnx")
+    return graph_path(weights, ONNX_GRAPH)
+
+
+def prepare_graph(weights: str | os.PathLike[str]) -> Path:
+    """The cached ONNX graph of ``weights``, built now when missing (``lfa models fetch`` runs it)."""
+    from lfa.face.onnx_session import cached_graph
+
+    return cached_graph(weights, ONNX_GRAPH, export_onnx)
 
 
 def export_onnx(weights: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
@@ -440,9 +446,7 @@ class DlibResNetOnnx:
     def __init__(self, weights: str | os.PathLike[str], threads: int | None = None) -> None:
         from lfa.face.onnx_session import open_session
 
-        path = onnx_path_for(weights)
-        if not path.exists():
-            export_onnx(weights, path)
+        path = prepare_graph(weights)
         self.session = open_session(path, "dlib ResNet", threads=threads)
         self.mean_rgb = graph_mean_rgb(self.session)
 

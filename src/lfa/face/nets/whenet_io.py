@@ -71,11 +71,23 @@ def preprocess(crops_rgb_uint8: list[np.ndarray]) -> np.ndarray:
 
 
 def onnx_path_for(weights: str | os.PathLike[str]) -> Path:
-    """Where the ONNX graph exported from ``weights`` is cached: next to them, named by their content."""
-    from lfa.registry.store import sha256_file
+    """Where the ONNX graph exported from ``weights`` is cached (:func:`lfa.face.onnx_session.graph_path`)."""
+    from lfa.face.onnx_session import graph_path
 
-    weights = Path(weights)
-    return weights.with_name(f"{weights.stem}-{sha256_file(weights)[:16]}-{ONNX_GRAPH}.onnx")
+    return graph_path(weights, ONNX_GRAPH)
+
+
+def prepare_graph(weights: str | os.PathLike[str]) -> Path:
+    """The cached ONNX graph of ``weights``, exported now when missing (the only step that imports torch;
+    ``lfa models fetch`` runs it, so curation's workers never do)."""
+    from lfa.face.onnx_session import cached_graph
+
+    def export(src: Path, dst: Path) -> None:
+        from lfa.face.nets.whenet import export_onnx
+
+        export_onnx(src, dst)
+
+    return cached_graph(weights, ONNX_GRAPH, export)
 
 
 class WHENetOnnx:
@@ -89,11 +101,7 @@ class WHENetOnnx:
                  graph: Path | None = None) -> None:
         from lfa.face.onnx_session import open_session
 
-        path = graph or onnx_path_for(weights)
-        if not path.exists():
-            from lfa.face.nets.whenet import export_onnx
-
-            export_onnx(weights, path)
+        path = graph or prepare_graph(weights)
         self.session = open_session(path, "WHENet", threads=threads)
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -141,7 +141,7 @@ def rotated_crop(image: np.ndarray, box: tuple[int, int, int, int], degrees: flo
 
 
 def check_model(path: Path) -> None:
-    """Loads and runs the model once; on CPU this also exports and caches its ONNX graph (at `lfa models fetch`)."""
+    """Loads and runs the model once (`lfa models verify`); on CPU it runs the ONNX graph that fetch exported."""
     pose = WHENetPose(path).estimate(np.zeros((64, 64, 3), np.uint8),
                                      Detection(np.array([8, 8, 56, 56], np.float32), 1.0, np.zeros((5, 2), np.float32)))
     assert pose is not None
