@@ -25,6 +25,7 @@ CATALOG: dict[str, ModelRecord] = {
             offline_default=True,
             description="YuNet face detector run by cv2.FaceDetectorYN",
             check="lfa.face.detect.yunet:check_model",
+            prepare="lfa.face.detect.yunet:prepare_graph",
         ),
         ModelRecord(
             name="face_landmarker",

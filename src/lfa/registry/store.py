@@ -190,8 +190,10 @@ class ModelStore:
             if record.notice:
                 _atomic_write_text(self.model_dir(name) / NOTICE_FILE, record.notice)
             if record.prepare:
-                say(name, "preparing its runtime graph")
+                before = set(self.model_dir(name).iterdir())
                 _import_function(record.prepare)(self.model_dir(name) / record.primary.filename)
+                for made in sorted(set(self.model_dir(name).iterdir()) - before):
+                    say(name, f"{made.name} prepared")
             results.append(self.status(name))
         return results
 
