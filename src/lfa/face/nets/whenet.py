@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from torch import nn
 from lfa.errors import ModelLoadError
 from lfa.face.nets.efficientnet import TOP_CHANNELS, EfficientNetB0
 from lfa.face.nets.weights import load_state_dict_file, load_strict
+
+if TYPE_CHECKING:
+    import onnx
 from lfa.face.nets.whenet_io import (  # noqa: F401  (re-exported: WHENet's input, output and runtime)
     BIN_DEG,
     INPUT_SIZE,
@@ -84,9 +88,54 @@ def export_onnx(weights: str | os.PathLike[str], out_path: str | os.PathLike[str
                           output_names=["yaw", "pitch", "roll"], dynamic_axes={"image": {0: "n"}},
                           opset_version=ONNX_OPSET, dynamo=False)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
+    tmp.write_bytes(_pads_in_convs(buffer.getvalue()).SerializeToString())
     os.replace(tmp, out_path)
     return out_path
+
+
+def _pads_in_convs(exported: bytes) -> onnx.ModelProto:
+    """The exported graph with TensorFlow's asymmetric "same" paddings moved into the convolutions they
+    feed (ONNX ``Conv`` pads each side on its own; PyTorch's cannot, so the export has separate ``Pad``
+    ops, which ONNX Runtime does not fuse): the same outputs bit for bit, WHENet 1.17x faster on one
+    thread. ONNX Runtime's basic optimisation (constant folding, standard ops only) first turns the
+    paddings' shape arithmetic into constants."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(Path(tmp) / "basic.onnx")
+        options.log_severity_level = 3
+        ort.InferenceSession(exported, options, providers=["CPUExecutionProvider"])
+        model = onnx.load(options.optimized_model_filepath)
+    constants = {t.name: t for t in model.graph.initializer}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for pad in [n for n in model.graph.node if n.op_type == "Pad"]:
+        convs = readers.get(pad.output[0], [])
+        amounts = numpy_helper.to_array(constants[pad.input[1]]).tolist() if pad.input[1] in constants else None
+        mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
+        if (len(convs) != 1 or convs[0].op_type != "Conv" or amounts is None or len(amounts) != 8 or mode != b"constant"
+                or amounts[:2] != [0, 0] or amounts[4:6] != [0, 0] or (len(pad.input) > 2 and pad.input[2])):
+            continue
+        conv = convs[0]
+        before = next((list(a.ints) for a in conv.attribute if a.name == "pads"), [0, 0, 0, 0])
+        kept = [a for a in conv.attribute if a.name != "pads"]
+        del conv.attribute[:]
+        conv.attribute.extend(kept)
+        top, left, bottom, right = amounts[2], amounts[3], amounts[6], amounts[7]
+        conv.attribute.append(onnx.helper.make_attribute(
+            "pads", [before[0] + top, before[1] + left, before[2] + bottom, before[3] + right]))
+        conv.input[0] = pad.input[0]
+        model.graph.node.remove(pad)
+    onnx.checker.check_model(model)
+    return model
 
 
 # -- conversion from the Keras .h5 (needs h5py, once) ------------------------------------------------

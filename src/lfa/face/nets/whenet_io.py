@@ -23,7 +23,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 YAW_BINS, PR_BINS, BIN_DEG = 120, 66, 3.0
 YAW_OFFSET, PR_OFFSET = 180.0, 99.0
-ONNX_GRAPH = "g2"  # bumped when the exported graph changes (g2: constant paddings)
+ONNX_GRAPH = "g3"  # bumped when the exported graph changes (g2: constant paddings; g3: paddings in the convs)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
