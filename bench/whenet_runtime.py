@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +19,7 @@ import torch
 from lfa.face.nets.whenet import load_whenet
 from lfa.face.nets.whenet_io import WHENetOnnx
 from lfa.registry import ModelStore
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+from timing import median_ms
 
 
 def main() -> None:
