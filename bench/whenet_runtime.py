@@ -18,6 +18,7 @@ import torch
 
 from lfa.face.nets.whenet import load_whenet
 from lfa.face.nets.whenet_io import WHENetOnnx
+from lfa.face.pose.whenet import prepare_graph
 from lfa.registry import ModelStore
 from timing import median_ms
 
@@ -30,12 +31,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     weights = ModelStore().path("whenet")
-    eager, onnx = load_whenet(weights), WHENetOnnx(weights, threads=1)
+    eager, onnx = load_whenet(weights), WHENetOnnx(prepare_graph(weights), threads=1)
     x = torch.randn(args.batch, 3, 224, 224)
     x_last, x_np = x.contiguous(memory_format=torch.channels_last), x.numpy()
     runs = {"PyTorch": lambda: eager(x_last), "ONNX as lfa exports it": lambda: onnx(x_np)}
     if args.graph:
-        other = WHENetOnnx(weights, threads=1, graph=args.graph)
+        other = WHENetOnnx(args.graph, threads=1)
         runs[f"ONNX {args.graph.name}"] = lambda: other(x_np)
     times: dict[str, list[float]] = {name: [] for name in runs}
     with torch.inference_mode():

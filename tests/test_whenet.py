@@ -20,6 +20,7 @@ from lfa.face.nets.whenet import (
     onnx_path_for,
     preprocess,
 )
+from lfa.face.pose.whenet import prepare_graph
 from lfa.samples import sample_photo
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "whenet_reference.json").read_text())
@@ -45,7 +46,7 @@ def whenet(store, torch_one_thread):
 def test_port_matches_the_keras_logits(whenet, store, runtime):
     names = list(REFERENCE["outputs"])
     if runtime == "onnx":  # the CPU default, exported from the same weights (`lfa models fetch` exports it)
-        whenet = WHENetOnnx(store.path("whenet"), threads=1)
+        whenet = WHENetOnnx(prepare_graph(store.path("whenet")), threads=1)
         graph = onnx_path_for(store.path("whenet"))
         import onnx
 

@@ -84,7 +84,7 @@ CATALOG: dict[str, ModelRecord] = {
             offline_default=True,
             description="WHENet: EfficientNet-B0 + yaw (120 bins, ±180°), pitch and roll (66 bins, ±99°) heads",
             check="lfa.face.pose.whenet:check_model",
-            prepare="lfa.face.nets.whenet_io:prepare_graph",
+            prepare="lfa.face.pose.whenet:prepare_graph",
             notice=WHENET_BSD3,
         ),
         ModelRecord(

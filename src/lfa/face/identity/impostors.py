@@ -32,14 +32,12 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from lfa.errors import ConfigError
-
-if TYPE_CHECKING:
-    from lfa.face.identity.score import FaceSet
+from lfa.face.identity.faceset import FaceSet
 
 SCHEMA = "lfa-identity-impostors/1"
 YAW_STEP = 15.0
@@ -250,7 +248,6 @@ def _write_cohort(path: Path, cohort: FaceSet, identity: np.ndarray) -> str:
 def _read_cohort(source: Any, backend: str) -> tuple[FaceSet, np.ndarray]:
     import pyarrow.parquet as pq
 
-    from lfa.face.identity.score import FaceSet
 
     t = pq.read_table(source)
     emb = np.asarray(t.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32)
@@ -346,7 +343,6 @@ def fit_impostor_model(sets: Mapping[str, FaceSet], *, backend: str, provenance:
 def _cohort(sets: Mapping[str, FaceSet], per_identity: int) -> tuple[FaceSet, np.ndarray]:
     """Up to ``per_identity`` faces of each identity, evenly spread over its faces sorted by yaw
     (faces without a pose sort last, so they are kept in proportion)."""
-    from lfa.face.identity.score import FaceSet
 
     parts, labels = [], []
     for name, s in sets.items():

@@ -77,32 +77,17 @@ def onnx_path_for(weights: str | os.PathLike[str]) -> Path:
     return graph_path(weights, ONNX_GRAPH)
 
 
-def prepare_graph(weights: str | os.PathLike[str]) -> Path:
-    """The cached ONNX graph of ``weights``, exported now when missing (the only step that imports torch;
-    ``lfa models fetch`` runs it, so curation's workers never do)."""
-    from lfa.face.onnx_session import cached_graph
-
-    def export(src: Path, dst: Path) -> None:
-        from lfa.face.nets.whenet import export_onnx
-
-        export_onnx(src, dst)
-
-    return cached_graph(weights, ONNX_GRAPH, export)
-
-
 class WHENetOnnx:
     """WHENet on ONNX Runtime: (N, 3, 224, 224) float32 -> yaw, pitch, roll logits as numpy arrays, the
     same as :class:`lfa.face.nets.whenet.WHENet` gives (to ~1e-5) and ~2x faster on CPU
-    (bench/whenet_runtime.py). The graph is exported from the verified safetensors on first use (the
-    only step that needs PyTorch; ``lfa models fetch`` does it); ``graph`` runs another export instead.
-    ``threads``: see :func:`lfa.face.onnx_session.open_session`."""
+    (bench/whenet_runtime.py). ``graph``: an export of the verified safetensors
+    (:func:`lfa.face.pose.whenet.prepare_graph` makes it, the only step that needs PyTorch; ``lfa models
+    fetch`` runs it). ``threads``: see :func:`lfa.face.onnx_session.open_session`."""
 
-    def __init__(self, weights: str | os.PathLike[str], threads: int | None = None,
-                 graph: Path | None = None) -> None:
+    def __init__(self, graph: str | os.PathLike[str], threads: int | None = None) -> None:
         from lfa.face.onnx_session import open_session
 
-        path = graph or prepare_graph(weights)
-        self.session = open_session(path, "WHENet", threads=threads)
+        self.session = open_session(Path(graph), "WHENet", threads=threads)
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         yaw, pitch, roll = self.session.run(None, {"image": np.ascontiguousarray(x, np.float32)})

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from lfa.face.nets.whenet_io import (
     INPUT_SIZE,
+    ONNX_GRAPH,
     PR_OFFSET,
     WHENetOnnx,
     YAW_OFFSET,
@@ -47,7 +48,7 @@ class WHENetPose:
                  derotate_mirror: bool = True) -> None:
         if runtime == "auto":  # ONNX Runtime is the faster one on CPU (and needs no torch); PyTorch on an accelerator
             runtime = "onnx" if device.split(":")[0] == "cpu" else "torch"
-        self.net = WHENetOnnx(model_path) if runtime == "onnx" else _torch_runner(model_path, device)
+        self.net = WHENetOnnx(prepare_graph(model_path)) if runtime == "onnx" else _torch_runner(model_path, device)
         # Each crop and its mirror image run in one batch; yaw and roll are averaged with their signs
         # flipped, pitch as is: the network's own left/right bias cancels (alone, its roll readings of a
         # render and its mirror at 80° yaw differ by 6°; averaged, by 3.5°, the rest from the detector's
@@ -111,6 +112,19 @@ class WHENetPose:
             if abs(step) < self.derotate_tolerance:
                 break
         return (angles[0], angles[1], roll), conf
+
+
+def prepare_graph(weights: str | os.PathLike[str]) -> Path:
+    """WHENet's ONNX graph for ``weights``, cached next to them; exported with PyTorch when missing (``lfa
+    models fetch`` runs this, so curation's workers never import torch)."""
+    from lfa.face.onnx_session import cached_graph
+
+    def export(src: Path, dst: Path) -> None:
+        from lfa.face.nets.whenet import export_onnx
+
+        export_onnx(src, dst)
+
+    return cached_graph(weights, ONNX_GRAPH, export)
 
 
 def _torch_runner(model_path: Path, device: str) -> Callable[[np.ndarray], tuple[np.ndarray, ...]]:
