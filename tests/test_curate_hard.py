@@ -36,3 +36,20 @@ def test_hard_cases_get_their_expected_decisions(hard_run):
         split_at = HARD_CASES[name].expected["split_at"]
         assert abs(parts[0]["end"] - split_at) <= 0.3 and parts[1]["start"] == parts[0]["end"], name
         assert parts[0]["cluster_id"] != parts[1]["cluster_id"], name
+
+
+def test_a_720p_speaking_turn_is_kept(tmp_path, heads):
+    """At 1280x720 the detector must see the face large enough: scaled to 640 px, its 5 points aligned the
+    open-mouth profile frames of this same-person clip badly enough to read as an identity switch."""
+    from dataclasses import replace
+
+    from lfa.synth.corpus import STANDARD_CORPUS
+
+    spec = STANDARD_CORPUS["speaking_on_screen"]
+    spec = replace(spec, width=1280, height=720, face_size=spec.face_size * 720 / 1280)
+    build_corpus(tmp_path / "clips", heads=heads, specs={"speaking_720p": spec})
+    curate([tmp_path / "clips"], tmp_path / "run", CurateConfig.load(None, ["speech.enabled=false"]), workers=1,
+           report=False)
+    rejected = pq.read_table(tmp_path / "run" / "rejected.parquet").to_pylist()
+    assert not rejected, [(r["reason"], r["value"], r["threshold"]) for r in rejected]
+    assert pq.read_table(tmp_path / "run" / "manifest.parquet").num_rows == 1
