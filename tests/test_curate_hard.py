@@ -1,6 +1,6 @@
 """Curation on the cases that broke it on held-out clips (lfa.synth.HARD_CASES): a one-way turn whose halves
 are frontal vs profile, an identity switch at a known time (split must cut there), the same between two
-people alike in all but the face, an upside-down video."""
+people alike in all but the face, an upside-down video; and a speaking turn at 1280x720."""
 
 from __future__ import annotations
 
