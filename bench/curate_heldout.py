@@ -78,8 +78,7 @@ def main() -> None:
     tally = {h: {"accepted": [0, 0], "switch caught": [0, 0]} for h in HALVES}
     for name, spec in corpus.items():
         decisions = got.get(name, ["(none)"])
-        half = next(h for h, ids in HALVES.items() if name.split("_to_")[0].startswith(ids) or
-                    any(name.startswith(i) for i in ids))
+        half = next(h for h, ids in HALVES.items() if name.startswith(ids))
         if spec.switch_photo is None:
             ok = decisions == ["accept"]
             tally[half]["accepted"][0] += ok

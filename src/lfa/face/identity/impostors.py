@@ -248,7 +248,6 @@ def _write_cohort(path: Path, cohort: FaceSet, identity: np.ndarray) -> str:
 def _read_cohort(source: Any, backend: str) -> tuple[FaceSet, np.ndarray]:
     import pyarrow.parquet as pq
 
-
     t = pq.read_table(source)
     emb = np.asarray(t.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False), np.float32)
     yaw = t.column("yaw").to_numpy().astype(np.float64)
@@ -343,7 +342,6 @@ def fit_impostor_model(sets: Mapping[str, FaceSet], *, backend: str, provenance:
 def _cohort(sets: Mapping[str, FaceSet], per_identity: int) -> tuple[FaceSet, np.ndarray]:
     """Up to ``per_identity`` faces of each identity, evenly spread over its faces sorted by yaw
     (faces without a pose sort last, so they are kept in proportion)."""
-
     parts, labels = [], []
     for name, s in sets.items():
         order = np.argsort(np.nan_to_num(s.yaw, nan=np.inf), kind="stable")
