@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -19,6 +21,7 @@ _log_path: Path | None = None
 
 
 def set_verbose(verbose: bool) -> None:
+    """Show third-party output on the terminal (``lfa -v``); from Python, ``lfa.logs.set_verbose(True)``."""
     global _verbose
     _verbose = verbose
     if verbose:
@@ -26,7 +29,8 @@ def set_verbose(verbose: bool) -> None:
 
 
 def is_verbose() -> bool:
-    return _verbose
+    """``lfa -v``, ``set_verbose(True)`` or the environment variable ``LFA_VERBOSE=1``."""
+    return _verbose or os.environ.get("LFA_VERBOSE", "") not in ("", "0")
 
 
 def current_log() -> Path | None:
@@ -72,3 +76,36 @@ def send_third_party_output_to(path: Path) -> Path | None:
     logging.captureWarnings(True)  # Python warnings of libraries: the log file, not the terminal
     _log_path = path
     return path
+
+
+@contextmanager
+def native_output_to_log() -> Iterator[None]:
+    """For library code used from Python (no ``lfa`` command around it): what native libraries print to
+    fd 2 inside this block (MediaPipe's and TensorFlow Lite's start-up lines) goes to lfa's log file
+    (``$LFA_HOME/logs/lfa.log``). A no-op where lfa already redirects fd 2, and when verbose."""
+    if _log_path is not None or is_verbose():
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all
+        yield
+        return
+    try:
+        path = default_log_dir() / "lfa.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sys.stderr.flush()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+

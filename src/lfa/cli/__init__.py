@@ -66,6 +66,9 @@ def main() -> None:
     try:
         app()
     except LfaError as exc:
+        from lfa.cli.launch import record_child_error
+
+        record_child_error(exc)
         line = f"error: {exc.message}" + (f" — fix: {exc.fix}" if exc.fix else "")
         err.print(line, markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -22,7 +22,8 @@ def train(
     resume: str = typer.Option(None, "--resume", help="'latest' or a checkpoint-N folder."),
     cache_only: bool = typer.Option(False, "--cache-only", help="Build the caches and exit."),
     encoders: Path = typer.Option(None, "--encoders", help="Face-encoder spec (default: BASE/lfa_encoders.json)."),
-    launch: int = typer.Option(0, "--launch", help="Run N processes (DDP) on this machine through torchrun."),
+    launch: int = typer.Option(0, "--launch", help="Run N processes (DDP) on this machine through torchrun; "
+                                                   "batch_size (the global batch) must be a multiple of N."),
 ) -> None:
     """Train the identity adapter (and LoRA) by flow matching on a curated run."""
     from lfa.registry import ModelStore
@@ -31,29 +32,37 @@ def train(
     from lfa.train.config import load_config
     from lfa.train.trainer import train as run_train
 
-    if launch > 1 and "LOCAL_RANK" not in os.environ:
-        args = [a for a in sys.argv[1:]]
-        i = args.index("--launch")
-        del args[i: i + 2]
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={launch}",
-               "-m", "lfa", *args]
-        raise typer.Exit(subprocess.call(cmd))
     folder = check_base(resolve_directory(ModelStore(), base))
     cfg = load_config(load_base(folder, parts=()).train_defaults, config, set_)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    if launch > 1 and "LOCAL_RANK" not in os.environ:
+        from lfa.cli.launch import relaunch
+        from lfa.train.config import check_batch_split
+
+        check_batch_split(cfg, launch)  # the children's first check, said here before they start
+        raise typer.Exit(relaunch(launch, sys.argv[1:]))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     main = os.environ.get("RANK", "0") == "0"  # other DDP processes stay quiet
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                  TimeRemainingColumn(), console=out, transient=False, disable=not main or cache_only) as bar:
-        task = bar.add_task("train", total=cfg.max_steps, info="")
+                  MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), console=out, transient=False, disable=not main) as bar:
+        cache = bar.add_task("cache", total=None, info="samples: latents, text, faces")
+        task = bar.add_task("train", total=cfg.max_steps, info="", visible=False)
+
+        def on_cache(done: int, total: int) -> None:
+            bar.update(cache, completed=done, total=total)
 
         def progress(step: int, total: int, record: dict) -> None:
+            if not record:  # the step a (resumed) run starts from
+                bar.update(cache, info="ready")
+                bar.update(task, completed=step, visible=True)
+                bar.reset(task, start=True, completed=step)
+                return
             speed = 1.0 / record["step_s"] if record.get("step_s") else 0.0
             bar.update(task, completed=step, info=f"loss {record['loss']:.4f}  {speed:.2f} steps/s")
 
         result = run_train(folder, data, out_dir, cfg, resume=resume, cache_only=cache_only, encoders_file=encoders,
-                           progress=progress)
+                           progress=progress, on_cache=on_cache)
     if not main:
         return
     if cache_only:

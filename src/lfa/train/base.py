@@ -111,12 +111,16 @@ def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0, i2v: bool = Fa
 
 
 def quiet_progress_bars() -> None:
-    """transformers/diffusers draw progress bars on the terminal when they load or save weights: off."""
+    """transformers/diffusers draw progress bars on the terminal when they load or save weights: off.
+    Their log lines (they keep a handler of their own on the terminal) go where lfa sends third-party
+    output instead: the log file, or the terminal with ``lfa -v``."""
     import diffusers.utils.logging
     import transformers.utils.logging
 
-    transformers.utils.logging.disable_progress_bar()
-    diffusers.utils.logging.disable_progress_bar()
+    for library in (transformers.utils.logging, diffusers.utils.logging):
+        library.disable_progress_bar()
+        library.disable_default_handler()
+        library.enable_propagation()
 
 
 def _diffusers_version() -> str:

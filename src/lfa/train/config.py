@@ -165,6 +165,15 @@ def _adapter_key(key: str, known: set[str], where: str) -> str:
     return key
 
 
+def check_batch_split(config: TrainConfig, processes: int) -> None:
+    """``batch_size`` is the global batch: it must split evenly over processes and accumulation steps."""
+    parts = processes * config.gradient_accumulation
+    if config.batch_size % parts:
+        raise ConfigError(f"batch_size {config.batch_size} does not split over {processes} process(es) x "
+                          f"{config.gradient_accumulation} accumulation step(s)",
+                          f"set batch_size to a multiple of {parts} (e.g. --set batch_size={parts})")
+
+
 def load_config(base_defaults: dict[str, Any] | None = None, config_file: str | os.PathLike[str] | None = None,
                 sets: list[str] | None = None) -> TrainConfig:
     """Defaults, then the base's ``train_defaults``, then the YAML/JSON file, then ``--set KEY=VALUE`` items."""

@@ -139,6 +139,20 @@ def pick_references(rows: list[dict[str, Any]], window: tuple[float, float], win
     return chosen
 
 
+def last_frame_fits(t: float, end: float, source_fps: float) -> bool:
+    """Whether a window frame at source time ``t`` lies inside a clip ending at ``end`` (exclusive).
+
+    A time maps to the first source frame at or after it (:func:`lfa.media.sampling.indices_for_times`),
+    so the frame read for ``t`` must itself start before ``end``: a clip that ends where its video ends
+    has no frame at ``end``."""
+    if source_fps <= 0:
+        return t < end - 1e-6
+    from lfa.media.sampling import indices_for_times
+
+    index = int(indices_for_times([t], source_fps)[0])
+    return index / source_fps < end - 1e-6
+
+
 def build_samples(data: str | Path, config: TrainConfig, *, extract_to: Path | None = None) -> list[Sample]:
     """Every training sample of the run (or export), in a stable order; a one-line error when there is none."""
     run, rows, tracks, sources = read_clips(data, extract_to)
@@ -153,7 +167,7 @@ def build_samples(data: str | Path, config: TrainConfig, *, extract_to: Path | N
             continue
         bucket = nearest_bucket(int(row["width"]), int(row["height"]), config.bucket_list)
         start = float(row["start"])
-        while start + span <= float(row["end"]) + 1e-6:
+        while last_frame_fits(start + span, float(row["end"]), float(row.get("fps") or 0.0)):
             inside = [r for r in track if start <= r["t"] <= start + span] or \
                 [min(track, key=lambda r: abs(r["t"] - start - span / 2))]
             yaws = [r["yaw"] for r in inside if r["yaw"] is not None and not math.isnan(r["yaw"])]

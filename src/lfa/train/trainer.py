@@ -27,7 +27,7 @@ import torch
 
 from lfa.errors import ConfigError
 from lfa.train.cache import Encoders, build_cache, cache_id, load_shard
-from lfa.train.config import TrainConfig
+from lfa.train.config import TrainConfig, check_batch_split
 from lfa.train.data import Sample, build_samples
 from lfa.train.regions import loss_weights
 from lfa.train.sampling import SampleVideos
@@ -49,8 +49,9 @@ class TrainResult:
 
 def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, *,
                   encoders_file: str | os.PathLike[str] | None = None,
-                  on_sample: Callable[[Sample, bool], None] | None = None) -> tuple[list[Sample], Path, str, dict]:
-    """Samples, the cache folder (every shard present afterwards), its id and the encoder spec."""
+                  on_cache: Callable[[int, int], None] | None = None) -> tuple[list[Sample], Path, str, dict]:
+    """Samples, the cache folder (every shard present afterwards), its id and the encoder spec;
+    ``on_cache(done, total)`` follows the shards."""
     from lfa.registry.directories import directory_hash
     from lfa.train.base import check_base, check_text_length, load_base
     from lfa.train.encoders import build_encoders, encoder_spec
@@ -68,6 +69,16 @@ def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, 
         return Encoders(wan.pipeline(), build_encoders(spec, root, wan.vae, experts), config)
 
     meta = {"cache_id": cid, "base": str(base), "samples": len(samples)}
+    done = 0
+
+    def on_sample(sample: Sample, built: bool) -> None:
+        nonlocal done
+        done += 1
+        if on_cache:
+            on_cache(done, len(samples))
+
+    if on_cache:
+        on_cache(0, len(samples))
     build_cache(samples, folder, load, meta=meta, on_sample=on_sample)
     return samples, folder, cid, json.loads(spec.to_json())
 
@@ -192,8 +203,12 @@ def save_adapter(adapter: Any, folder: Path, config: TrainConfig) -> Path:
 def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str | os.PathLike[str],
           config: TrainConfig, *, resume: str | None = None, cache_only: bool = False,
           encoders_file: str | os.PathLike[str] | None = None,
-          progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Build missing caches, then train ``config.max_steps`` optimizer steps (continuing a checkpoint with ``resume``)."""
+          progress: Callable[[int, int, dict[str, float]], None] | None = None,
+          on_cache: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Build missing caches, then train ``config.max_steps`` optimizer steps (continuing a checkpoint with ``resume``).
+
+    ``progress(step, total, record)`` follows the steps (first with the step a resumed run starts from and an
+    empty record); ``on_cache(done, total)`` follows the cache."""
     from lfa.model.adapter import IdentityAdapter
     from lfa.model.training import IdentityTrainingModule
     from lfa.train.base import load_base
@@ -202,12 +217,10 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     out.mkdir(parents=True, exist_ok=True)
     accelerator = _accelerator(config)
     main = accelerator.is_main_process
-    if config.batch_size % (accelerator.num_processes * config.gradient_accumulation):
-        raise ConfigError(f"batch_size {config.batch_size} does not split over {accelerator.num_processes} "
-                          f"process(es) x {config.gradient_accumulation} accumulation steps",
-                          "make batch_size a multiple of processes x gradient_accumulation")
+    check_batch_split(config, accelerator.num_processes)
     if main:
-        samples, folder, cid, spec = prepare_cache(Path(base), data, out, config, encoders_file=encoders_file)
+        samples, folder, cid, spec = prepare_cache(Path(base), data, out, config, encoders_file=encoders_file,
+                                                   on_cache=on_cache)
     accelerator.wait_for_everyone()
     if not main:
         samples, folder, cid, spec = prepare_cache(Path(base), data, out, config, encoders_file=encoders_file)
@@ -257,6 +270,8 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
         record0 = {"step": 0, "val_loss": validate()}
         _append(out / METRICS, record0)
         scalars.write(record0)
+    if progress and main:
+        progress(start, config.max_steps, {})
     world, rank = accelerator.num_processes, accelerator.process_index
     local = config.batch_size // world
     micro = local // config.gradient_accumulation

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 
@@ -74,3 +75,20 @@ class FaceSet:
         """The faces at ``which`` (a boolean mask, indices or a slice)."""
         return FaceSet(self.embeddings[which], self.yaw[which], None if self.pitch is None else self.pitch[which],
                        self.backend)
+
+
+Faces = Union[FaceSet, Face, Sequence[Optional[Face]]]  # what the scoring API accepts for a side
+
+
+def as_face_set(faces: Faces) -> FaceSet:
+    """A :class:`FaceSet` from what a caller has at hand: a face set, one analysed face, or a list of faces
+    (``None`` for a frame without one)."""
+    if isinstance(faces, FaceSet):
+        return faces
+    if isinstance(faces, Face):
+        return FaceSet.from_faces([faces])
+    if isinstance(faces, (list, tuple)) and all(f is None or isinstance(f, Face) for f in faces):
+        return FaceSet.from_faces(faces)
+    raise ConfigError(f"cannot compare {type(faces).__name__} as faces",
+                      "pass a FaceSet, a Face or a list of Faces (FaceAnalyzer.analyze)")
+

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from lfa.errors import ConfigError
-from lfa.face.identity.faceset import FaceSet
+from lfa.face.identity.faceset import Faces, FaceSet, as_face_set
 
 SCHEMA = "lfa-identity-impostors/1"
 YAW_STEP = 15.0
@@ -352,7 +352,7 @@ def _cohort(sets: Mapping[str, FaceSet], per_identity: int) -> tuple[FaceSet, np
             np.asarray(labels))
 
 
-def impostor_model_for(sets: Mapping[str, FaceSet] | None, *, backend: str, min_identities: int = 3,
+def impostor_model_for(sets: Mapping[str, Faces] | None, *, backend: str, min_identities: int = 3,
                        default: ImpostorModel | None = None, provenance: dict[str, Any] | None = None
                        ) -> ImpostorModel:
     """The impostor model for a run: fitted on the data at hand (a benchmark's references, a curation
@@ -361,7 +361,7 @@ def impostor_model_for(sets: Mapping[str, FaceSet] | None, *, backend: str, min_
     backend = encoder_name(backend)
     if default is None and backend in SHIPPED_BACKENDS:
         default = default_impostor_model(backend)
-    usable = {k: s for k, s in (sets or {}).items() if s.n_faces}
+    usable = {k: s for k, s in ((k, as_face_set(v)) for k, v in (sets or {}).items()) if s.n_faces}
     if len(usable) < min_identities:
         if default is None:
             raise ConfigError(f"{len(usable)} identities at hand, {min_identities} needed to calibrate "

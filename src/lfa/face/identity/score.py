@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lfa.errors import ConfigError
-from lfa.face.identity.faceset import FaceSet
+from lfa.face.identity.faceset import Faces, FaceSet, as_face_set
 from lfa.face.identity.impostors import (
     MIN_COHORT_FACES,
     MIN_IDENTITY_PAIRS,
@@ -104,7 +104,7 @@ class IdentityScorer:
     """Pose-aware identity comparisons calibrated by one impostor model.
 
     >>> scorer = IdentityScorer()                                  # shipped dlib impostors
-    >>> scorer.compare(FaceSet.from_faces(clip_a), FaceSet.from_faces(clip_b)).z
+    >>> scorer.compare(faces_a, faces_b).z                        # lists of Faces or FaceSets
     """
 
     def __init__(self, model: ImpostorModel | None = None, *, far: float = DEFAULT_FAR,
@@ -153,15 +153,16 @@ class IdentityScorer:
                 "kind": np.array(KINDS)[best], "n": n, "n_imp": np.where(none, 0, n_imp),
                 "src": np.array([*SOURCES, ""], dtype=object)[src]}
 
-    def compare(self, a: FaceSet, b: FaceSet) -> IdentityScore:
+    def compare(self, a: Faces, b: Faces) -> IdentityScore:
         """``a`` (one face or many) against ``b``, over every pair of faces of the best level."""
+        a, b = as_face_set(a), as_face_set(b)
         self._check(a, b)
         p = {k: v.reshape(1, -1) for k, v in self._pairs(a, b).items()}
         r = self._reduce(p)
         return FrameScores(r["z"], r["cos"], r["accept"], r["thr"], r["kind"], r["n"], r["n_imp"], r["src"],
                            self.far).row(0)
 
-    def score_frames(self, frames: FaceSet, reference: FaceSet, *, reference_identity: str | None = None
+    def score_frames(self, frames: Faces, reference: Faces, *, reference_identity: str | None = None
                      ) -> FrameScores:
         """Each frame's face (one row of ``frames``) against the whole reference set.
 
@@ -169,6 +170,7 @@ class IdentityScorer:
         ``MIN_IDENTITY_PAIRS`` people) in the frame's yaw bucket, the frame is calibrated against those
         cohort faces scored against *this reference* by the same pair rule (source ``cohort``; the
         cohort faces labelled ``reference_identity`` are left out); elsewhere against the bucket pairs."""
+        frames, reference = as_face_set(frames), as_face_set(reference)
         self._check(frames, reference)
         r = self._reduce(self._pairs(frames, reference))
         self._cohort_calibrate(frames, reference, r, reference_identity)
@@ -197,8 +199,9 @@ class IdentityScorer:
                 r["src"][rows] = "cohort"
                 todo &= ~rows
 
-    def matrix(self, sets: Sequence[FaceSet]) -> SimilarityMatrix:
+    def matrix(self, sets: Sequence[Faces]) -> SimilarityMatrix:
         """Every set against every other (clusters, tracks); symmetric."""
+        sets = [as_face_set(s) for s in sets]
         n = len(sets)
         z, cos = np.full((n, n), np.nan), np.full((n, n), np.nan)
         accept, kind, pairs = np.zeros((n, n), bool), np.full((n, n), NO_FACE, object), np.zeros((n, n), np.int64)
@@ -212,8 +215,9 @@ class IdentityScorer:
                 pairs[i, j] = pairs[j, i] = s.n_pairs
         return SimilarityMatrix(z, cos, accept, kind, pairs, self.far)
 
-    def compare_split(self, track: FaceSet, times: np.ndarray, at: float) -> IdentityScore:
+    def compare_split(self, track: Faces, times: Sequence[float] | np.ndarray, at: float) -> IdentityScore:
         """The faces of a track before ``at`` (seconds) against those from ``at`` on: the identity-switch check."""
+        track = as_face_set(track)
         times = np.asarray(times, np.float64)
         if len(times) != len(track):
             raise ConfigError(f"{len(times)} times for {len(track)} faces", "pass one time per face")

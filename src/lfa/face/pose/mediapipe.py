@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from lfa.errors import ConfigError
+from lfa.logs import native_output_to_log
 from lfa.face.angles import angles_from_rotation
 from lfa.face.pose.canonical import CANONICAL_VERTICES, canonical_face, fit_rotation, mirror_permutation
 from lfa.face.quality import face_crop
@@ -38,7 +39,8 @@ class MediaPipePose:
 
     def __init__(self, model_path: Path, *, crop_scale: float = 1.8, crop_size: int = 256,
                  solver: str = "canonical", mirror_retry: bool = True) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
+        with native_output_to_log():  # absl's "Logging before InitGoogle()" line on import
+            from mediapipe.tasks.python import BaseOptions, vision
 
         if solver not in ("canonical", "matrix"):
             raise ConfigError(f"unknown MediaPipe pose solver {solver!r}", "use 'canonical' or 'matrix'")
@@ -55,8 +57,10 @@ class MediaPipePose:
             min_face_detection_confidence=0.3,
             min_face_presence_confidence=0.3,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
-        self._finalizer = weakref.finalize(self, _close_quietly, self._landmarker)
+        with native_output_to_log():  # MediaPipe/TFLite start-up lines, printed on creation and first use
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            self._finalizer = weakref.finalize(self, _close_quietly, self._landmarker)
+            self._landmarks(np.zeros((self.crop_size, self.crop_size, 3), np.uint8))
 
     def estimate(self, image: np.ndarray, detection: Detection) -> HeadPose | None:
         crop, (left, top) = face_crop(image, detection.box, self.crop_scale)
