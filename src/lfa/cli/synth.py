@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lfa.errors import ConfigError
+from lfa.synth.trajectory import NAMED as TRAJECTORIES
 
 app = typer.Typer(help="Labelled synthetic face videos with ground-truth head pose.", no_args_is_help=True)
 out = Console()
@@ -21,11 +22,11 @@ out = Console()
 def render_cmd(
     photo: list[Path] = typer.Option(..., "--photo", help="Face photo (or astronaut / grace_hopper); "
                                      "a second --photo is the second face, or the switch target with --switch-at."),
-    trajectory: str = typer.Option("yaw-sweep", help="frontal | static | yaw-sweep | profile-sweep | pitch-sweep | "
-                                   "roll-sweep | "
-                                   "nod-and-turn, or a JSON keyframe file"),
+    trajectory: str = typer.Option("yaw-sweep", help=f"{' | '.join(TRAJECTORIES)}, or a .json file of "
+                                   "keyframes."),
     video: Path = typer.Option(..., "--out", help="Output .mp4 (the sidecar is written beside it as .json)."),
-    duration: float = typer.Option(4.0), fps: float = typer.Option(25.0),
+    duration: float = typer.Option(4.0, help="Length of the clip in seconds."),
+    fps: float = typer.Option(25.0, help="Frames per second."),
     size: str = typer.Option("512x512", help="WIDTHxHEIGHT"),
     face_size: float = typer.Option(0.3, help="Face width as a fraction of the frame width."),
     second_size: float = typer.Option(1.0, help="Second face width relative to the main face."),
@@ -35,11 +36,12 @@ def render_cmd(
     audio: bool = typer.Option(True, help="Write an audio stream (--no-audio: the file has none)."),
     audio_shift: float = typer.Option(0.0, help="Delay the sound against the picture by this many seconds."),
     scene_cut_at: float = typer.Option(None, help="Hard cut at this time (s)."),
-    blur: float = typer.Option(0.0), noise: float = typer.Option(0.0),
+    blur: float = typer.Option(0.0, help="Gaussian blur of every frame: sigma in pixels (0: none)."),
+    noise: float = typer.Option(0.0, help="Gaussian noise on every frame: sigma in grey levels (0: none)."),
     jpeg_quality: int = typer.Option(None, help="Per-frame JPEG quality (compression artefacts)."),
     background: str = typer.Option("photo", help="photo (a face-free natural image) | field (colour field)"),
     shading: bool = typer.Option(True, help="A seeded directional + ambient light (else a fixed soft light)."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the background, lighting, noise and sound."),
 ) -> None:
     """Render one labelled clip and its sidecar."""
     from lfa.synth import ClipSpec, SecondFace, render_clip
