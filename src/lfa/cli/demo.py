@@ -11,7 +11,8 @@ from rich.console import Console
 out = Console()
 
 
-def demo(out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Where to write the results.")) -> None:
+def demo(out_dir: Path = typer.Option(Path("out/demo"), "--out", metavar="DIR",
+                                      help="Where to write the results.")) -> None:
     """Render the labelled synthetic corpus, curate it into a manifest + report, and show the perception stack."""
     from lfa.demo import run_demo
 

@@ -25,7 +25,7 @@ def _analyzer(identity: str, pose: str):
 @app.command("calibrate")
 def calibrate_cmd(
     folder: Path = typer.Argument(..., help="A folder with one subfolder of photos (or videos) per person."),
-    model_out: Path = typer.Option(..., "--out", help="Where to write the impostor model (JSON)."),
+    model_out: Path = typer.Option(..., "--out", metavar="FILE", help="Where to write the impostor model (JSON)."),
     identity: str = typer.Option("dlib", help="dlib | arcface | curricularface"),
     pose: str = typer.Option("fused", help=f"Head pose, buckets the faces by yaw: {POSE_CHOICES}"),
     fps: float = typer.Option(2.0, help="Frames per second sampled from videos."),

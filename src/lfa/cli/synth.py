@@ -20,11 +20,12 @@ out = Console()
 
 @app.command("render")
 def render_cmd(
-    photo: list[Path] = typer.Option(..., "--photo", help="Face photo (or astronaut / grace_hopper); "
+    photo: list[Path] = typer.Option(..., "--photo", metavar="FILE", help="Face photo (or astronaut / grace_hopper); "
                                      "a second --photo is the second face, or the switch target with --switch-at."),
     trajectory: str = typer.Option("yaw-sweep", help=f"{' | '.join(TRAJECTORIES)}, or a .json file of "
                                    "keyframes."),
-    video: Path = typer.Option(..., "--out", help="Output .mp4 (the sidecar is written beside it as .json)."),
+    video: Path = typer.Option(..., "--out", metavar="FILE",
+                               help="Output .mp4 (the sidecar is written beside it as .json)."),
     duration: float = typer.Option(4.0, help="Length of the clip in seconds."),
     fps: float = typer.Option(25.0, help="Frames per second."),
     size: str = typer.Option("512x512", help="WIDTHxHEIGHT"),
@@ -64,7 +65,7 @@ def render_cmd(
 
 
 @app.command("corpus")
-def corpus_cmd(directory: Path = typer.Option(Path("out/corpus"), "--out", help="Output folder."),
+def corpus_cmd(directory: Path = typer.Option(Path("out/corpus"), "--out", metavar="DIR", help="Output folder."),
                force: bool = typer.Option(False, help="Re-render clips that already exist.")) -> None:
     """Render the standard labelled corpus (resumable: finished clips are kept)."""
     from lfa.synth import STANDARD_CORPUS, build_corpus
