@@ -126,3 +126,69 @@ def test_faces_with_a_corrupt_model_is_one_line_naming_the_fetch(photo, tmp_path
             dest.symlink_to(store.path(name))
     proc = lfa("faces", str(photo), env={"LFA_HOME": str(home)})
     assert_one_line_error(proc, "yunet", "corrupt or changed", "lfa models fetch yunet")
+
+
+# ---------------------------------------------------------------- first contact: --help, configs, progress
+
+def _commands() -> list[tuple[list[str], object]]:
+    """Every command and group of `lfa` as (words, click command), `lfa curate export` included."""
+    import typer
+
+    from lfa.cli import app
+
+    root = typer.main.get_command(app)
+    found = []
+
+    def walk(words: list[str], command) -> None:
+        found.append((words, command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk([*words, name], sub)
+
+    walk([], root)
+    _, export, _ = root.resolve_command(root.context_class(root), ["curate", "export"])
+    found.append((["curate", "export"], export))
+    return found
+
+
+def _params(command) -> list:
+    return [*command.params, command.get_help_option(command.context_class(command))]
+
+
+def test_every_option_and_argument_has_help():
+    commands = _commands()
+    assert len(commands) > 20 and ["curate", "export"] in [w for w, _ in commands]
+    missing = [f"lfa {' '.join(words)} {p.opts[0] if p.opts else p.name}" for words, command in commands
+               for p in _params(command) if not (p.help or "").strip()]
+    assert missing == []
+
+
+def test_every_pose_option_defaults_to_fused():
+    poses = {" ".join(words): p.default for words, command in _commands() for p in command.params if p.name == "pose"}
+    assert {"faces", "identity calibrate", "identity compare", "bench"} <= set(poses)
+    assert set(poses.values()) == {"fused"}, poses
+
+
+def test_help_pages_fit_80_columns_with_readable_value_labels():
+    from typer.testing import CliRunner
+
+    from lfa.cli import app
+
+    runner = CliRunner()
+    for words, _ in _commands():
+        result = runner.invoke(app, [*words, "--help"], env={"COLUMNS": "80"})
+        page = f"lfa {' '.join(words)} --help:\n{result.output}"
+        assert result.exit_code == 0 and "Usage:" in result.output, page
+        assert "<" not in result.output, page  # typer's type labels: <bool>, <list[Path]>
+        assert max(len(line) for line in result.output.splitlines()) <= 80, page
+        assert "…" not in result.output, page  # a column cut short
+    curate = runner.invoke(app, ["curate", "--help"], env={"COLUMNS": "80"}).output
+    assert "INPUTS" in curate and "PATH..." in curate and "KEY=VALUE" in curate
+
+
+def test_help_shows_no_third_party_line():
+    proc = lfa("synth", "render", "--help", env={"COLUMNS": "80"})
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.strip().startswith("Usage:")
+    assert "turn-away" in proc.stdout  # the trajectories come from the code
+
+
