@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,60 @@ def test_help_shows_no_third_party_line():
     assert "turn-away" in proc.stdout  # the trajectories come from the code
 
 
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml", ".txt"])
+def test_config_files_are_json_or_yaml_for_curate_train_and_the_adapter(tmp_path, suffix):
+    import yaml
+
+    from lfa.curate.config import CurateConfig
+    from lfa.model.config import AdapterConfig
+    from lfa.train.config import load_config
+
+    def write(name: str, data: dict) -> Path:
+        path = tmp_path / f"{name}{suffix}"
+        path.write_text(json.dumps(data) if suffix == ".json" else yaml.safe_dump(data))
+        return path
+
+    assert CurateConfig.load(write("curate", {"tracking": {"sample_fps": 2}}), None).tracking.sample_fps == 2
+    train = load_config(config_file=write("train", {"max_steps": 7, "lora_rank": 4}))
+    assert train.max_steps == 7 and train.adapter_config().lora_rank == 4
+    assert AdapterConfig.load(write("adapter", {"lora_rank": 4})).lora_rank == 4
+
+
+def test_a_config_file_that_is_neither_json_nor_yaml_is_one_line(tmp_path, video):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('{"tracking": {"sample_fps": 2}\nkey: [unclosed\n')
+    proc = lfa("curate", str(video), "--out", str(tmp_path / "out"), "--config", str(bad))
+    assert_one_line_error(proc, "bad.yaml", "neither JSON", "nor YAML", "fix:")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    from lfa.curate.config import CurateConfig
+    from lfa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not KEY: VALUE pairs"):
+        CurateConfig.load(tmp_path / "list.json")
+    with pytest.raises(ConfigError, match="config file not found"):
+        CurateConfig.load(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(("load", "typo", "suggestion"), [
+    ("curate", "tracking.sampel_fps=2", "did you mean tracking.sample_fps?"),
+    ("curate", "speech.min_av_scor=0.5", "did you mean speech.min_av_score?"),
+    ("train", "max_step=5", "did you mean max_steps?"),
+    ("train", "lora_rnk=4", "did you mean lora_rank?"),
+    ("train", "adapter.lora_rnk=4", "did you mean lora_rank?"),
+    ("adapter", "every_k_block=1", "did you mean every_k_blocks?"),
+])
+def test_an_unknown_key_names_the_closest_valid_one(load, typo, suggestion):
+    from lfa.curate.config import CurateConfig
+    from lfa.errors import ConfigError
+    from lfa.model.config import AdapterConfig, parse_overrides
+    from lfa.train.config import load_config
+
+    loaders = {"curate": lambda: CurateConfig.load(None, [typo]), "train": lambda: load_config(sets=[typo]),
+               "adapter": lambda: AdapterConfig(**parse_overrides([typo]))}
+    with pytest.raises(ConfigError) as info:
+        loaders[load]()
+    assert info.value.fix.startswith(suggestion), info.value.fix
+    assert repr(typo.split("=")[0].removeprefix("adapter.")) in info.value.message
+    key = suggestion.removeprefix("did you mean ").removesuffix("?").split(".")[-1]
+    assert re.search(rf"keys[^:]*: .*\b{key}\b", info.value.fix)  # then every valid key

@@ -18,7 +18,7 @@ def curate(
     inputs: list[Path] = typer.Argument(None, help="Video files or folders (to export a run: `lfa curate export`)."),
     out_dir: Path = typer.Option(Path("out/curated"), "--out", metavar="DIR",
                                  help="Output folder (also the resume state)."),
-    config: Path = typer.Option(None, metavar="FILE", help="JSON config (a run's config.json is one)."),
+    config: Path = typer.Option(None, metavar="FILE", help="Config file, JSON or YAML (a run's config.json is one)."),
     overrides: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
                                         help="Override a setting: section.key=value (repeatable)."),
     executor: str = typer.Option("local", help="local | ray"),

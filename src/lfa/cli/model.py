@@ -21,7 +21,7 @@ def describe(
     config: Path = typer.Argument(None, help="A Wan transformer config.json (or a diffusers model folder)."),
     preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b or wan2.1-i2v-14b."),
     adapter_config: Path = typer.Option(None, "--adapter-config", metavar="FILE",
-                                        help="Adapter config JSON (default: defaults)."),
+                                        help="Adapter config file, JSON or YAML (default: the preset's)."),
     adapter_preset: str = typer.Option(None, "--adapter-preset",
                                        help="mofe, cofe (default), faithfulfaces or mv2id; --set overrides it."),
     set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",

@@ -19,7 +19,7 @@ def train(
     out_dir: Path = typer.Option(..., "--out", metavar="DIR",
                                  help="Output folder: caches, metrics.jsonl, checkpoints, adapter/."),
     config: Path = typer.Option(None, "--config", metavar="FILE",
-                                help="YAML file of config keys."),
+                                help="Config file of KEY: VALUE pairs, YAML or JSON."),
     set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
                                    help="Config override KEY=VALUE (repeatable); adapter keys too."),
     resume: str = typer.Option(None, "--resume", help="'latest' or a checkpoint-N folder."),
