@@ -250,3 +250,37 @@ def test_an_unknown_key_names_the_closest_valid_one(load, typo, suggestion):
     assert repr(typo.split("=")[0].removeprefix("adapter.")) in info.value.message
     key = suggestion.removeprefix("did you mean ").removesuffix("?").split(".")[-1]
     assert re.search(rf"keys[^:]*: .*\b{key}\b", info.value.fix)  # then every valid key
+
+
+def test_synth_corpus_and_demo_show_a_transient_bar_then_a_summary(monkeypatch, tmp_path):
+    """Not one line per clip: the bar goes away, a summary line stays."""
+    import lfa.demo
+    import lfa.synth
+    from typer.testing import CliRunner
+
+    from lfa.cli import app
+
+    names = list(lfa.synth.STANDARD_CORPUS)
+
+    def build_corpus(directory, *, on_clip, **_):
+        for name in names:
+            on_clip(name)
+        return [directory / f"{name}.mp4" for name in names]
+
+    def run_demo(out_dir, *, on_clip):
+        build_corpus(out_dir / "corpus", on_clip=on_clip)
+        return {"report": out_dir / "curated" / "report.html"}
+
+    monkeypatch.setattr(lfa.synth, "build_corpus", build_corpus)
+    monkeypatch.setattr(lfa.demo, "run_demo", run_demo)
+    runner = CliRunner()
+    corpus = runner.invoke(app, ["synth", "corpus", "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert corpus.exit_code == 0, corpus.output
+    assert [line for line in corpus.output.splitlines() if names[-1] in line] == [
+        line for line in corpus.output.splitlines() if line.startswith("│ " + names[-1])]  # its table row only
+    assert corpus.output.rstrip().splitlines()[-1] == f"{len(names)} clips (NAME.mp4 + NAME.json) in {tmp_path}"
+    demo = runner.invoke(app, ["demo", "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert demo.exit_code == 0, demo.output
+    assert [line for line in demo.output.splitlines() if line.strip()] == [
+        f"demo: {len(names)} corpus clips rendered and curated, sample photos analysed",
+        f"report: {tmp_path / 'curated' / 'report.html'}"]

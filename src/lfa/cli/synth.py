@@ -8,9 +8,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lfa.cli.progress import item_progress
 from lfa.errors import ConfigError
 from lfa.synth.trajectory import NAMED as TRAJECTORIES
 
@@ -70,11 +70,8 @@ def corpus_cmd(directory: Path = typer.Option(Path("out/corpus"), "--out", metav
     """Render the standard labelled corpus (resumable: finished clips are kept)."""
     from lfa.synth import STANDARD_CORPUS, build_corpus
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=out) as progress:
-        task = progress.add_task("rendering corpus", total=len(STANDARD_CORPUS))
-        build_corpus(directory, skip_existing=not force,
-                     on_clip=lambda name: progress.update(task, advance=1, description=name))
+    with item_progress(out, len(STANDARD_CORPUS), "rendering") as on_clip:
+        clips = build_corpus(directory, skip_existing=not force, on_clip=on_clip)
     table = Table(title=f"corpus in {directory}")
     for col in ("clip", "decision", "reason", "speech", "purpose"):
         table.add_column(col)
@@ -82,6 +79,7 @@ def corpus_cmd(directory: Path = typer.Option(Path("out/corpus"), "--out", metav
         e = spec.expected
         table.add_row(name, e["decision"], e["reason"] or "", e["speech"], spec.purpose)
     out.print(table)
+    out.print(f"{len(clips)} clips (NAME.mp4 + NAME.json) in {directory}")
 
 
 @app.command("eval-pose")
