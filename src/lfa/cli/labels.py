@@ -17,7 +17,7 @@ def value_label(param: Any) -> str:
     """``N``, ``NUMBER``, ``TEXT`` or ``PATH`` by the parameter's type; ``""`` for a flag."""
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return ""
-    descriptor = getattr(param, "type_descriptor", None)  # typer >= 0.20; older ones keep a click type
+    descriptor = getattr(param, "type_descriptor", None)  # recent typer; older ones keep a click type
     if descriptor is None:
         return param.type.name.upper()
     kind = descriptor.annotation
