@@ -51,7 +51,7 @@ def test_bad_values_raise_config_error(changes, message):
 
 
 def test_unknown_keys_and_bad_json():
-    with pytest.raises(ConfigError, match="unknown adapter config keys: gating"):
+    with pytest.raises(ConfigError, match="unknown adapter config key 'gating'"):
         AdapterConfig.from_dict({"gating": True})
     with pytest.raises(ConfigError, match="not valid JSON"):
         AdapterConfig.from_json("{every_k_blocks: 1}")

@@ -19,18 +19,23 @@ from lfa.cli import models as models_cmd
 from lfa.cli import speech as speech_cmd
 from lfa.cli import synth as synth_cmd
 from lfa.cli import train as train_cmd
+from lfa.cli.labels import label_values
 from lfa.errors import LfaError
 from lfa.logs import default_log_dir, send_third_party_output_to, set_verbose
 
 class _Commands(TyperGroup):
     """``lfa curate export ...`` is its own command (with its own ``--help``), although ``lfa curate``
-    takes paths as arguments."""
+    takes paths as arguments. Every command's ``--help`` shows readable value labels (lfa.cli.labels)."""
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        label_values(self)
 
     def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
         if args[:2] == ["curate", "export"]:
             from lfa.cli.curate_export import export_app
 
-            return "curate export", typer.main.get_command(export_app), args[2:]
+            return "curate export", label_values(typer.main.get_command(export_app)), args[2:]
         return super().resolve_command(ctx, args)
 
 

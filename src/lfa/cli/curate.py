@@ -16,9 +16,11 @@ out = Console()
 
 def curate(
     inputs: list[Path] = typer.Argument(None, help="Video files or folders (to export a run: `lfa curate export`)."),
-    out_dir: Path = typer.Option(Path("out/curated"), "--out", help="Output folder (also the resume state)."),
-    config: Path = typer.Option(None, help="JSON config (a run's config.json is one)."),
-    overrides: list[str] = typer.Option(None, "--set", help="Override a setting: section.key=value (repeatable)."),
+    out_dir: Path = typer.Option(Path("out/curated"), "--out", metavar="DIR",
+                                 help="Output folder (also the resume state)."),
+    config: Path = typer.Option(None, metavar="FILE", help="Config file, JSON or YAML (a run's config.json is one)."),
+    overrides: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                        help="Override a setting: section.key=value (repeatable)."),
     executor: str = typer.Option("local", help="local | ray"),
     workers: int = typer.Option(None, min=1, help="Worker processes / Ray tasks in flight (default: cores, or the cluster's CPUs; at most one per input)."),
     address: str = typer.Option(None, help="Ray cluster to join, HEAD:6379 (default: RAY_ADDRESS, else a local Ray)."),

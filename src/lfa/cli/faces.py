@@ -10,9 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lfa.face.analyzer import POSE_BACKENDS
 from lfa.face.types import Face
 
 out = Console()
+POSE_CHOICES = " | ".join("fused (landmark fit + WHENet, full yaw range)" if b == "fused" else b
+                         for b in POSE_BACKENDS)
 
 
 def _fmt(v: float) -> str:
@@ -36,7 +39,7 @@ def faces(
     viz: Path = typer.Option(None, "--viz", help="Write an annotated picture (for a video: a contact sheet)."),
     fps: float = typer.Option(2.0, help="Frames per second analysed in a video."),
     detector: str = typer.Option("yunet", help="yunet | scrfd"),
-    pose: str = typer.Option("fused", help="fused (landmarks + WHENet) | mediapipe | whenet | sixdrepnet | none"),
+    pose: str = typer.Option("fused", help=f"Head pose: {POSE_CHOICES}"),
     identity: str = typer.Option("dlib", help="dlib | arcface | curricularface | none"),
 ) -> None:
     """Find faces, with box, landmarks, yaw/pitch/roll, identity model, area ratio and sharpness."""

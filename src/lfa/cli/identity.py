@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lfa.cli.faces import POSE_CHOICES
+
 app = typer.Typer(help="Pose-aware identity scores and their impostor calibration.", no_args_is_help=True)
 out = Console()
 
@@ -23,9 +25,9 @@ def _analyzer(identity: str, pose: str):
 @app.command("calibrate")
 def calibrate_cmd(
     folder: Path = typer.Argument(..., help="A folder with one subfolder of photos (or videos) per person."),
-    model_out: Path = typer.Option(..., "--out", help="Where to write the impostor model (JSON)."),
+    model_out: Path = typer.Option(..., "--out", metavar="FILE", help="Where to write the impostor model (JSON)."),
     identity: str = typer.Option("dlib", help="dlib | arcface | curricularface"),
-    pose: str = typer.Option("mediapipe", help="Pose backend that buckets the faces by yaw."),
+    pose: str = typer.Option("fused", help=f"Head pose, buckets the faces by yaw: {POSE_CHOICES}"),
     fps: float = typer.Option(2.0, help="Frames per second sampled from videos."),
 ) -> None:
     """Fit an impostor model (different people's similarity per yaw-bucket pair) on your own faces."""
@@ -55,7 +57,7 @@ def compare_cmd(
     impostors: Path = typer.Option(None, help="Impostor model from `lfa identity calibrate` (default: shipped)."),
     far: float = typer.Option(0.01, help="False-accept rate of the decision: 0.1, 0.05, 0.01 or 0.001."),
     identity: str = typer.Option("dlib", help="dlib | arcface | curricularface"),
-    pose: str = typer.Option("mediapipe", help="Pose backend."),
+    pose: str = typer.Option("fused", help=f"Head pose, buckets the faces by yaw: {POSE_CHOICES}"),
     fps: float = typer.Option(2.0, help="Frames per second sampled from videos."),
 ) -> None:
     """Are A and B the same person? The pose-aware score, its decision and what it rests on."""

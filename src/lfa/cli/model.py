@@ -20,10 +20,12 @@ out = Console()
 def describe(
     config: Path = typer.Argument(None, help="A Wan transformer config.json (or a diffusers model folder)."),
     preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b or wan2.1-i2v-14b."),
-    adapter_config: Path = typer.Option(None, "--adapter-config", help="Adapter config JSON (default: defaults)."),
+    adapter_config: Path = typer.Option(None, "--adapter-config", metavar="FILE",
+                                        help="Adapter config file, JSON or YAML (default: the preset's)."),
     adapter_preset: str = typer.Option(None, "--adapter-preset",
                                        help="mofe, cofe (default), faithfulfaces or mv2id; --set overrides it."),
-    set_: list[str] = typer.Option(None, "--set", help="Adapter config override KEY=VALUE (repeatable)."),
+    set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                   help="Adapter config override KEY=VALUE (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (keys backbone_params, adapter_params, ...)."),
 ) -> None:
     """Count backbone and adapter parameters without loading any weights."""
@@ -69,7 +71,7 @@ def describe(
 def init(
     preset: str = typer.Option("tiny", help="What to write: tiny (T2V) or tiny-i2v (image-to-video); random "
                                              "weights, for tests and laptops."),
-    out_dir: Path = typer.Option(..., "--out", help="A new folder for the diffusers-format Wan base."),
+    out_dir: Path = typer.Option(..., "--out", metavar="DIR", help="A new folder for the diffusers-format Wan base."),
     seed: int = typer.Option(0, help="Seed of the random weights."),
 ) -> None:
     """Write a complete diffusers-format Wan T2V (or I2V) base with random weights and tiny face encoders."""

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lfa.cli.progress import item_progress
 from lfa.errors import ConfigError
+from lfa.synth.trajectory import NAMED as TRAJECTORIES
 
 app = typer.Typer(help="Labelled synthetic face videos with ground-truth head pose.", no_args_is_help=True)
 out = Console()
@@ -19,13 +20,14 @@ out = Console()
 
 @app.command("render")
 def render_cmd(
-    photo: list[Path] = typer.Option(..., "--photo", help="Face photo (or astronaut / grace_hopper); "
+    photo: list[Path] = typer.Option(..., "--photo", metavar="FILE", help="Face photo (or astronaut / grace_hopper); "
                                      "a second --photo is the second face, or the switch target with --switch-at."),
-    trajectory: str = typer.Option("yaw-sweep", help="frontal | static | yaw-sweep | profile-sweep | pitch-sweep | "
-                                   "roll-sweep | "
-                                   "nod-and-turn, or a JSON keyframe file"),
-    video: Path = typer.Option(..., "--out", help="Output .mp4 (the sidecar is written beside it as .json)."),
-    duration: float = typer.Option(4.0), fps: float = typer.Option(25.0),
+    trajectory: str = typer.Option("yaw-sweep", help=f"{' | '.join(TRAJECTORIES)}, or a .json file of "
+                                   "keyframes."),
+    video: Path = typer.Option(..., "--out", metavar="FILE",
+                               help="Output .mp4 (the sidecar is written beside it as .json)."),
+    duration: float = typer.Option(4.0, help="Length of the clip in seconds."),
+    fps: float = typer.Option(25.0, help="Frames per second."),
     size: str = typer.Option("512x512", help="WIDTHxHEIGHT"),
     face_size: float = typer.Option(0.3, help="Face width as a fraction of the frame width."),
     second_size: float = typer.Option(1.0, help="Second face width relative to the main face."),
@@ -35,11 +37,12 @@ def render_cmd(
     audio: bool = typer.Option(True, help="Write an audio stream (--no-audio: the file has none)."),
     audio_shift: float = typer.Option(0.0, help="Delay the sound against the picture by this many seconds."),
     scene_cut_at: float = typer.Option(None, help="Hard cut at this time (s)."),
-    blur: float = typer.Option(0.0), noise: float = typer.Option(0.0),
+    blur: float = typer.Option(0.0, help="Gaussian blur of every frame: sigma in pixels (0: none)."),
+    noise: float = typer.Option(0.0, help="Gaussian noise on every frame: sigma in grey levels (0: none)."),
     jpeg_quality: int = typer.Option(None, help="Per-frame JPEG quality (compression artefacts)."),
     background: str = typer.Option("photo", help="photo (a face-free natural image) | field (colour field)"),
     shading: bool = typer.Option(True, help="A seeded directional + ambient light (else a fixed soft light)."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the background, lighting, noise and sound."),
 ) -> None:
     """Render one labelled clip and its sidecar."""
     from lfa.synth import ClipSpec, SecondFace, render_clip
@@ -62,16 +65,13 @@ def render_cmd(
 
 
 @app.command("corpus")
-def corpus_cmd(directory: Path = typer.Option(Path("out/corpus"), "--out", help="Output folder."),
+def corpus_cmd(directory: Path = typer.Option(Path("out/corpus"), "--out", metavar="DIR", help="Output folder."),
                force: bool = typer.Option(False, help="Re-render clips that already exist.")) -> None:
     """Render the standard labelled corpus (resumable: finished clips are kept)."""
     from lfa.synth import STANDARD_CORPUS, build_corpus
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=out) as progress:
-        task = progress.add_task("rendering corpus", total=len(STANDARD_CORPUS))
-        build_corpus(directory, skip_existing=not force,
-                     on_clip=lambda name: progress.update(task, advance=1, description=name))
+    with item_progress(out, len(STANDARD_CORPUS), "rendering") as on_clip:
+        clips = build_corpus(directory, skip_existing=not force, on_clip=on_clip)
     table = Table(title=f"corpus in {directory}")
     for col in ("clip", "decision", "reason", "speech", "purpose"):
         table.add_column(col)
@@ -79,6 +79,7 @@ def corpus_cmd(directory: Path = typer.Option(Path("out/corpus"), "--out", help=
         e = spec.expected
         table.add_row(name, e["decision"], e["reason"] or "", e["speech"], spec.purpose)
     out.print(table)
+    out.print(f"{len(clips)} clips (NAME.mp4 + NAME.json) in {directory}")
 
 
 @app.command("eval-pose")

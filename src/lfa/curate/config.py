@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from lfa.configfile import read_config_file, unknown_key_error
 from lfa.errors import ConfigError
 from lfa.speech.config import SpeechConfig
 
@@ -116,14 +117,9 @@ class CurateConfig:
 
     @classmethod
     def load(cls, path: Path | None = None, overrides: list[str] | None = None) -> CurateConfig:
-        """A JSON file (optional) then ``section.key=value`` overrides (values parsed as JSON when they can be)."""
-        data: dict[str, Any] = {}
-        if path is not None:
-            try:
-                data = json.loads(Path(path).read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ConfigError(f"cannot read config {path}: {exc}", "pass a JSON file like the "
-                                  "config.json a run writes") from None
+        """A JSON or YAML file (optional; a run's config.json is one) then ``section.key=value`` overrides
+        (values parsed as JSON when they can be)."""
+        data: dict[str, Any] = read_config_file(path) if path is not None else {}
         for item in overrides or []:
             key, sep, raw = item.partition("=")
             if not sep:
@@ -142,10 +138,10 @@ class CurateConfig:
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     known = {f.name: f for f in fields(cls)}
-    unknown = set(data) - set(known)
+    unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in sorted(unknown))}",
-                          f"valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(known)}")
+        label = f"valid keys under {prefix.rstrip('.')}" if prefix else "valid keys"
+        raise unknown_key_error(unknown[0], {label: known}, prefix=prefix)
     kwargs = {}
     for name, value in data.items():
         default = known[name].default_factory() if callable(known[name].default_factory) else None  # type: ignore[misc]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from lfa.configfile import read_config_file, unknown_key_error
 from lfa.errors import ConfigError
 
 EXPERTS = ("identity", "semantic", "detail")
@@ -110,8 +111,7 @@ class AdapterConfig:
         known = {f.name: f for f in fields(self)}
         unknown = sorted(set(switches) - set(known))
         if unknown:
-            raise ConfigError(f"unknown adapter config keys: {', '.join(unknown)}",
-                              f"valid keys: {', '.join(sorted(known))}")
+            raise unknown_key_error(unknown[0], {"valid keys": known}, what="adapter config key")
         values = {name: f.default for name, f in known.items()}
         values.update(ADAPTER_PRESETS[adapter_preset], **switches, adapter_preset=adapter_preset)
         for name, value in values.items():
@@ -237,10 +237,7 @@ class AdapterConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AdapterConfig:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: adapter config file not found", "pass the path of an adapter config JSON")
-        return cls.from_json(p.read_text())
+        return cls.from_dict(read_config_file(path))
 
 
 _BACKBONE_KEYS = ("num_layers", "num_attention_heads", "attention_head_dim", "in_channels", "out_channels")

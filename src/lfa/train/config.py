@@ -1,8 +1,8 @@
-"""``TrainConfig``: every training setting, from defaults < the base's defaults < ``--config`` YAML < ``--set``.
+"""``TrainConfig``: every training setting, from defaults < the base's defaults < ``--config`` YAML/JSON < ``--set``.
 
 Adapter switches (:class:`lfa.model.AdapterConfig`) are set the same way, flat (``--set lora_rank=4``)
 or under ``adapter.`` (``--set adapter.lora_rank=4``); a key that is neither is a one-line error that
-lists the valid keys.
+names the closest valid key and lists them all.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from lfa.configfile import read_config_file, unknown_key_error
 from lfa.errors import ConfigError
 from lfa.model.config import AdapterConfig, parse_overrides
 
@@ -150,9 +151,8 @@ def apply_changes(config: TrainConfig, changes: dict[str, Any], where: str) -> T
         elif key in adapter_keys:
             adapter[key] = value
         else:
-            raise ConfigError(f"unknown config key {key!r} ({where})",
-                              f"training keys: {', '.join(sorted(_KEYS - {'adapter'}))}; adapter keys: "
-                              f"{', '.join(sorted(adapter_keys))}")
+            raise unknown_key_error(key, {"training keys": _KEYS - {"adapter"}, "adapter keys": adapter_keys},
+                                    where=where)
     try:
         return replace(config, **own, adapter=adapter)
     except TypeError as exc:
@@ -161,7 +161,7 @@ def apply_changes(config: TrainConfig, changes: dict[str, Any], where: str) -> T
 
 def _adapter_key(key: str, known: set[str], where: str) -> str:
     if key not in known:
-        raise ConfigError(f"unknown adapter config key {key!r} ({where})", f"adapter keys: {', '.join(sorted(known))}")
+        raise unknown_key_error(key, {"adapter keys": known}, what="adapter config key", where=where)
     return key
 
 
@@ -179,18 +179,7 @@ def load_config(base_defaults: dict[str, Any] | None = None, config_file: str | 
     """Defaults, then the base's ``train_defaults``, then the YAML/JSON file, then ``--set KEY=VALUE`` items."""
     config = apply_changes(TrainConfig(), dict(base_defaults or {}), "the base's lfa_base.json")
     if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}", "pass a YAML file of KEY: VALUE lines")
-        import yaml
-
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})", "fix the YAML syntax") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected KEY: VALUE pairs", "write one KEY: VALUE per line")
-        config = apply_changes(config, data, str(path))
+        config = apply_changes(config, read_config_file(config_file), str(config_file))
     if sets:
         config = apply_changes(config, parse_overrides(sets), "--set")
     return config

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lfa.configfile import unknown_key_error
 from lfa.errors import ConfigError, ModelLoadError
 
 ENCODERS_FILE = "lfa_encoders.json"
@@ -44,7 +45,7 @@ class EncoderSpec:
                               "write {\"identity\": {...}, \"semantic\": {...}, \"detail\": {...}}") from exc
         unknown = sorted(set(data) - set(KINDS))
         if unknown:
-            raise ConfigError(f"{path}: unknown expert(s) {', '.join(unknown)}", f"use {', '.join(KINDS)}")
+            raise unknown_key_error(unknown[0], {"experts": KINDS}, what="expert", where=str(path))
         for name, entry in data.items():
             if not isinstance(entry, dict) or entry.get("kind") not in KINDS[name]:
                 raise ConfigError(f"{path}: {name} needs a kind in {KINDS[name]}",
