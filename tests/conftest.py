@@ -60,6 +60,18 @@ def corpus(tmp_path_factory, heads):
     return folder
 
 
+@pytest.fixture(scope="session")
+def curated_corpus(corpus, tmp_path_factory):
+    """The standard corpus curated with the defaults and the local executor (2 workers), once per session."""
+    from lfa.curate.run import curate
+    from lfa.synth import STANDARD_CORPUS
+
+    run = tmp_path_factory.mktemp("run-local")
+    summary = curate([corpus], run, executor="local", workers=2)
+    assert summary.inputs == len(STANDARD_CORPUS) and not summary.failed
+    return run
+
+
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """Toy tensors run fastest on one thread (and do not fight other processes for the cores)."""

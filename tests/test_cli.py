@@ -267,9 +267,12 @@ def test_synth_corpus_and_demo_show_a_transient_bar_then_a_summary(monkeypatch, 
             on_clip(name)
         return [directory / f"{name}.mp4" for name in names]
 
-    def run_demo(out_dir, *, on_clip):
-        build_corpus(out_dir / "corpus", on_clip=on_clip)
-        return {"report": out_dir / "curated" / "report.html"}
+    def run_demo(out_dir, *, on_clip, on_stage):
+        for stage in lfa.demo.STAGES:
+            on_stage(stage)
+            if stage == "corpus":
+                build_corpus(out_dir / "corpus", on_clip=on_clip)
+        return {"curation report": out_dir / "curated" / "report.html"}
 
     monkeypatch.setattr(lfa.synth, "build_corpus", build_corpus)
     monkeypatch.setattr(lfa.demo, "run_demo", run_demo)
@@ -281,6 +284,6 @@ def test_synth_corpus_and_demo_show_a_transient_bar_then_a_summary(monkeypatch, 
     assert corpus.output.rstrip().splitlines()[-1] == f"{len(names)} clips (NAME.mp4 + NAME.json) in {tmp_path}"
     demo = runner.invoke(app, ["demo", "--out", str(tmp_path)], env={"COLUMNS": "200"})
     assert demo.exit_code == 0, demo.output
-    assert [line for line in demo.output.splitlines() if line.strip()] == [
-        f"demo: {len(names)} corpus clips rendered and curated, sample photos analysed",
-        f"report: {tmp_path / 'curated' / 'report.html'}"]
+    assert [line.strip() for line in demo.output.splitlines() if line.strip()] == [
+        f"demo: {len(names)} clips rendered and curated, the tiny base trained, videos generated and scored",
+        f"curation report    {tmp_path / 'curated' / 'report.html'}"]

@@ -49,11 +49,8 @@ def assert_matches_labels(run: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_run(corpus, tmp_path_factory):
-    run = tmp_path_factory.mktemp("run-local")
-    summary = curate([corpus], run, executor="local", workers=2)
-    assert summary.inputs == len(STANDARD_CORPUS) and not summary.failed
-    return run
+def local_run(curated_corpus):
+    return curated_corpus
 
 
 def test_local_executor_matches_every_label(local_run):

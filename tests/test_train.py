@@ -409,3 +409,35 @@ def test_i2v_base_trains_and_generates(tiny_base, tiny_run, trained, face_photo,
     t2v = IdentityGenerator(tiny_base, trained / "adapter", analyzer=analyzer)
     with pytest.raises(ConfigError, match="needs an image-to-video base"):
         t2v([image], GenerateOptions(**options), first_frame=image)
+
+
+def test_every_window_decodes_even_where_a_clip_ends_with_its_video(curated_corpus, tiny_base):
+    """The README's recipe on the standard corpus stopped at `scene_cut.mp4: only 4 of 5 frames decode at
+    5.500s`: a window whose last frame fell on the end of a clip that ends where its video ends."""
+    from lfa.train.base import load_base
+    from lfa.train.cache import window_frames
+    from lfa.train.data import build_samples
+
+    config = load_config(load_base(tiny_base, parts=()).train_defaults)
+    samples = build_samples(curated_corpus, config)
+    last: dict[str, object] = {}
+    for s in samples:
+        last[s.clip_id] = max(last.get(s.clip_id, s), s, key=lambda x: x.start)
+    assert any(s.clip_id.startswith("scene_cut") and s.start > 3 for s in last.values())  # the clip that failed
+    for s in last.values():
+        assert len(window_frames(s)) == s.num_frames, s.key
+
+
+def test_launch_checks_the_batch_split_first_and_relays_a_process_error_once(tiny_base, tmp_path):
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lfa", "train", "--base", str(tiny_base), "--out",
+                               str(tmp_path / "out"), "--launch", "2", *args], capture_output=True, text=True,
+                              env={**lfa_env(), "LFA_HOME": str(tmp_path / "home")}, timeout=300)
+
+    split = run("--data", str(tmp_path), "--set", "max_steps=1")  # batch_size 1 over 2 processes
+    assert split.returncode == 2 and split.stderr.count("error:") == 1, split.stderr
+    assert "batch_size 1 does not split over 2 process(es)" in split.stderr and "--set batch_size=2" in split.stderr
+    child = run("--data", str(tmp_path / "nowhere"), "--set", "max_steps=1", "--set", "batch_size=2")
+    assert child.returncode == 2, child.stderr
+    assert child.stderr.count("error:") == 1 and "no manifest.parquet" in child.stderr, child.stderr
+    assert "Traceback" not in child.stderr and "torch" not in child.stderr

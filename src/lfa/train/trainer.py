@@ -49,9 +49,10 @@ class TrainResult:
 
 def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, *,
                   encoders_file: str | os.PathLike[str] | None = None,
+                  on_sample: Callable[[Sample, bool], None] | None = None,
                   on_cache: Callable[[int, int], None] | None = None) -> tuple[list[Sample], Path, str, dict]:
     """Samples, the cache folder (every shard present afterwards), its id and the encoder spec;
-    ``on_cache(done, total)`` follows the shards."""
+    ``on_sample(sample, built)`` hears each shard, ``on_cache(done, total)`` counts them."""
     from lfa.registry.directories import directory_hash
     from lfa.train.base import check_base, check_text_length, load_base
     from lfa.train.encoders import build_encoders, encoder_spec
@@ -71,15 +72,17 @@ def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, 
     meta = {"cache_id": cid, "base": str(base), "samples": len(samples)}
     done = 0
 
-    def on_sample(sample: Sample, built: bool) -> None:
+    def count(sample: Sample, built: bool) -> None:
         nonlocal done
         done += 1
+        if on_sample:
+            on_sample(sample, built)
         if on_cache:
             on_cache(done, len(samples))
 
     if on_cache:
         on_cache(0, len(samples))
-    build_cache(samples, folder, load, meta=meta, on_sample=on_sample)
+    build_cache(samples, folder, load, meta=meta, on_sample=count)
     return samples, folder, cid, json.loads(spec.to_json())
 
 
