@@ -65,7 +65,8 @@ def train(
             bar.update(task, completed=step, info=f"loss {record['loss']:.4f}  {speed:.2f} steps/s")
 
         result = run_train(folder, data, out_dir, cfg, resume=resume, cache_only=cache_only, encoders_file=encoders,
-                           progress=progress, on_cache=on_cache)
+                           progress=progress, on_cache=on_cache,
+                           on_notice=lambda line: bar.console.print(f"[yellow]note:[/] {line}", highlight=False))
     if not main:
         return
     if cache_only:

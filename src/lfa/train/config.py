@@ -46,7 +46,12 @@ class TrainConfig:
     face_size: int = 112  # aligned face crop side stored in the cache
     reference_views: int = 2  # cross-pose reference frames per sample (Mv²ID uses them all)
     yaw_bucket: float = 30.0  # degrees per yaw bucket for cross-pose references
-    validation_samples: int = 2
+    # validation (lfa.train.validation): held-out windows, fixed draws, identity metrics
+    val_split: str = "clip"  # clip: held-out clips of known people; identity: held-out people
+    val_fraction: float = 0.1  # of each identity cluster's clips (clip) or of the clusters (identity)
+    val_samples: int = 8  # validation windows
+    val_noise_draws: int = 2  # fixed noise/timestep draws per window
+    face_shuffle: bool = False  # control: train with faces shuffled across identities
     # loss
     timestep_sampling: str = "logit_normal"
     shift: float = 3.0
@@ -71,7 +76,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "buckets", tuple(tuple(int(v) for v in b) for b in self.buckets))
         for name in ("max_steps", "batch_size", "gradient_accumulation", "height", "width", "num_frames",
-                     "checkpoint_every", "val_every", "face_size", "max_sequence_length", "validation_samples"):
+                     "checkpoint_every", "val_every", "face_size", "max_sequence_length", "val_samples",
+                     "val_noise_draws"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}", f"set {name} to 1 or more")
@@ -82,6 +88,11 @@ class TrainConfig:
             if h % 16 or w % 16:
                 raise ConfigError(f"height and width must be multiples of 16, got {h}x{w}",
                                   "pick a bucket like 480x832 (VAE 8 x patch 2)")
+        if self.val_split not in ("clip", "identity"):
+            raise ConfigError(f"unknown val_split {self.val_split!r}", "use clip (held-out clips) or identity "
+                              "(held-out people)")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}", "use e.g. 0.1")
         if self.lr_scheduler not in SCHEDULERS:
             raise ConfigError(f"unknown lr_scheduler {self.lr_scheduler!r}", f"use one of: {', '.join(SCHEDULERS)}")
         if self.mixed_precision not in PRECISIONS:
@@ -146,6 +157,10 @@ def apply_changes(config: TrainConfig, changes: dict[str, Any], where: str) -> T
                 adapter[_adapter_key(sub, adapter_keys, where)] = v
         elif key.startswith("adapter."):
             adapter[_adapter_key(key[len("adapter."):], adapter_keys, where)] = value
+        elif key == "validation_samples":
+            raise ConfigError(f"validation_samples is gone ({where}): validation now holds clips out of training",
+                              "use val_samples (windows), val_noise_draws, val_fraction and val_split "
+                              "(clip | identity)")
         elif key in _KEYS:
             own[key] = value
         elif key in adapter_keys:

@@ -33,8 +33,9 @@ class ScalarLog:
         for term in ("flow", "alignment", "balance"):
             if term in record:
                 scalars[f"loss/{term}"] = record[term]
-        if "val_loss" in record:
-            scalars["val_loss"] = record["val_loss"]
+        for key, value in record.items():  # val_loss and the identity metrics (lfa.train.validation)
+            if key.startswith("val_") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                scalars[key if key == "val_loss" else f"val/{key.removeprefix('val_')}"] = float(value)
         if record.get("step_s"):
             scalars["steps_per_s"] = 1.0 / record["step_s"]
         for group, lr in (learning_rates or {}).items():

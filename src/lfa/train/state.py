@@ -30,10 +30,12 @@ def _seed(*parts: int) -> int:
 class BatchOrder:
     """Global batches of sample indices, one bucket per batch, reshuffled every epoch from the seed."""
 
-    def __init__(self, buckets: Sequence[tuple[int, int]], batch_size: int, seed: int) -> None:
+    def __init__(self, buckets: Sequence[tuple[int, int]], batch_size: int, seed: int,
+                 rows: Sequence[int] | None = None) -> None:
+        """``buckets[i]`` is the bucket of sample ``rows[i]`` (default: of sample ``i``)."""
         self.groups: dict[tuple[int, int], list[int]] = {}
         for i, bucket in enumerate(buckets):
-            self.groups.setdefault(tuple(bucket), []).append(i)
+            self.groups.setdefault(tuple(bucket), []).append(i if rows is None else int(rows[i]))
         self.batch_size, self.seed = batch_size, seed
         self.per_epoch = sum(len(g) // batch_size for g in self.groups.values())
         if self.per_epoch == 0:

@@ -34,6 +34,7 @@ from lfa.train.sampling import SampleVideos
 from lfa.train.scalars import ScalarLog, group_learning_rates
 from lfa.train.state import (EMA, BatchOrder, latest_checkpoint, prune_checkpoints, rng_state, row_generator,
                              set_rng_state, write_json)
+from lfa.train.validation import Validator, shuffled_faces, split_samples
 
 METRICS = "metrics.jsonl"
 LORA_DIFFUSERS = "pytorch_lora_weights.safetensors"
@@ -115,13 +116,17 @@ class _Data:
             self._memo[i] = load_shard(self.paths[i], self.cid)
         return self._memo[i]
 
-    def batch(self, rows: list[int], *, step: int, first_row: int, seed: int, flow: Any, train: bool):
+    def batch(self, rows: list[int], *, step: int, first_row: int, seed: int, flow: Any, train: bool,
+              face_rows: list[int] | None = None):
+        """The batch of ``rows``; with ``face_rows``, each row's faces and reference views are those of the
+        row at the same place there (another person's: the identity metrics and ``face_shuffle``)."""
         from lfa.model.encoders import FaceFeatures
         from lfa.model.flow import sample_sigmas
         from lfa.model.losses import pose_difference
         from lfa.model.training import TrainingBatch
 
         shards = [self.shard(i) for i in rows]
+        faces_of = shards if face_rows is None else [self.shard(i) for i in face_rows]
         latents = torch.stack([s["latents"] for s in shards])
         length = self.config.max_sequence_length
         text = torch.zeros(len(rows), length, shards[0]["text"].shape[-1])
@@ -137,18 +142,18 @@ class _Data:
             ref_keep.append(bool(torch.rand(1, generator=gen) >= cfg.reference_dropout))
         faces = alignment = references = None
         if cfg.experts:
-            tokens = {name: torch.stack([s[f"face.{name}"][0] for s in shards]) for name in cfg.experts}
-            faces = FaceFeatures(tokens, torch.stack([s["face_angles"][0] for s in shards]))
-            k = min(s["face_angles"].shape[0] for s in shards)
+            tokens = {name: torch.stack([s[f"face.{name}"][0] for s in faces_of]) for name in cfg.experts}
+            faces = FaceFeatures(tokens, torch.stack([s["face_angles"][0] for s in faces_of]))
+            k = min(s["face_angles"].shape[0] for s in faces_of)
             if cfg.aligner and train and len(rows) >= 2 and k >= 2:
-                a = FaceFeatures({n: torch.stack([s[f"face.{n}"][0] for s in shards]) for n in cfg.experts},
-                                 torch.stack([s["face_angles"][0] for s in shards]))
-                b = FaceFeatures({n: torch.stack([s[f"face.{n}"][1] for s in shards]) for n in cfg.experts},
-                                 torch.stack([s["face_angles"][1] for s in shards]))
+                a = FaceFeatures({n: torch.stack([s[f"face.{n}"][0] for s in faces_of]) for n in cfg.experts},
+                                 torch.stack([s["face_angles"][0] for s in faces_of]))
+                b = FaceFeatures({n: torch.stack([s[f"face.{n}"][1] for s in faces_of]) for n in cfg.experts},
+                                 torch.stack([s["face_angles"][1] for s in faces_of]))
                 if bool((pose_difference(a.angles, b.angles) >= cfg.min_pose_difference).all()):
                     alignment = (a, b)
         if cfg.references != "none":
-            references = torch.stack([s["references"] for s in shards])
+            references = torch.stack([s["references"] for s in faces_of])
         condition = torch.stack([s["condition"] for s in shards]) if "condition" in shards[0] else None
         image_embeds = torch.stack([s["image_embeds"] for s in shards]) if "image_embeds" in shards[0] else None
         weights = None
@@ -159,6 +164,17 @@ class _Data:
                              face_keep=torch.tensor(face_keep) if train else None,
                              reference_keep=torch.tensor(ref_keep) if train else None, loss_weights=weights,
                              condition=condition, image_embeds=image_embeds)
+
+
+def check_latent_statistics(data: _Data, rows: list[int], notice: Callable[[str], None], most: int = 32) -> None:
+    """Warn when the cached latents are far from normalised (per-channel mean 0, std 1 after the VAE config's
+    ``latents_mean``/``latents_std``): the flow loss is then mostly noise and identity barely pays."""
+    latents = torch.cat([data.shard(i)["latents"].flatten(1) for i in rows[:most]], dim=1)  # (z, n)
+    mean, std = latents.mean(dim=1), latents.std(dim=1)
+    if bool((mean.abs() > 0.5).any() or (std < 0.5).any() or (std > 2.0).any()):
+        notice(f"the base's normalised latents have per-channel std {float(std.min()):.2f}–{float(std.max()):.2f} "
+               f"and mean {float(mean.min()):+.2f}–{float(mean.max()):+.2f} on this data (expected about 1 and 0): "
+               "set latents_mean/latents_std in BASE/vae/config.json")
 
 
 def _accelerator(config: TrainConfig):
@@ -207,11 +223,13 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
           config: TrainConfig, *, resume: str | None = None, cache_only: bool = False,
           encoders_file: str | os.PathLike[str] | None = None,
           progress: Callable[[int, int, dict[str, float]], None] | None = None,
-          on_cache: Callable[[int, int], None] | None = None) -> TrainResult:
+          on_cache: Callable[[int, int], None] | None = None,
+          on_notice: Callable[[str], None] | None = None) -> TrainResult:
     """Build missing caches, then train ``config.max_steps`` optimizer steps (continuing a checkpoint with ``resume``).
 
     ``progress(step, total, record)`` follows the steps (first with the step a resumed run starts from and an
-    empty record); ``on_cache(done, total)`` follows the cache."""
+    empty record); ``on_cache(done, total)`` follows the cache; ``on_notice(line)`` hears what the run
+    decided on its own (the validation split's fallbacks, skipped metrics, a base's unnormalised latents)."""
     from lfa.model.adapter import IdentityAdapter
     from lfa.model.training import IdentityTrainingModule
     from lfa.train.base import load_base
@@ -230,6 +248,17 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     if cache_only:
         return TrainResult(out, 0, folder, len(samples))
     paths = [folder / f"{s.key}.safetensors" for s in samples]
+    notice = on_notice if on_notice and main else (lambda line: None)
+    split = split_samples(samples, val_split=config.val_split, val_fraction=config.val_fraction,
+                          val_samples=config.val_samples, seed=config.seed)
+    for line in split.notes:
+        notice(line)
+    identities = len({s.cluster_id for s in samples})
+    if identities < 2:
+        if config.face_shuffle:
+            raise ConfigError("face_shuffle needs at least 2 identities and the run has 1",
+                              "curate clips of 2 or more people, or leave face_shuffle off")
+        notice("1 identity in the run: the identity metrics (val_id_gain ...) are skipped")
 
     adapter_config = config.adapter_config()
     first = load_shard(paths[0], cid)
@@ -245,9 +274,12 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     ema = EMA(named, config.ema_decay) if config.ema_decay else None
     data_ = _Data(paths, cid, config, adapter_config)
-    order = BatchOrder([s.bucket for s in samples], config.batch_size, config.seed)
-    val_rows = list(range(min(config.validation_samples, len(samples))))
-    val_rows = [i for i in val_rows if samples[i].bucket == samples[val_rows[0]].bucket]
+    if main:
+        check_latent_statistics(data_, split.train, notice)
+    order = BatchOrder([samples[i].bucket for i in split.train], config.batch_size, config.seed, rows=split.train)
+    validator = Validator(samples, split, data_.batch, draws=config.val_noise_draws, seed=config.seed,
+                          flow=module.flow, identity_metrics=identities >= 2)
+    val_rows = split.val
 
     start = 0
     if resume:
@@ -260,17 +292,11 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
         config.save(out / "config.json")
         _trim_metrics(out / METRICS, start)
 
-    def validate() -> float:
-        plain = accelerator.unwrap_model(wrapped)
-        plain.eval()
-        with torch.no_grad():
-            batch = data_.batch(val_rows, step=0, first_row=0, seed=config.seed + 1, flow=module.flow, train=False)
-            loss = float(plain(batch).losses["flow"])
-        plain.train()
-        return loss
+    def validate() -> dict[str, float]:
+        return validator(accelerator.unwrap_model(wrapped))
 
     if start == 0 and main:
-        record0 = {"step": 0, "val_loss": validate()}
+        record0 = {"step": 0, **split.describe(), **validate()}
         _append(out / METRICS, record0)
         scalars.write(record0)
     if progress and main:
@@ -286,8 +312,10 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
         totals: dict[str, float] = {}
         for m in range(config.gradient_accumulation):
             first_row = rank * local + m * micro
-            batch = data_.batch(rows[first_row: first_row + micro], step=step, first_row=first_row,
-                                seed=config.seed, flow=module.flow, train=True)
+            mine = rows[first_row: first_row + micro]
+            face_rows = shuffled_faces(samples, mine, config.seed, step) if config.face_shuffle else None
+            batch = data_.batch(mine, step=step, first_row=first_row, seed=config.seed, flow=module.flow,
+                                train=True, face_rows=face_rows)
             sync = m == config.gradient_accumulation - 1
             with contextlib.nullcontext() if sync else accelerator.no_sync(wrapped):
                 with accelerator.autocast():
@@ -307,7 +335,7 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
         record: dict[str, Any] = {"step": step, **{k: float(v) for k, v in zip(keys, reduced)},
                                   "lr": scheduler.get_last_lr()[0], "step_s": round(time.perf_counter() - t0, 4)}
         if step % config.val_every == 0 or step == config.max_steps:
-            record["val_loss"] = validate()
+            record.update(validate())
         if main:
             _append(out / METRICS, record)
             scalars.write(record, group_learning_rates(optimizer))
