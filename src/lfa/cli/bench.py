@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lfa.errors import ConfigError
+from lfa.face.detect import DETECT_MAX_SIDE
 
 app = typer.Typer(help="Large-angle identity benchmark: calibrated identity per yaw bucket weighted by the angles "
                        "reached, copy-paste/motion flags, CIs, paired comparisons, FaceSim, CLIPScore, peers' "
@@ -52,7 +53,8 @@ def bench(
     detector: str = typer.Option("yunet", help="yunet | scrfd"),
     pose: str = typer.Option("fused", help="fused (landmark fit + WHENet, full yaw range) | mediapipe | whenet | "
                              "sixdrepnet | none"),
-    detect_max_side: int = typer.Option(480, help="Longest side of the image the detector sees."),
+    detect_max_side: int = typer.Option(DETECT_MAX_SIDE, help="Longest side (px) of the image the detector sees: "
+                                        "larger frames are scaled down (lfa's one detection size for every job)."),
     compat: list[str] = typer.Option(None, "--compat", help="Also score like a peer: consisid, opens2v."),
     inception: Path = typer.Option(None, help="Inception network (ONNX) for Face FID (image statistics of the faces)."),
     clip: str = typer.Option(None, help="CLIP for CLIPScore: transformers folder, or open_clip:ARCH:FILE."),
