@@ -3,9 +3,10 @@ runs models. Everything after it (metrics, compat aggregation, outputs) is arith
 
 In every frame the face scored is the **largest** detection (by box area), as ConsisID and OpenS2V
 do; in a reference image with a ``reference_box`` in the spec, the face overlapping that box best
-(:mod:`lfa.face.choose`, the rule ``lfa generate --spec`` follows too). ``n_faces`` keeps the count. Detection, pose and identity come from lfa's perception stack
-(:mod:`lfa.face`): the analyzer's detector and pose estimator, and one encoder per identity model
-built by :func:`lfa.face.analyzer.build_identity`.
+(:mod:`lfa.face.choose`, the rule ``lfa generate --spec`` follows too). ``n_faces`` keeps the count.
+Detection, pose and identity come from lfa's perception stack (:mod:`lfa.face`): the analyzer's
+detector and pose estimator, and one encoder per identity model built by
+:func:`lfa.face.analyzer.build_identity`.
 """
 
 from __future__ import annotations

@@ -158,8 +158,9 @@ def _leaderboard(result: BenchResult) -> str:
         cls = ' class="best"' if entry["rank"] == 1 and len(result.leaderboard) > 1 and not flags else ""
         mark = "".join(f" <span class=bad>[{html.escape(f)}]</span>" for f in flags)
         lo, hi = entry["ci95"]
-        body.append(f"<tr{cls}><td>{entry['rank']}</td><td class=l>{_swatch(colours[model])}{html.escape(model)}{mark}</td>"
-                    f"<td><b>{_fmt(entry['score'])}</b></td><td>{_fmt(lo)}–{_fmt(hi)}</td>{''.join(cells)}</tr>")
+        body.append(f"<tr{cls}><td>{entry['rank']}</td><td class=l>{_swatch(colours[model])}{html.escape(model)}"
+                    f"{mark}</td><td><b>{_fmt(entry['score'])}</b></td><td>{_fmt(lo)}–{_fmt(hi)}</td>"
+                    f"{''.join(cells)}</tr>")
     cal = result.summary.get("headline", {})
     note = (f"<p class=small>Ranked by the large-angle identity score: per item, the mean over the target |yaw| "
             f"buckets of the share of frames verified as the reference's person ({html.escape(str(cal.get('identity_model')))}, "
