@@ -189,7 +189,7 @@ def select_balanced(rows: list[dict[str, Any]], per_bucket: int, per_cluster: in
             while q:
                 r = q.pop(0)
                 if per_cluster_count[r["cluster_id"]] >= per_cluster:
-                    why[r["clip_id"]] = f"its cluster has {per_cluster} item(s) (--per-cluster)"
+                    why[r["clip_id"]] = f"--per-cluster {per_cluster} reached"
                     continue
                 reason = accept(r) if accept else None
                 if reason:
@@ -201,7 +201,7 @@ def select_balanced(rows: list[dict[str, Any]], per_bucket: int, per_cluster: in
                 break
     for b in labels:
         for r in queues[b]:
-            why[r["clip_id"]] = f"bucket full: {per_bucket} item(s) (--per-bucket/--n)"
+            why[r["clip_id"]] = f"bucket full: --per-bucket {per_bucket}"
     return [r for b in labels for r in taken[b]], why
 
 

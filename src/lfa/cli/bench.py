@@ -142,10 +142,10 @@ def make_spec_cmd(
     width = min(out.width, TABLE_WIDTH)
     table = Table(title=f"{spec.name}: {len(result.items)} items from {len(result.heldout_clusters)} held-out "
                   "cluster(s)")
-    for col in ("|yaw| of the clip", "held-out clips", "items"):
+    for col in ("|yaw| of the clip (°)", "held-out clips", "items"):
         table.add_column(col, justify="right")
     for bucket, count in result.per_bucket.items():
-        table.add_row(bucket.replace("_", "–") + "°", str(result.available[bucket]), str(count))
+        table.add_row(bucket.replace("_", "–"), str(result.available[bucket]), str(count))
     out.print(table, width=width)
     out.print("held-out clips: the clips of held-out clusters whose largest |yaw| is in the bucket (the "
               "candidates); items: those taken.", width=width)
@@ -154,7 +154,7 @@ def make_spec_cmd(
         for col in ("clip", "|yaw|", "cluster", "why not"):
             why.add_column(col, justify="right" if col == "|yaw|" else "left", overflow="fold")
         for x in result.not_taken[:NOT_TAKEN_ROWS]:
-            why.add_row(x.clip_id, x.bucket.replace("_", "–") + "°", x.cluster_id, x.reason)
+            why.add_row(x.clip_id, x.bucket.replace("_", "–"), x.cluster_id, x.reason)
         rest = result.not_taken[NOT_TAKEN_ROWS:]
         if rest:
             counts = Counter(x.reason for x in rest)
