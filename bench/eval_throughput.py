@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from lfa.bench import BenchConfig, run_bench
+from lfa.face.detect import DETECT_MAX_SIDE
 from lfa.media import iter_frames, write_image
 from lfa.synth import ClipSpec, HeadLibrary, render_clip
 
@@ -67,7 +68,8 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=8.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sample", default="16", help="frames scored per video, or 'all'")
-    parser.add_argument("--detect-max-side", type=int, default=480)
+    parser.add_argument("--detect-max-side", type=int, default=DETECT_MAX_SIDE,
+                        help=f"detector input, longest side (default: lfa's one size, {DETECT_MAX_SIDE})")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="keep the videos and outputs in this folder")
     args = parser.parse_args()

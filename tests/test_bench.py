@@ -187,3 +187,40 @@ def test_cli_runs_the_benchmark_and_make_spec_is_a_subcommand(test_set, tmp_path
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")][0].count("fix:") == 1
+
+
+def test_report_keeps_a_colour_per_model_spaces_bucket_labels_and_shows_the_reference(result, tmp_path):
+    """Issue 22: a model's colour changed between charts (some charts drew models in ranking order, others
+    in the order given), the pose-distance axis labels ran together ("15–3030–4545–60") and the worst
+    videos came without the reference photo."""
+    import dataclasses
+    import re
+
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+    from matplotlib.lines import Line2D
+
+    from lfa.bench import report
+
+    res, _ = result
+    order = ["partial", "full"]  # as given on the command line; "full" ranks first
+    res = dataclasses.replace(res, models={m: res.models[m] for m in order}, curves={m: res.curves[m] for m in order})
+    colours = report.model_colours(res.models)
+    assert len(set(colours.values())) == 2
+    for name, fig in report.charts(res).items():
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            for handle, text in zip(legend.legend_handles, legend.get_texts()):
+                colour = handle.get_color() if isinstance(handle, Line2D) else handle.get_facecolor()
+                assert to_hex(colour) == colours[text.get_text()], (name, text.get_text())
+            if name != "dimensions":  # bucket labels, horizontal: each ends before the next begins
+                boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+                assert len(boxes) >= 4 and all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), name
+        plt.close(fig)
+    page = report.write_report(res, tmp_path / "report.html").read_text()
+    swatches = re.findall(r"<span class=swatch style='background:(#[0-9a-f]{6})'[^>]*></span>(\w+)", page)
+    assert {(c, m) for c, m in swatches} == {(colours[m], m) for m in order}  # leaderboard and headings agree
+    refs = re.findall(r"<img src='data:image/jpeg;base64,[^']+' alt='reference photo of (\w+)'>", page)
+    assert len(refs) >= 3 and len(refs) == page.count("alt='frames of ")  # beside every model's frames

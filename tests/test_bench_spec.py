@@ -139,6 +139,19 @@ def test_make_spec_without_split_holds_out_clusters_and_says_which(sources, tmp_
     assert len(heldout["clusters"]) == 4 and heldout["seed"] == 3
     items = load_spec(out)
     assert items and {i.labels["cluster_id"] for i in items} <= set(heldout["clusters"])
+    # the tables fit 80 columns even in a wider terminal, say what "available" counts, and give every held-out
+    # clip that is not an item its reason
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines if line[:1] in "┏┃┡│└") <= 80
+    assert "held-out clips: the clips of held-out clusters whose largest |yaw| is in the bucket" in " ".join(
+        " ".join(lines).split())
+    candidates = [r for r in pq.read_table(manifest).to_pylist() if f"c{int(r['clip_id'][4:]) % 8}" in
+                  heldout["clusters"]]
+    taken = {i.id for i in items}
+    why = {line.split()[1]: line for line in lines if line.startswith("│ clip")}
+    assert set(why) == {r["clip_id"] for r in candidates} - taken and len(why) == len(candidates) - len(taken)
+    assert all("--per-cluster" in line or "bucket full" in line for line in why.values()), why
+    assert "kept for training" in proc.stdout
 
 
 def test_manifest_missing_a_column_is_a_config_error(tmp_path):
@@ -147,3 +160,62 @@ def test_manifest_missing_a_column_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="lacks column") as err:
         make_spec(path, tmp_path / "spec.jsonl")
     assert "cluster_id" in err.value.message and "docs/BENCH.md" in err.value.fix
+
+
+def test_spec_names_the_reference_face_and_generate_and_bench_take_that_face(tmp_path, heads, analyzer):
+    """Issue 22: make-spec's reference frame held two faces; generate stopped ("2 faces found") and its
+    --face-index 0 took the best detection score while the benchmark scored the largest face. The spec now
+    carries the curated person's box and both take the face at it; without a box, both take the largest."""
+    from lfa.bench import BenchConfig
+    from lfa.bench.extract import Extractor
+    from lfa.face.choose import box_area, box_iou
+    from lfa.generate.pipeline import pick_faces
+    from lfa.synth.clip import SecondFace
+
+    video = tmp_path / "videos" / "two.mp4"
+    render_clip(ClipSpec("astronaut", "frontal", duration=1.0, fps=5, width=512, height=320, face_size=0.28,
+                         background="field", second_face=SecondFace("grace_hopper", relative_size=0.75)), video, heads)
+    # as in a curated run: boxes are in the frames curation decoded (tracking.decode_max_side of its config.json)
+    (tmp_path / "config.json").write_text(json.dumps({"tracking": {"decode_max_side": 384}}))
+    [frame] = list(iter_frames(video, times=[0.4], max_side=384))
+    found = analyzer.find(frame.image)
+    assert len(found) == 2
+    person = min(found, key=lambda f: box_area(f.box))  # the curated track follows the smaller face
+    rows = [{"clip_id": "two", "source": "videos/two.mp4", "start": 0.0, "end": 1.0, "cluster_id": "p",
+             "yaw_min": -20.0, "yaw_max": 20.0, "split": "test",
+             "references": [{"role": "frontal", "t": 0.4, "box": [float(v) for v in person.box]}]}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "manifest.parquet")
+    result = make_spec(tmp_path / "manifest.parquet", tmp_path / "bench" / "spec.jsonl", analyzer=analyzer)
+    [item] = load_spec(result.spec)
+    assert item.box(0) is not None and box_iou(item.box(0), person.box) > 0.9
+    image = read_image(item.references[0])
+    assert image.shape[:2] == (240, 384)  # the frame curation saw, where the box belongs
+
+    [taken], notes = pick_faces(analyzer, [image], boxes=item.boxes)  # lfa generate --spec
+    assert box_iou(taken.box, person.box) > 0.9 and not notes
+    extractor = Extractor(BenchConfig(identities=("dlib",), pose="none"))
+    record = extractor.analyze_image(image, box=item.box(0))  # lfa bench's reference
+    assert record.n_faces == 2 and box_iou(record.box, person.box) > 0.9
+
+    # a spec without boxes: one rule everywhere, the largest face, and generate says which it took
+    largest = max(found, key=lambda f: box_area(f.box))
+    [taken], notes = pick_faces(analyzer, [image])
+    assert box_iou(taken.box, largest.box) > 0.9 and "largest" in notes[0] and "2 faces" in notes[0]
+    assert box_iou(extractor.analyze_image(image).box, largest.box) > 0.9
+    # a box where no face is: a one-line error naming the fix
+    with pytest.raises(ConfigError, match="no face at") as err:
+        pick_faces(analyzer, [image], boxes=((0.0, 0.0, 20.0, 20.0),))
+    assert "make-spec" in err.value.fix
+
+
+def test_every_option_of_lfa_bench_and_make_spec_has_a_help_text():
+    import typer
+
+    from lfa.cli.bench import app
+
+    group = typer.main.get_command(app)
+    commands = {"lfa bench": group, **{f"lfa bench {n}": c for n, c in group.commands.items()}}
+    missing = [f"{name} {p.opts[0]}" for name, command in commands.items() for p in command.params
+               if p.param_type_name == "option" and p.name != "help" and not (p.help or "").strip()]
+    assert not missing, missing
+    assert "make-spec" in group.commands

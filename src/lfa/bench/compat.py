@@ -41,8 +41,9 @@ import cv2
 import numpy as np
 
 from lfa.bench.features import FACE_CROP
-from lfa.bench.records import FrameRecord, Models, largest
+from lfa.bench.records import FrameRecord, Models
 from lfa.face.align import ARCFACE_112, align_face, similarity_transform
+from lfa.face.choose import choose_face
 from lfa.media import iter_frames, read_image
 
 
@@ -107,7 +108,7 @@ def process_image(extractor: Models, image: np.ndarray, *, frame: int = 0, t: fl
         detections = detector.detect(used)
         offset = np.array([left, top], np.float32)
         record.padded = True
-    det = largest(detections)
+    det = choose_face(detections)
     if det is None:
         return record
     kps_used = det.landmarks5.astype(np.float32)

@@ -9,6 +9,7 @@ from typing import Any
 from lfa.bench.metrics import PITCH_EDGES, YAW_EDGES
 from lfa.errors import ConfigError
 from lfa.face.analyzer import DETECTORS, POSE_BACKENDS
+from lfa.face.detect import DETECT_MAX_SIDE
 from lfa.face.identity.impostors import FARS
 from lfa.registry import ModelStore
 
@@ -41,7 +42,7 @@ class BenchConfig:
     primary: str | None = None  # identity model of the un-suffixed columns (buckets, copy-paste, spread)
     detector: str = "yunet"
     pose: str = "fused"  # the analyzer's default: landmark fit + WHENet (lfa.face.pose.fused), full yaw range
-    detect_max_side: int = 480  # detection input, longest side; 480p frames are detected as they are
+    detect_max_side: int = DETECT_MAX_SIDE  # detection input, longest side: lfa's one size (lfa.face.detect)
     min_score: float = 0.6
     frames: int | None = DEFAULT_FRAMES  # frames per video, lfa.media.sample_times(n=...) (centred bins)
     fps: float | None = None  # or frames at this rate (sample_times(fps=...)); frames=None, fps=None: every frame

@@ -2,16 +2,18 @@
 runs models. Everything after it (metrics, compat aggregation, outputs) is arithmetic on its records.
 
 In every frame the face scored is the **largest** detection (by box area), as ConsisID and OpenS2V
-do; ``n_faces`` keeps the count. Detection, pose and identity come from lfa's perception stack
-(:mod:`lfa.face`): the analyzer's detector and pose estimator, and one encoder per identity model
-built by :func:`lfa.face.analyzer.build_identity`.
+do; in a reference image with a ``reference_box`` in the spec, the face overlapping that box best
+(:mod:`lfa.face.choose`, the rule ``lfa generate --spec`` follows too). ``n_faces`` keeps the count.
+Detection, pose and identity come from lfa's perception stack (:mod:`lfa.face`): the analyzer's
+detector and pose estimator, and one encoder per identity model built by
+:func:`lfa.face.analyzer.build_identity`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +22,12 @@ from lfa.bench import compat as compat_mod
 from lfa.bench.config import BenchConfig
 from lfa.bench.copypaste import thumbnail
 from lfa.bench.features import OnnxFeatureExtractor, face_crop_224
-from lfa.bench.records import FrameRecord, VideoAnalysis, largest
+from lfa.bench.records import FrameRecord, VideoAnalysis
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
 from lfa.face.align import align_face
 from lfa.face.analyzer import build_identity
+from lfa.face.choose import choose_face
 from lfa.face.identity import IdentityEncoder
 from lfa.media import iter_frames, probe, sample_times
 from lfa.registry import ModelStore
@@ -61,13 +64,14 @@ class Extractor:
             self.clip = ClipScorer(config.clip)
 
     # -- one image ---------------------------------------------------------------------------------
-    def _measure(self, image: np.ndarray, frame: int, t: float, timing: dict[str, float]
-                 ) -> tuple[FrameRecord, dict[str, np.ndarray]]:
-        """Detection, pose and the copy-paste thumbnail of the largest face; the aligned crops each
-        identity model (and the feature network, key ``""``) will embed, for batching."""
+    def _measure(self, image: np.ndarray, frame: int, t: float, timing: dict[str, float],
+                 box: Sequence[float] | None = None) -> tuple[FrameRecord, dict[str, np.ndarray]]:
+        """Detection, pose and the copy-paste thumbnail of the person's face (the one at ``box``, else the
+        largest); the aligned crops each identity model (and the feature network, key ``""``) will embed,
+        for batching."""
         t0 = time.perf_counter()
         detections = self.detector.detect(image)
-        det = largest(detections)
+        det = choose_face(detections, box)
         timing["detect"] += time.perf_counter() - t0
         record = FrameRecord(frame=frame, t=t, n_faces=len(detections))
         if det is None:
@@ -110,10 +114,11 @@ class Extractor:
                 timing[f"embed_{key}"] += time.perf_counter() - t0
 
     def analyze_image(self, image: np.ndarray, *, frame: int = 0, t: float = 0.0,
-                      timing: dict[str, float] | None = None) -> FrameRecord:
-        """Largest face of an RGB image with pose, every identity embedding and the crop feature."""
+                      timing: dict[str, float] | None = None, box: Sequence[float] | None = None) -> FrameRecord:
+        """The person's face of an RGB image (the one at ``box``, else the largest) with pose, every identity
+        embedding and the crop feature; not ``detected`` when no face is (at ``box``)."""
         timing = timing if timing is not None else defaultdict(float)
-        record, crops = self._measure(image, frame, t, timing)
+        record, crops = self._measure(image, frame, t, timing, box)
         self._embed([record], [crops], timing)
         return record
 

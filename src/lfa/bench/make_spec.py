@@ -15,14 +15,21 @@ caption            string    optional: the clip's caption, used as the prompt
 split              string    optional: ``train`` marks clusters seen in training (never benchmarked)
 reference_image    string    optional: an image of the clip's most frontal face
 reference_time     float     optional: time in ``source`` (s) of the clip's most frontal frame
-references         list      optional: ``lfa curate``'s reference frames, structs with ``role`` and ``t``;
-                             the one with role ``frontal`` gives the reference time
+references         list      optional: ``lfa curate``'s reference frames, structs with ``role``, ``t`` and
+                             ``box``; the one with role ``frontal`` gives the reference time and the box of
+                             the clip's person in that frame
 =================  ========  ===========================================================================
 
-``lfa curate``'s manifest.parquet satisfies the contract as it is.
+``lfa curate``'s manifest.parquet satisfies the contract as it is. Its boxes are in the frames curation
+analysed (scaled to ``tracking.decode_max_side``, read from the run's ``config.json`` beside the manifest):
+the reference frame is read at that size too.
 
 Without ``reference_image`` or ``reference_time`` the frontal frame is searched for: frames at 2 fps
-in ``[start, end)`` through the perception stack, the one with the smallest ``yaw² + pitch²``.
+in ``[start, end)`` through the perception stack, the one with the smallest ``yaw² + pitch²`` (of the
+largest face). Every reference is checked by detection: the spec's ``reference_box`` is the detected face
+overlapping the curated box (:mod:`lfa.face.choose`; without a curated box, the largest face), the face
+``lfa generate --spec`` and ``lfa bench`` take; a clip whose reference shows no such face is replaced by
+another of its |yaw| bucket.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +45,11 @@ from typing import Any
 import numpy as np
 
 from lfa.bench.metrics import YAW_EDGES, bucket_labels, bucket_of
-from lfa.bench.spec import ID_PATTERN, SpecItem, write_spec
+from lfa.bench.spec import ID_PATTERN, Box, SpecItem, write_spec
 from lfa.errors import ConfigError, LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
+from lfa.face.choose import choose_face
+from lfa.face.types import Face
 from lfa.media import iter_frames, read_image, sample_times, write_image
 
 REQUIRED = ("clip_id", "source", "start", "end", "cluster_id", "yaw_min", "yaw_max")
@@ -48,15 +58,26 @@ SEARCH_FPS = 2.0
 
 
 @dataclass
+class NotTaken:
+    """A held-out clip that did not become an item, and why (one reason)."""
+
+    clip_id: str
+    cluster_id: str
+    bucket: str
+    reason: str
+
+
+@dataclass
 class MakeSpecResult:
     spec: Path
     items: list[SpecItem]
     heldout_clusters: list[str]
     per_bucket: dict[str, int]
-    available: dict[str, int]
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (clip_id, reason)
+    available: dict[str, int]  # held-out clips (candidates) per |yaw| bucket of the clip
+    not_taken: list[NotTaken] = field(default_factory=list)  # every candidate that is not an item
     heldout_file: Path | None = None
     warnings: list[str] = field(default_factory=list)  # fewer items than asked, empty captions
+    training: tuple[int, int] = (0, 0)  # (clips, clusters) not held out: never candidates
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
@@ -95,11 +116,26 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
             if r[key] is None or not math.isfinite(float(r[key])):
                 raise ConfigError(f"manifest clip {r['clip_id']}: {key} is missing", f"fill {key} for every clip")
             r[key] = float(r[key])
-        if r.get("reference_time") is None:
-            frontal = [ref for ref in (r.get("references") or []) if ref and ref.get("role") == "frontal"]
-            if frontal and frontal[0].get("t") is not None:
-                r["reference_time"] = float(frontal[0]["t"])
+        frontal = [ref for ref in (r.get("references") or []) if ref and ref.get("role") == "frontal"]
+        if frontal and frontal[0].get("t") is not None and r.get("reference_time") in (None, frontal[0]["t"]):
+            r["reference_time"] = float(frontal[0]["t"])
+            box = frontal[0].get("box")
+            r["reference_box"] = tuple(float(v) for v in box) if box is not None and len(box) == 4 else None
     return rows
+
+
+def curated_frame_side(manifest: str | Path) -> int | None:
+    """Longest side of the frames ``lfa curate`` analysed, from its run's config.json beside the manifest
+    (its boxes are in those frames); None (full size) for a manifest without one."""
+    from lfa.curate.config import CurateConfig
+
+    config = Path(manifest).resolve().parent / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        return CurateConfig.load(config).tracking.decode_max_side
+    except ConfigError:  # another tool's config.json
+        return None
 
 
 def heldout_clusters(rows: list[dict[str, Any]], holdout: float, seed: int) -> tuple[list[str], str]:
@@ -128,31 +164,45 @@ def clip_yaw_bucket(row: dict[str, Any], edges: tuple[float, ...] = YAW_EDGES) -
 
 
 def select_balanced(rows: list[dict[str, Any]], per_bucket: int, per_cluster: int, seed: int,
-                    edges: tuple[float, ...] = YAW_EDGES) -> list[dict[str, Any]]:
+                    edges: tuple[float, ...] = YAW_EDGES, accept: Callable[[dict[str, Any]], str | None] | None = None
+                    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Up to ``per_bucket`` clips per yaw bucket, at most ``per_cluster`` per identity cluster; buckets
-    take turns so that no bucket uses up a cluster the others need."""
+    take turns so that no bucket uses up a cluster the others need. ``accept(row)`` (optional) gives the
+    reason a clip cannot be used (None: usable); the next clip of its bucket is tried instead. Returns the
+    clips taken and, for every other clip, why it was not taken."""
     rng = np.random.default_rng(seed)
+    labels = bucket_labels(edges)
     by_bucket: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: r["clip_id"]):
         by_bucket[clip_yaw_bucket(r, edges)].append(r)
-    queues = {b: [by_bucket[b][i] for i in rng.permutation(len(by_bucket[b]))] for b in bucket_labels(edges)}
+    queues = {b: [by_bucket[b][i] for i in rng.permutation(len(by_bucket[b]))] for b in labels}
     taken: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    why: dict[str, str] = {}
     per_cluster_count: Counter[str] = Counter()
     progress = True
     while progress:
         progress = False
-        for b in bucket_labels(edges):
+        for b in labels:
             if len(taken[b]) >= per_bucket:
                 continue
             q = queues[b]
             while q:
                 r = q.pop(0)
-                if per_cluster_count[r["cluster_id"]] < per_cluster:
-                    taken[b].append(r)
-                    per_cluster_count[r["cluster_id"]] += 1
-                    progress = True
-                    break
-    return [r for b in bucket_labels(edges) for r in taken[b]]
+                if per_cluster_count[r["cluster_id"]] >= per_cluster:
+                    why[r["clip_id"]] = f"--per-cluster {per_cluster} reached"
+                    continue
+                reason = accept(r) if accept else None
+                if reason:
+                    why[r["clip_id"]] = reason
+                    continue
+                taken[b].append(r)
+                per_cluster_count[r["cluster_id"]] += 1
+                progress = True
+                break
+    for b in labels:
+        for r in queues[b]:
+            why[r["clip_id"]] = f"bucket full: --per-bucket {per_bucket}"
+    return [r for b in labels for r in taken[b]], why
 
 
 def target_yaw(row: dict[str, Any]) -> list[float]:
@@ -176,31 +226,42 @@ def turn_prompt(caption: str, target: list[float]) -> str:
     return f"{caption.rstrip('.')}. {ask}" if caption else ask
 
 
-def frontal_frame(row: dict[str, Any], analyzer: FaceAnalyzer) -> np.ndarray | None:
-    """The frame of the clip with the smallest yaw² + pitch² among frames at 2 fps (None: no posed face)."""
+def frontal_frame(row: dict[str, Any], analyzer: FaceAnalyzer) -> tuple[np.ndarray, Face] | None:
+    """The frame of the clip with the smallest yaw² + pitch² (of its largest face) among frames at 2 fps, and
+    that face (None: no posed face)."""
     times = sample_times(row["end"], fps=SEARCH_FPS, start=row["start"])
     best, best_score = None, math.inf
     for f in iter_frames(row["source"], times=times):
-        faces = analyzer.analyze(f.image)
-        if not faces:
-            continue
-        face = max(faces, key=lambda x: (x.box[2] - x.box[0]) * (x.box[3] - x.box[1]))
-        if math.isnan(face.yaw):
+        face = choose_face(analyzer.analyze(f.image))
+        if face is None or math.isnan(face.yaw):
             continue
         score = face.yaw ** 2 + face.pitch ** 2
         if score < best_score:
-            best, best_score = f.image, score
+            best, best_score = (f.image, face), score
     return best
 
 
-def reference_image(row: dict[str, Any], analyzer_factory: Any) -> np.ndarray | None:
+def reference_face(row: dict[str, Any], analyzer: Callable[[], FaceAnalyzer], frame_side: int | None
+                   ) -> tuple[np.ndarray, Box] | str:
+    """The clip's reference image and the box of its person's face there, or why there is none: the
+    detected face overlapping the manifest's box (read at ``frame_side``, the size curation saw), else the
+    largest face."""
     if row.get("reference_image"):
-        return read_image(row["reference_image"])
-    t = row.get("reference_time")
-    if t is not None and math.isfinite(float(t)):
-        frames = list(iter_frames(row["source"], times=[float(t)]))
-        return frames[0].image if frames else None
-    return frontal_frame(row, analyzer_factory())
+        image, hint = read_image(row["reference_image"]), None
+    elif row.get("reference_time") is not None and math.isfinite(float(row["reference_time"])):
+        frames = list(iter_frames(row["source"], times=[float(row["reference_time"])], max_side=frame_side))
+        if not frames:
+            return "reference frame unreadable"
+        image, hint = frames[0].image, row.get("reference_box")
+    else:
+        found = frontal_frame(row, analyzer())
+        if found is None:
+            return "no posed face in the clip"
+        return found[0], tuple(float(v) for v in found[1].box)  # type: ignore[return-value]
+    face = choose_face(analyzer().find(image), hint)
+    if face is None:
+        return "no face at the curated box" if hint is not None else "no face in the reference"
+    return image, tuple(float(v) for v in face.box)  # type: ignore[return-value]
 
 
 def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_bucket: int | None = None,
@@ -222,9 +283,7 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
     if per_bucket < 1 or per_cluster < 1:
         raise ConfigError("per_bucket and per_cluster must be >= 1", "e.g. --per-bucket 20 --per-cluster 1")
     available = Counter(clip_yaw_bucket(r, edges) for r in candidates)
-    chosen = select_balanced(candidates, per_bucket, per_cluster, seed, edges)
-    ref_dir = out.parent / "references"
-    ref_dir.mkdir(parents=True, exist_ok=True)
+    frame_side = curated_frame_side(manifest)
     state: dict[str, FaceAnalyzer] = {}
 
     def get_analyzer() -> FaceAnalyzer:
@@ -232,25 +291,37 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
             state["a"] = analyzer or FaceAnalyzer(AnalyzerConfig(identity="none"))
         return state["a"]
 
-    items, skipped = [], []
-    for r in chosen:
+    references: dict[str, tuple[np.ndarray, Box]] = {}
+
+    def accept(row: dict[str, Any]) -> str | None:
         try:
-            image = reference_image(r, get_analyzer)
+            found = reference_face(row, get_analyzer, frame_side)
         except LfaError as exc:
-            skipped.append((r["clip_id"], exc.message))
-            continue
-        if image is None:
-            skipped.append((r["clip_id"], "no frontal face found"))
-            continue
+            return exc.message
+        if isinstance(found, str):
+            return found
+        references[row["clip_id"]] = found
+        return None
+
+    chosen, why = select_balanced(candidates, per_bucket, per_cluster, seed, edges, accept)
+    ref_dir = out.parent / "references"
+    ref_dir.mkdir(parents=True, exist_ok=True)
+    items = []
+    for r in chosen:
+        image, box = references[r["clip_id"]]
         ref_path = ref_dir / f"{r['clip_id']}.png"
         write_image(ref_path, image)
         target = target_yaw(r)
         labels = {"cluster_id": r["cluster_id"], "yaw_bucket": clip_yaw_bucket(r, edges), "target_yaw": target,
                   "yaw_min": r["yaw_min"], "yaw_max": r["yaw_max"], "source": str(r["source"]),
                   "start": r["start"], "end": r["end"]}
-        items.append(SpecItem(r["clip_id"], (ref_path,), turn_prompt(str(r.get("caption") or ""), target), labels))
+        items.append(SpecItem(r["clip_id"], (ref_path,), turn_prompt(str(r.get("caption") or ""), target), labels,
+                              (box,)))
+    not_taken = [NotTaken(r["clip_id"], r["cluster_id"], clip_yaw_bucket(r, edges), why[r["clip_id"]])
+                 for r in sorted(candidates, key=lambda r: r["clip_id"]) if r["clip_id"] in why]
     if not items:
-        raise ConfigError("no clip could be selected for the spec",
+        reasons = "; ".join(f"{n}x {why}" for why, n in Counter(x.reason for x in not_taken).most_common(3))
+        raise ConfigError(f"no clip could be selected for the spec ({reasons or 'no held-out clip'})",
                           "check the manifest's cluster_id/split columns and the reference frames")
     write_spec(out, items)
     heldout_file = None
@@ -263,11 +334,14 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
     wanted = n_buckets * per_bucket if per_bucket_given else n_items
     if len(items) < wanted:
         short = [b for b in bucket_labels(edges) if per.get(b, 0) < per_bucket]
-        warnings.append(f"{len(items)} items written, {wanted} asked for: too few held-out clips in |yaw| bucket(s) "
-                        f"{', '.join(short)} (or clips without a frontal face); add clips or lower --n/--per-bucket")
-    empty = sum(not r.get("caption") for r in chosen if r["clip_id"] in {it.id for it in items})
+        warnings.append(f"{len(items)} items written, {wanted} asked for: too few usable held-out clips in |yaw| "
+                        f"bucket(s) {', '.join(b.replace('_', '–') for b in short)} (reasons above); add clips, "
+                        "raise --per-cluster or --holdout, or lower --n/--per-bucket")
+    empty = sum(not r.get("caption") for r in chosen)
     if empty:
         warnings.append(f"{empty} item(s) had no caption: their prompt only asks for the head turn; add a caption "
                         "column to the manifest for prompts that describe the scene")
+    training = [r for r in rows if r["cluster_id"] not in allowed]
     return MakeSpecResult(out, items, clusters, {b: per.get(b, 0) for b in bucket_labels(edges)},
-                          {b: available.get(b, 0) for b in bucket_labels(edges)}, skipped, heldout_file, warnings)
+                          {b: available.get(b, 0) for b in bucket_labels(edges)}, not_taken, heldout_file, warnings,
+                          (len(training), len({r["cluster_id"] for r in training})))

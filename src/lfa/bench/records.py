@@ -17,7 +17,6 @@ import numpy as np
 from lfa.face.detect import Detector
 from lfa.face.embedding import l2_normalize
 from lfa.face.identity import IdentityEncoder
-from lfa.face.types import Detection
 
 
 @dataclass
@@ -76,12 +75,6 @@ class Models(Protocol):
     encoders: dict[str, IdentityEncoder]
     features: FeatureNet | None
     clip: ClipModel | None
-
-
-def largest(detections: list[Detection]) -> Detection | None:
-    if not detections:
-        return None
-    return max(detections, key=lambda d: float((d.box[2] - d.box[0]) * (d.box[3] - d.box[1])))
 
 
 def similarities(frames: Sequence[FrameRecord], ref_embedding: np.ndarray, name: str) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import cv2
@@ -13,12 +14,12 @@ import numpy as np
 from lfa.bench import metrics as M
 from lfa.bench.config import short
 from lfa.bench.headline import FLAGS
-from lfa.bench.records import similarities
-from lfa.bench.result import BenchResult
+from lfa.bench.records import FrameRecord, similarities
+from lfa.bench.result import BenchResult, Reference
 from lfa.face.types import Face
 from lfa.face.viz import annotate, contact_sheet
 from lfa.htmlreport import figure_data_uri, image_data_uri
-from lfa.media import iter_frames
+from lfa.media import iter_frames, read_image
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222;
@@ -28,6 +29,9 @@ h1{font-size:1.6em;margin-bottom:0}h2{margin-top:2em;border-bottom:1px solid #dd
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}
 tr.best td{background:#eefbea}td.win{background:#eefbea;font-weight:600}img{max-width:100%}.fig{display:inline-block;vertical-align:top;margin:4px}
 dt{font-weight:600;margin-top:8px}dd{margin-left:16px}.bad{color:#b00}.small{font-size:.8em;color:#666}
+.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.35em;border-radius:2px;vertical-align:baseline}
+.frames{display:flex;gap:8px;align-items:flex-start}.frames figure{margin:0;min-width:0}.frames figure.ref{flex:0 0 14%}
+.frames figure.gen{flex:1}.frames figcaption{font-size:.8em;color:#666}
 """
 
 
@@ -39,11 +43,23 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return html.escape(str(v))
 
 
-def _centres(edges: tuple[float, ...]) -> list[float]:
-    return [(lo + hi) / 2 for lo, hi in zip(edges[:-1], edges[1:])]
+def model_colours(models: Iterable[str]) -> dict[str, str]:
+    """One colour per model, in the order the models were given (``--videos``), the same in every chart
+    and beside the model's name in the tables."""
+    from matplotlib.colors import TABLEAU_COLORS
+
+    cycle = list(TABLEAU_COLORS.values())
+    return {m: cycle[i % len(cycle)] for i, m in enumerate(models)}
 
 
-def _curve_plot(result: BenchResult, kind: str, edges: tuple[float, ...], xlabel: str, title: str) -> str:
+def _swatch(colour: str) -> str:
+    return f"<span class=swatch style='background:{colour}' title='{colour}'></span>"
+
+
+def _curve_figure(result: BenchResult, kind: str, edges: tuple[float, ...], xlabel: str, title: str,
+                  colours: dict[str, str]) -> Any:
+    """FaceSim per bucket of ``kind``, one line per model; buckets evenly spaced (their labels never
+    crowd, whatever the bucket widths), "no pose" last."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,31 +67,33 @@ def _curve_plot(result: BenchResult, kind: str, edges: tuple[float, ...], xlabel
 
     fig, ax = plt.subplots(figsize=(5.3, 3.4))
     labels = M.bucket_labels(edges)
-    xs = _centres(edges)
+    xs = list(range(len(labels)))
+    with_nopose = kind != "pitch"
     for model, curves in result.curves.items():
+        colour = colours[model]
         stats = curves[kind]
         ys = [stats[lab].mean for lab in labels]
         ns = [stats[lab].count for lab in labels]
-        line, = ax.plot(xs, ys, marker="o", label=model)
+        ax.plot(xs, ys, marker="o", label=model, color=colour)
         for x, y, n in zip(xs, ys, ns):
             if not math.isnan(y):
                 ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
-                            color=line.get_color())
+                            color=colour)
         nopose = stats.get(M.NO_POSE)
-        if nopose is not None and nopose.count and kind != "pitch":
-            ax.plot([edges[-1] + 8], [nopose.mean], marker="x", color=line.get_color(), linestyle="none")
-    ax.set_xticks(xs + ([edges[-1] + 8] if kind != "pitch" else []))
-    ax.set_xticklabels([lab.replace("_", "–") for lab in labels] + (["no pose"] if kind != "pitch" else []),
+        if nopose is not None and nopose.count and with_nopose:
+            ax.plot([len(labels)], [nopose.mean], marker="x", color=colour, linestyle="none")
+    ax.set_xticks(xs + ([len(labels)] if with_nopose else []))
+    ax.set_xticklabels([lab.replace("_", "–") + "°" for lab in labels] + (["no pose"] if with_nopose else []),
                        fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"FaceSim ({short(result.config.primary or 'dlib')})")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return figure_data_uri(fig, dpi=100)
+    return fig
 
 
-def _bars(result: BenchResult) -> str:
+def _bars_figure(result: BenchResult, colours: dict[str, str]) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,16 +107,17 @@ def _bars(result: BenchResult) -> str:
         stats = result.curves[model]["yaw"]
         means = [stats[lab].mean for lab in labels]
         xs = np.arange(len(labels)) + (k - (len(models) - 1) / 2) * width
-        axes[0].bar(xs, np.nan_to_num(means), width, label=model)
+        axes[0].bar(xs, np.nan_to_num(means), width, label=model, color=colours[model])
         agg = result.aggregates[model]
-        axes[1].bar(xs, [agg.get(f"yaw_share_{lab}", 0) or 0 for lab in labels], width, label=model)
+        axes[1].bar(xs, [agg.get(f"yaw_share_{lab}", 0) or 0 for lab in labels], width, label=model,
+                    color=colours[model])
     for ax, title in zip(axes, ("FaceSim per |yaw| bucket", "pose coverage: share of frames per |yaw| bucket")):
         ax.set_xticks(np.arange(len(labels)))
         ax.set_xticklabels([lab.replace("_", "–") + "°" for lab in labels], fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8)
-    return figure_data_uri(fig, dpi=100)
+    return fig
 
 
 def _leaderboard(result: BenchResult) -> str:
@@ -120,6 +139,7 @@ def _leaderboard(result: BenchResult) -> str:
                     if any(k.startswith(f"{m}_") for m in cfg.compat) and not k.endswith("frames_scored")})
     cols += [(k, k) for k in extra]
     head = "".join(f"<th>{html.escape(title)}</th>" for _, title in cols)
+    colours = model_colours(result.models)
     body = []
     for entry in result.leaderboard:
         model = entry["model"]
@@ -138,8 +158,9 @@ def _leaderboard(result: BenchResult) -> str:
         cls = ' class="best"' if entry["rank"] == 1 and len(result.leaderboard) > 1 and not flags else ""
         mark = "".join(f" <span class=bad>[{html.escape(f)}]</span>" for f in flags)
         lo, hi = entry["ci95"]
-        body.append(f"<tr{cls}><td>{entry['rank']}</td><td class=l>{html.escape(model)}{mark}</td>"
-                    f"<td><b>{_fmt(entry['score'])}</b></td><td>{_fmt(lo)}–{_fmt(hi)}</td>{''.join(cells)}</tr>")
+        body.append(f"<tr{cls}><td>{entry['rank']}</td><td class=l>{_swatch(colours[model])}{html.escape(model)}"
+                    f"{mark}</td><td><b>{_fmt(entry['score'])}</b></td><td>{_fmt(lo)}–{_fmt(hi)}</td>"
+                    f"{''.join(cells)}</tr>")
     cal = result.summary.get("headline", {})
     note = (f"<p class=small>Ranked by the large-angle identity score: per item, the mean over the target |yaw| "
             f"buckets of the share of frames verified as the reference's person ({html.escape(str(cal.get('identity_model')))}, "
@@ -217,7 +238,7 @@ def _dimension_table(result: BenchResult) -> str:
     return f"<table><tr><th class=l>dimension</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def _dimension_plot(result: BenchResult) -> str:
+def _dimension_figure(result: BenchResult, colours: dict[str, str]) -> Any:
     """Each dimension's value per model, scaled so that 1 is the best model on it: where each model wins."""
     import matplotlib
 
@@ -236,7 +257,7 @@ def _dimension_plot(result: BenchResult) -> str:
             top = np.nanmax(vals) if higher else np.nanmin(vals)
             ys.append(0.0 if math.isnan(v) else (v / top if higher and top > 0 else (top / v if v > 0 else 1.0)))
         xs = np.arange(len(dims)) + (k - (len(models) - 1) / 2) * width
-        ax.bar(xs, ys, width, label=model)
+        ax.bar(xs, ys, width, label=model, color=colours[model])
     ax.set_xticks(np.arange(len(dims)))
     ax.set_xticklabels([label for _, label, _ in dims], fontsize=7, rotation=25, ha="right")
     ax.set_ylabel("relative to the best model (1 = wins)")
@@ -244,7 +265,22 @@ def _dimension_plot(result: BenchResult) -> str:
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return figure_data_uri(fig, dpi=100)
+    return fig
+
+
+def charts(result: BenchResult) -> dict[str, Any]:
+    """Every chart of the report (matplotlib figures), each model in its :func:`model_colours` colour."""
+    cfg = result.config
+    colours = model_colours(result.models)
+    return {
+        "dimensions": _dimension_figure(result, colours),
+        "yaw": _curve_figure(result, "yaw", cfg.yaw_edges, "|yaw| of the generated head", "FaceSim vs |yaw|",
+                             colours),
+        "pitch": _curve_figure(result, "pitch", cfg.pitch_edges, "|pitch|", "FaceSim vs |pitch|", colours),
+        "pose_dist": _curve_figure(result, "pose_dist", (0, 15, 30, 45, 60, 180), "pose distance from the reference",
+                                   "FaceSim vs distance from the reference pose", colours),
+        "bars": _bars_figure(result, colours),
+    }
 
 
 def _isnan(v: Any) -> bool:
@@ -262,7 +298,24 @@ def _bucket_table(result: BenchResult) -> str:
     return f"<table><tr><th class=l>model \\ |yaw|</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def _worst(result: BenchResult, model: str) -> str:
+def _annotated(image: np.ndarray, rec: FrameRecord) -> np.ndarray:
+    """``image`` with the face of ``rec`` drawn (box, landmarks, head-pose axes), if it has one."""
+    if not rec.detected or rec.box is None or rec.landmarks5 is None:
+        return image
+    face = Face(box=rec.box, score=rec.det_score, landmarks5=rec.landmarks5, area_ratio=0.0, sharpness=0.0,
+                yaw=rec.yaw, pitch=rec.pitch, roll=rec.roll)
+    return annotate(image, [face])
+
+
+def _reference_uri(ref: Reference, cache: dict[str, str]) -> str:
+    """The item's (first) reference photo, its person's face drawn, as an inline JPEG (one per item)."""
+    if ref.item.id not in cache:
+        image = _annotated(read_image(ref.item.references[0]), ref.records[0])
+        cache[ref.item.id] = image_data_uri(contact_sheet([image], columns=1, width=200))
+    return cache[ref.item.id]
+
+
+def _worst(result: BenchResult, model: str, references: dict[str, str]) -> str:
     cfg = result.config
     key = f"facesim_{short(cfg.primary or 'dlib')}"
     rows = [r for r in result.rows if r["model"] == model]
@@ -290,11 +343,7 @@ def _worst(result: BenchResult, model: str) -> str:
                 if i is None:
                     continue
                 rec = frames[i]
-                image = f.image
-                if rec.detected and rec.box is not None and rec.landmarks5 is not None:
-                    face = Face(box=rec.box, score=rec.det_score, landmarks5=rec.landmarks5, area_ratio=0.0,
-                                sharpness=0.0, yaw=rec.yaw, pitch=rec.pitch, roll=rec.roll)
-                    image = annotate(image, [face])
+                image = _annotated(f.image, rec)
                 text = f"t={rec.t:.2f}s sim={sims[i]:.2f}" if rec.detected else f"t={rec.t:.2f}s no face"
                 image = np.ascontiguousarray(image)
                 cv2.putText(image, text, (6, image.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX,
@@ -304,7 +353,11 @@ def _worst(result: BenchResult, model: str) -> str:
             parts.append(f"<p>{desc} <span class=bad>frames unavailable: {html.escape(str(exc))}</span></p>")
             continue
         sheet = contact_sheet(tiles, columns=min(6, max(len(tiles), 1)), width=200)
-        parts.append(f"<p>{desc}</p><img src='{image_data_uri(sheet)}' alt='frames of {html.escape(r['id'])}'>")
+        name = html.escape(r["id"])
+        parts.append(f"<p>{desc}</p><div class=frames><figure class=ref><img src='{_reference_uri(ref, references)}' "
+                     f"alt='reference photo of {name}'><figcaption>reference (the face compared with)</figcaption>"
+                     f"</figure><figure class=gen><img src='{image_data_uri(sheet)}' alt='frames of {name}'>"
+                     f"<figcaption>generated frames</figcaption></figure></div>")
     return "".join(parts)
 
 
@@ -343,13 +396,10 @@ def write_report(result: BenchResult, path: Path) -> Path:
     idents = ", ".join(f"{n} ({short(n)})" for n in cfg.identities or ())
     sampling = html.escape("; ".join(f"{mode}: " + ", ".join(f"{k} {v}" for k, v in s.items())
                                      for mode, s in summ["frame_sampling"].items()))
-    figs = [
-        _curve_plot(result, "yaw", cfg.yaw_edges, "|yaw| of the generated head (°)", "FaceSim vs |yaw|"),
-        _curve_plot(result, "pitch", cfg.pitch_edges, "|pitch| (°)", "FaceSim vs |pitch|"),
-        _curve_plot(result, "pose_dist", (0, 15, 30, 45, 60, 180), "pose distance from the reference (°)",
-                    "FaceSim vs distance from the reference pose"),
-    ]
-    worst = "".join(f"<h3>{html.escape(m)}</h3>{_worst(result, m)}" for m in result.models)
+    colours = model_colours(result.models)
+    uris = {name: figure_data_uri(fig, dpi=100) for name, fig in charts(result).items()}
+    refs: dict[str, str] = {}
+    worst = "".join(f"<h3>{_swatch(colours[m])}{html.escape(m)}</h3>{_worst(result, m, refs)}" for m in result.models)
     assumed = summ.get("references_pose_assumed_frontal") or []
     note = (f"<p class=small>References without a pose (assumed frontal): {html.escape(', '.join(assumed))}</p>"
             if assumed else "")
@@ -369,13 +419,13 @@ primary: {html.escape(str(cfg.primary))}
 {_paired(result)}
 <h2>Where each model wins</h2>
 {_dimension_table(result)}
-<img src="{_dimension_plot(result)}" alt="per-dimension bars">
+<img src="{uris['dimensions']}" alt="per-dimension bars">
 <h2>Angle coverage per |yaw| bucket</h2>
 {_coverage(result)}
 <h2>Identity vs head pose</h2>
-{''.join(f'<div class=fig><img src="{src}" alt="plot"></div>' for src in figs)}
+{''.join(f'<div class=fig><img src="{uris[k]}" alt="{k} plot"></div>' for k in ("yaw", "pitch", "pose_dist"))}
 <h2>Per-bucket FaceSim and pose coverage</h2>
-<img src="{_bars(result)}" alt="per-bucket bars">
+<img src="{uris['bars']}" alt="per-bucket bars">
 {_bucket_table(result)}
 <h2>Worst videos</h2>
 <p class=small>Lowest {short(cfg.primary or 'dlib')} FaceSim per model (videos without a face first);

@@ -49,20 +49,24 @@ Progress = Callable[[str, int, int], None]  # (message, done, total)
 
 # -- references -------------------------------------------------------------------------------------
 def analyze_references(extractor: Extractor, items: Sequence[SpecItem]) -> dict[str, Reference]:
-    """Measure every reference image; a reference without a face stops the run (ConfigError listing them)."""
+    """Measure every reference image (the face at the item's ``reference_box``, else the largest); an item
+    whose references show no such face stops the run (ConfigError listing them)."""
     refs: dict[str, Reference] = {}
     bad: list[str] = []
-    seen: dict[Path, FrameRecord] = {}  # items often share reference images: measure each file once
+    # items often share reference images: measure each (file, box) once
+    seen: dict[tuple[Path, tuple[float, ...] | None], FrameRecord] = {}
     seen_compat: dict[Path, FrameRecord] = {}
     for item in items:
         records = []
         for j, path in enumerate(item.references):
-            if path not in seen:
-                seen[path] = extractor.analyze_image(read_image(path), frame=j)
-            records.append(seen[path])
+            key = (path, item.box(j))
+            if key not in seen:
+                seen[key] = extractor.analyze_image(read_image(path), frame=j, box=item.box(j))
+            records.append(seen[key])
         found = [r for r in records if r.detected]
         if not found:
-            bad.append(f"{item.id} ({', '.join(p.name for p in item.references)})")
+            at_box = " at its reference_box" if any(item.boxes) else ""
+            bad.append(f"{item.id} ({', '.join(p.name for p in item.references)}{at_box})")
             continue
         ref = Reference(item, records, identity_key=str(item.labels.get("cluster_id", item.id)))
         for name in extractor.encoders:
@@ -80,7 +84,8 @@ def analyze_references(extractor: Extractor, items: Sequence[SpecItem]) -> dict[
     if bad:
         raise ConfigError(f"no face found in the reference image(s) of {len(bad)} item(s): {'; '.join(bad[:10])}"
                           + (" …" if len(bad) > 10 else ""),
-                          "replace those reference images with ones showing the face, or drop the items")
+                          "replace those reference images with ones showing the face (or fix their reference_box), "
+                          "or drop the items")
     return refs
 
 

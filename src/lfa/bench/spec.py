@@ -6,13 +6,17 @@ One JSON object per line::
      "labels": {"cluster_id": "c17", "yaw_bucket": "45_60"}}
 
 ``reference`` is an image path or a list of image paths (several views of the face); relative
-paths resolve against the spec's folder. ``labels`` is optional and free-form (kept in the outputs).
-A model's videos are ``{DIR}/{id}.mp4``.
+paths resolve against the spec's folder. ``reference_box`` (optional) says which face of each reference
+image is the person: ``[x0, y0, x1, y1]`` in the image's pixels, or a list with one box (or null) per
+reference; ``lfa bench make-spec`` writes it from the curated track, and ``lfa generate --spec`` and
+``lfa bench`` take the face overlapping it best (:mod:`lfa.face.choose`; without it: the largest face).
+``labels`` is optional and free-form (kept in the outputs). A model's videos are ``{DIR}/{id}.mp4``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +27,7 @@ from lfa.errors import ConfigError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 VIDEO_SUFFIX = ".mp4"
+Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,18 @@ class SpecItem:
     references: tuple[Path, ...]
     prompt: str = ""
     labels: dict[str, Any] = field(default_factory=dict)
+    boxes: tuple[Box | None, ...] = ()  # per reference: the person's face box, or () for none at all
+
+    def box(self, index: int) -> Box | None:
+        """The person's face box in reference ``index`` (None: take the largest face)."""
+        return self.boxes[index] if index < len(self.boxes) else None
 
     def to_json(self, base: Path | None = None) -> dict[str, Any]:
         refs = [_relative(p, base) for p in self.references]
         out: dict[str, Any] = {"id": self.id, "reference": refs[0] if len(refs) == 1 else refs, "prompt": self.prompt}
+        if any(b is not None for b in self.boxes):
+            boxes = [None if b is None else [round(float(v), 1) for v in b] for b in self.boxes]
+            out["reference_box"] = boxes[0] if len(refs) == 1 else boxes
         if self.labels:
             out["labels"] = self.labels
         return out
@@ -94,10 +107,34 @@ def load_spec(path: str | Path, *, check_files: bool = True) -> list[SpecItem]:
         labels = row.get("labels") or {}
         if not isinstance(labels, dict):
             raise ConfigError(f"{where}: \"labels\" must be an object", "e.g. \"labels\": {\"yaw_bucket\": \"45_60\"}")
-        items.append(SpecItem(item_id, resolved, str(row.get("prompt") or ""), labels))
+        boxes = _boxes(row.get("reference_box"), len(resolved), where)
+        items.append(SpecItem(item_id, resolved, str(row.get("prompt") or ""), labels, boxes))
     if not items:
         raise ConfigError(f"benchmark spec {path} has no items", "add one JSON object per line")
     return items
+
+
+def _boxes(value: Any, n_refs: int, where: str) -> tuple[Box | None, ...]:
+    """``reference_box``: one box for a single reference, or one box (or null) per reference."""
+    if value is None:
+        return ()
+    fix = ("write \"reference_box\": [x0, y0, x1, y1] (pixels of the reference image), or a list with one box "
+           "or null per reference")
+    listed = isinstance(value, list) and value and (value[0] is None or isinstance(value[0], list))
+    boxes = value if listed else [value]
+    if len(boxes) != n_refs:
+        raise ConfigError(f"{where}: {len(boxes)} reference_box(es) for {n_refs} reference image(s)", fix)
+    out: list[Box | None] = []
+    for box in boxes:
+        if box is None:
+            out.append(None)
+            continue
+        ok = (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
+              and all(math.isfinite(v) for v in box) and box[2] > box[0] and box[3] > box[1])
+        if not ok:
+            raise ConfigError(f"{where}: bad reference_box {box!r}", fix)
+        out.append((float(box[0]), float(box[1]), float(box[2]), float(box[3])))
+    return tuple(out)
 
 
 def write_spec(path: str | Path, items: Iterable[SpecItem]) -> Path:

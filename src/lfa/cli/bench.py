@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lfa.errors import ConfigError
+from lfa.face.detect import DETECT_MAX_SIDE
 
 app = typer.Typer(help="Large-angle identity benchmark: calibrated identity per yaw bucket weighted by the angles "
                        "reached, copy-paste/motion flags, CIs, paired comparisons, FaceSim, CLIPScore, peers' "
@@ -49,10 +50,12 @@ def bench(
     cache: Path = typer.Option(None, help="Folder of per-video analyses by content hash (default: OUT/cache); "
                                "a re-run or a video shared by models is analysed once."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Keep analyses in memory only."),
-    detector: str = typer.Option("yunet", help="yunet | scrfd"),
+    detector: str = typer.Option("yunet", help="Face detector: yunet (shipped) or scrfd (an InsightFace SCRFD "
+                                 "registered with `lfa models add`)."),
     pose: str = typer.Option("fused", help="fused (landmark fit + WHENet, full yaw range) | mediapipe | whenet | "
                              "sixdrepnet | none"),
-    detect_max_side: int = typer.Option(480, help="Longest side of the image the detector sees."),
+    detect_max_side: int = typer.Option(DETECT_MAX_SIDE, help="Longest side (px) of the image the detector sees: "
+                                        "larger frames are scaled down (lfa's one detection size for every job)."),
     compat: list[str] = typer.Option(None, "--compat", help="Also score like a peer: consisid, opens2v."),
     inception: Path = typer.Option(None, help="Inception network (ONNX) for Face FID (image statistics of the faces)."),
     clip: str = typer.Option(None, help="CLIP for CLIPScore: transformers folder, or open_clip:ARCH:FILE."),
@@ -114,6 +117,10 @@ def bench(
     out.print(f"wrote {', '.join(str(out_dir / w) for w in written)}")
 
 
+TABLE_WIDTH = 80  # make-spec's tables fit an 80-column terminal
+NOT_TAKEN_ROWS = 30  # clips listed one by one; the rest are counted by reason
+
+
 @app.command("make-spec")
 def make_spec_cmd(
     manifest: Path = typer.Option(..., help="Curated manifest.parquet (columns: docs/BENCH.md)."),
@@ -122,22 +129,41 @@ def make_spec_cmd(
     per_bucket: int = typer.Option(None, help="Items per |yaw| bucket (overrides --n)."),
     per_cluster: int = typer.Option(1, help="At most this many clips of one identity cluster."),
     holdout: float = typer.Option(0.1, help="Share of clusters held out when the manifest has no split column."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the choice: which clusters are held out (without a split column) "
+                             "and which clips of a bucket are taken; recorded in heldout_clusters.json."),
 ) -> None:
     """Build a spec from a curated manifest: held-out identities, balanced over yaw ranges, frontal references."""
+    from collections import Counter
+
     from lfa.bench import make_spec
 
     result = make_spec(manifest, spec, n_items=n, per_bucket=per_bucket, per_cluster=per_cluster, holdout=holdout,
                        seed=seed)
-    table = Table(title=f"{spec}: {len(result.items)} items from {len(result.heldout_clusters)} held-out clusters")
-    for col in ("|yaw| bucket of the clip", "items", "available"):
+    width = min(out.width, TABLE_WIDTH)
+    table = Table(title=f"{spec.name}: {len(result.items)} items from {len(result.heldout_clusters)} held-out "
+                  "cluster(s)")
+    for col in ("|yaw| of the clip (°)", "held-out clips", "items"):
         table.add_column(col, justify="right")
     for bucket, count in result.per_bucket.items():
-        table.add_row(bucket.replace("_", "–"), str(count), str(result.available[bucket]))
-    out.print(table)
-    for clip_id, reason in result.skipped:
-        out.print(f"[yellow]skipped {clip_id}: {reason}[/]")
+        table.add_row(bucket.replace("_", "–"), str(result.available[bucket]), str(count))
+    out.print(table, width=width)
+    out.print("held-out clips: the clips of held-out clusters whose largest |yaw| is in the bucket (the "
+              "candidates); items: those taken.", width=width)
+    if result.not_taken:
+        why = Table(title="held-out clips not taken")
+        for col in ("clip", "|yaw|", "cluster", "why not"):
+            why.add_column(col, justify="right" if col == "|yaw|" else "left", overflow="fold")
+        for x in result.not_taken[:NOT_TAKEN_ROWS]:
+            why.add_row(x.clip_id, x.bucket.replace("_", "–"), x.cluster_id, x.reason)
+        rest = result.not_taken[NOT_TAKEN_ROWS:]
+        if rest:
+            counts = Counter(x.reason for x in rest)
+            why.add_row(f"… {len(rest)} more", "", "", "; ".join(f"{k}x {r}" for r, k in counts.most_common()))
+        out.print(why, width=width)
+    clips, clusters = result.training
+    if clips:
+        out.print(f"not candidates: {clips} clip(s) of {clusters} cluster(s) kept for training", width=width)
     for warning in result.warnings:
-        out.print(f"[yellow]warning: {warning}[/]")
+        out.print(f"[yellow]warning: {warning}[/]", width=width)
     if result.heldout_file:
-        out.print(f"held-out clusters (exclude them from training): {result.heldout_file}")
+        out.print(f"held-out clusters (exclude them from training): {result.heldout_file}", highlight=False)

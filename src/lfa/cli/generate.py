@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lfa.errors import ConfigError
 
@@ -31,7 +32,8 @@ def generate(
     id_guidance_scale: float = typer.Option(None, "--id-guidance-scale",
                                             help="Identity guidance (default: = --guidance-scale, two branches)."),
     id_scale: float = typer.Option(1.0, "--id-scale", help="Strength of the face cross-attention."),
-    face_index: int = typer.Option(None, "--face-index", help="Which face of a photo with several (0 = best)."),
+    face_index: int = typer.Option(None, "--face-index", help="Which face of a photo with several, largest first "
+                                   "(default: the spec's reference_box, else the largest)."),
     fps: float = typer.Option(None, "--fps", help="Frame rate of the mp4 (default: the adapter's training rate)."),
     encoders: Path = typer.Option(None, "--encoders", help="Face-encoder spec (default: BASE/lfa_encoders.json)."),
     cpu_offload: bool = typer.Option(False, "--cpu-offload", help="Keep text encoder and VAE on the CPU between uses."),
@@ -55,6 +57,10 @@ def generate(
     generator = IdentityGenerator(resolve_directory(ModelStore(), base), adapter, encoders_file=encoders,
                                   device=device, cpu_offload=cpu_offload, vae_tiling=vae_tiling)
     extra = {"base": str(base), "adapter": str(adapter), "model_hashes": generator.model_hashes()}
+
+    def note(message: str) -> None:
+        out.print(f"[yellow]{escape(message)}[/]", highlight=False)
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=out) as bar:
         if spec is not None:
@@ -62,12 +68,12 @@ def generate(
 
             task = bar.add_task("videos", total=len(load_spec(spec)))
             generate_spec(generator, spec, out_path, options, face_index=face_index, extra=extra,
-                          on_item=lambda _id: bar.advance(task))
+                          on_item=lambda _id: bar.advance(task), on_note=note)
             out.print(f"[green]videos[/] → {out_path} (score them: lfa bench --spec {spec} --videos NAME={out_path})",
                       highlight=False)
             return
         task = bar.add_task("denoise", total=steps)
-        frames = generator([read_image(p) for p in face], options, face_index=face_index,
+        frames = generator([read_image(p) for p in face], options, face_index=face_index, on_note=note,
                            on_step=lambda i, n: bar.update(task, completed=i),
                            first_frame=None if image is None else read_image(image))
         write_result(frames, out_path, options, {**extra, "faces": [str(p) for p in face],

@@ -10,6 +10,7 @@ from typing import Any
 
 from lfa.configfile import read_config_file, unknown_key_error
 from lfa.errors import ConfigError
+from lfa.face.detect import DETECT_MAX_SIDE
 from lfa.speech.config import SpeechConfig
 
 ANGLE_CRITERIA = ("yaw_range", "pitch_range", "euler_sum")
@@ -26,11 +27,9 @@ class ShotConfig:
 @dataclass
 class TrackingConfig:
     sample_fps: float = 4.0
-    # frames are scaled to this longer side for detection. 960, not 640: at 640 a 720p/1080p frame's faces
-    # come out smaller than in a 512x512 clip, and YuNet misses large-angle faces (no_face) and places
-    # its 5 points worse (false identity switches): 79/86 vs 84/86 right on 720p/1080p corpus and
-    # held-out clips (docs/PERFORMANCE.md); the cost is ~2.3x the detection pixels above 960 px.
-    detect_max_side: int = 960
+    # frames are scaled to this longer side for detection: lfa's one detection size (lfa.face.detect, 960:
+    # why there); the cost is ~2.3x the detection pixels of 640 above 960 px.
+    detect_max_side: int = DETECT_MAX_SIDE
     min_score: float = 0.6
     link_max_cost: float = 1.5  # centre shift in box sizes (+ log size ratio) that still links a face to a track
     decode_max_side: int = 1280  # huge videos are scaled down while decoding

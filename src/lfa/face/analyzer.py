@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lfa.errors import ConfigError
-from lfa.face.detect import Detector
+from lfa.face.detect import DETECT_MAX_SIDE, Detector
 from lfa.face.identity import IdentityEncoder, embed_faces
 from lfa.face.pose import PoseEstimator
 from lfa.face.quality import area_ratio, sharpness
@@ -30,7 +30,7 @@ class AnalyzerConfig:
     identity: str = "dlib"
     min_score: float = 0.6
     max_faces: int | None = None
-    detect_max_side: int = 640
+    detect_max_side: int = DETECT_MAX_SIDE  # lfa's one detection size (lfa.face.detect)
     device: str = "cpu"
 
     def __post_init__(self) -> None:

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from lfa.errors import ConfigError, LfaError
+
+if TYPE_CHECKING:
+    from lfa.bench.spec import Box
+    from lfa.face.types import Face
 
 TRAINING_META = "lfa_training.json"
 
@@ -47,6 +52,41 @@ class GenerateOptions:
 
 class OutOfMemory(LfaError):
     pass
+
+
+def pick_faces(analyzer: Any, images: Sequence[np.ndarray], *, boxes: Sequence[Box | None] = (),
+               face_index: int | None = None) -> tuple[list[Face], list[str]]:
+    """The person's face in each image, by :mod:`lfa.face.choose`'s rule (the face at the spec's
+    ``reference_box``, else the largest), or the ``face_index``-th largest; and a note for each image with
+    several faces saying which was taken."""
+    from lfa.face.choose import by_size, choose_face
+
+    picked, notes = [], []
+    for n, image in enumerate(images):
+        found = by_size(analyzer.analyze(image))
+        box = boxes[n] if n < len(boxes) else None
+        if not found:
+            raise ConfigError(f"face image {n + 1}: no face found", "pass a photo with one clearly visible face")
+        if face_index is not None:
+            if face_index >= len(found):
+                raise ConfigError(f"face image {n + 1}: --face-index {face_index} but {len(found)} face(s) found",
+                                  f"use --face-index 0..{len(found) - 1} (0 = the largest)")
+            face, why = found[face_index], f"--face-index {face_index}"
+        elif box is not None:
+            face, why = choose_face(found, box), "the spec's reference_box"
+            if face is None:
+                where = ", ".join(f"{v:.0f}" for v in box)
+                raise ConfigError(f"face image {n + 1}: no face at the spec's reference_box [{where}] "
+                                  f"({len(found)} face(s) elsewhere)",
+                                  "re-run `lfa bench make-spec` for this image, or remove its reference_box")
+        else:
+            face, why = found[0], "the largest"
+        if len(found) > 1 and why == "the largest":
+            where = ", ".join(f"{v:.0f}" for v in face.box)
+            notes.append(f"face image {n + 1}: {len(found)} faces found, took the largest (box {where}); "
+                         "pick another with --face-index (0 = the largest)")
+        picked.append(face)
+    return picked, notes
 
 
 def _check_sizes(options: GenerateOptions) -> None:
@@ -121,22 +161,15 @@ class IdentityGenerator:
         return self._analyzer
 
     # -------------------------------------------------------------- faces
-    def faces(self, images: list[np.ndarray], face_index: int | None = None):
-        """One face per image, detected, aligned and measured by lfa's perception -> ``FaceInputs``."""
+    def faces(self, images: list[np.ndarray], face_index: int | None = None,
+              boxes: Sequence[Box | None] = (), on_note: Callable[[str], None] | None = None):
+        """One face per image (:func:`pick_faces`), aligned and measured by lfa's perception -> ``FaceInputs``."""
         from lfa.model.encoders import prepare_faces
 
-        picked = []
-        for n, image in enumerate(images):
-            found = self.analyzer.analyze(image)
-            if not found:
-                raise ConfigError(f"face image {n + 1}: no face found", "pass a photo with one clearly visible face")
-            if len(found) > 1 and face_index is None:
-                raise ConfigError(f"face image {n + 1}: {len(found)} faces found",
-                                  "crop the photo to one person, or pick one with --face-index (0 = largest score)")
-            if face_index is not None and face_index >= len(found):
-                raise ConfigError(f"face image {n + 1}: --face-index {face_index} but {len(found)} face(s) found",
-                                  f"use --face-index 0..{len(found) - 1}")
-            picked.append(found[face_index or 0])
+        picked, notes = pick_faces(self.analyzer, images, boxes=boxes, face_index=face_index)
+        for note in notes:
+            if on_note:
+                on_note(note)
         angles = [[0.0 if np.isnan(v) else float(v) for v in (f.yaw, f.pitch, f.roll)] for f in picked]
         identity = getattr(self.encoders.get("identity"), "encoder", None)
         return prepare_faces(images, [f.landmarks5 for f in picked], size=int(self.training.get("face_size", 112)),
@@ -154,14 +187,16 @@ class IdentityGenerator:
         return options
 
     def __call__(self, images: list[np.ndarray], options: GenerateOptions, *, face_index: int | None = None,
+                 boxes: Sequence[Box | None] = (), on_note: Callable[[str], None] | None = None,
                  on_step: Any = None, first_frame: np.ndarray | None = None) -> np.ndarray:
-        """(F, H, W, 3) uint8 frames; ``images``: the face photo(s) (several: reference views);
-        ``first_frame``: an I2V base's first frame (default: the first face photo)."""
+        """(F, H, W, 3) uint8 frames; ``images``: the face photo(s) (several: reference views), ``boxes``
+        the person's box in each (a spec's ``reference_box``), ``on_note`` told which face was taken of a
+        photo with several; ``first_frame``: an I2V base's first frame (default: the first face photo)."""
         options = self.resolve(options)
         if first_frame is not None and not self.wan.i2v:
             raise ConfigError("a first frame (--image) needs an image-to-video base",
                               "pass a Wan I2V base, or leave --image out")
-        faces = self.faces(images, face_index)
+        faces = self.faces(images, face_index, boxes, on_note)
         references = self._references(images, options) if self.adapter.config.references != "none" else None
         condition = None
         if self.wan.i2v:
@@ -289,9 +324,10 @@ def write_result(frames: np.ndarray, out: Path, options: GenerateOptions, extra:
 
 def generate_spec(generator: IdentityGenerator, spec: str | os.PathLike[str], out_dir: Path,
                   template: GenerateOptions, *, face_index: int | None = None, extra: dict[str, Any] | None = None,
-                  on_item: Any = None) -> list[Path]:
+                  on_item: Any = None, on_note: Callable[[str], None] | None = None) -> list[Path]:
     """One ``{id}.mp4`` (+ sidecar) per benchmark item, for ``lfa bench --videos NAME=DIR``; items whose
-    video exists are skipped (resumable). An item's reference views are its face images."""
+    video exists are skipped (resumable). An item's reference views are its face images, and its
+    ``reference_box`` says which face of each is the person (the face ``lfa bench`` compares with)."""
     from dataclasses import replace
 
     from lfa.bench.spec import load_spec
@@ -302,7 +338,9 @@ def generate_spec(generator: IdentityGenerator, spec: str | os.PathLike[str], ou
         out = out_dir / f"{item.id}.mp4"
         if not out.is_file():
             options = replace(template, prompt=item.prompt or template.prompt)
-            frames = generator([read_image(p) for p in item.references], options, face_index=face_index)
+            frames = generator([read_image(p) for p in item.references], options, face_index=face_index,
+                               boxes=item.boxes, on_note=(lambda note, i=item.id: on_note(f"{i}: {note}"))
+                               if on_note else None)
             write_result(frames, out, options, {**(extra or {}), "id": item.id,
                                                 "references": [str(p) for p in item.references]})
         written.append(out)

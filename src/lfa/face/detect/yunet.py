@@ -18,6 +18,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from lfa.face.detect import DETECT_MAX_SIDE
 from lfa.face.types import Detection
 
 STRIDES = (8, 16, 32)
@@ -30,7 +31,7 @@ class YuNetDetector:
     name = "yunet"
 
     def __init__(self, model_path: Path, *, score_threshold: float = 0.6, nms_threshold: float = 0.3,
-                 max_side: int = 640, runtime: Literal["onnx", "opencv"] = "onnx",
+                 max_side: int = DETECT_MAX_SIDE, runtime: Literal["onnx", "opencv"] = "onnx",
                  threads: int | None = None) -> None:
         self.max_side = max_side
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
