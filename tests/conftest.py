@@ -72,6 +72,14 @@ def curated_corpus(corpus, tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory):
+    """A tiny random Wan T2V base (`lfa model init --preset tiny`), once per session."""
+    from lfa.train.base import init_tiny_base
+
+    return init_tiny_base(tmp_path_factory.mktemp("base") / "wan-tiny")
+
+
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """Toy tensors run fastest on one thread (and do not fight other processes for the cores)."""

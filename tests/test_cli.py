@@ -287,3 +287,12 @@ def test_synth_corpus_and_demo_show_a_transient_bar_then_a_summary(monkeypatch, 
     assert [line.strip() for line in demo.output.splitlines() if line.strip()] == [
         f"demo: {len(names)} clips rendered and curated, the tiny base trained, videos generated and scored",
         f"curation report    {tmp_path / 'curated' / 'report.html'}"]
+
+
+def test_generate_checks_the_face_photo_before_it_loads_the_models(tmp_path):
+    """A photo without a face is said at once, before the base and the adapter are read (seconds, not 13 s)."""
+    blank = tmp_path / "blank.jpg"
+    write_image(blank, np.zeros((64, 64, 3), np.uint8))
+    proc = lfa("generate", "--base", str(tmp_path), "--adapter", str(tmp_path / "no-adapter"),  # neither loads
+               "--face", str(blank), "--out", str(tmp_path / "v.mp4"))
+    assert_one_line_error(proc, "face image 1: no face found")

@@ -49,13 +49,6 @@ def lfa_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
-    from lfa.train.base import init_tiny_base
-
-    return init_tiny_base(tmp_path_factory.mktemp("base") / "wan-tiny")
-
-
-@pytest.fixture(scope="module")
 def tiny_run(corpus, tmp_path_factory):
     from lfa.curate.run import curate
 

@@ -43,7 +43,9 @@ def generate(
     """Generate an identity-preserving video (or one per benchmark item with --spec)."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from lfa.generate.pipeline import GenerateOptions, IdentityGenerator, generate_spec, write_result
+    from lfa.bench.spec import load_spec
+    from lfa.face import FaceAnalyzer
+    from lfa.generate.pipeline import GenerateOptions, IdentityGenerator, generate_spec, pick_faces, write_result
     from lfa.media.image import read_image
     from lfa.registry import ModelStore
     from lfa.registry.directories import resolve_directory
@@ -54,8 +56,18 @@ def generate(
         raise ConfigError(f"--out {out_path} is not an .mp4 file", "pass --out video.mp4 (a folder only with --spec)")
     options = GenerateOptions(prompt, negative_prompt, num_frames, height, width, steps, guidance_scale,
                               id_guidance_scale, id_scale, seed, fps)
-    generator = IdentityGenerator(resolve_directory(ModelStore(), base), adapter, encoders_file=encoders,
-                                  device=device, cpu_offload=cpu_offload, vae_tiling=vae_tiling)
+    base_dir = resolve_directory(ModelStore(), base)
+    analyzer = FaceAnalyzer()  # the inputs' faces are checked before the (slow) models load
+    if spec is None:
+        pick_faces(analyzer, [read_image(p) for p in face], face_index=face_index)
+    else:
+        for item in load_spec(spec):
+            try:
+                pick_faces(analyzer, [read_image(p) for p in item.references], boxes=item.boxes, face_index=face_index)
+            except ConfigError as exc:
+                raise ConfigError(f"spec item {item.id}: {exc.message}", exc.fix) from exc
+    generator = IdentityGenerator(base_dir, adapter, encoders_file=encoders, device=device, cpu_offload=cpu_offload,
+                                  vae_tiling=vae_tiling, analyzer=analyzer)
     extra = {"base": str(base), "adapter": str(adapter), "model_hashes": generator.model_hashes()}
 
     def note(message: str) -> None:
@@ -64,8 +76,6 @@ def generate(
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=out) as bar:
         if spec is not None:
-            from lfa.bench.spec import load_spec
-
             task = bar.add_task("videos", total=len(load_spec(spec)))
             generate_spec(generator, spec, out_path, options, face_index=face_index, extra=extra,
                           on_item=lambda _id: bar.advance(task), on_note=note)

@@ -45,7 +45,7 @@ from lfa.model.lora import add_lora, lora_parameters, remove_lora
 from lfa.model.params import parameter_groups
 from lfa.model.prepare import SHARED_GATE, after_forward, before_forward
 from lfa.model.references import ConditionedRope
-from lfa.model.resampler import PerceiverResampler
+from lfa.model.resampler import PerceiverResampler, TokenMLP
 from lfa.model.state import AdapterOutput, ConditioningReport, ConditioningRequest
 
 class IdentityAdapter(nn.Module):
@@ -60,9 +60,11 @@ class IdentityAdapter(nn.Module):
         self.expert_dims = {"identity": config.identity_dim, "semantic": config.semantic_dim,
                             "detail": dims["out_channels"] * config.detail_patch**2}
         self.projectors = nn.ModuleDict({
-            name: PerceiverResampler(self.expert_dims[name], inner, dim=config.projector_dim,
-                                     depth=config.projector_depth, heads=config.projector_heads,
-                                     num_queries=config.num_queries, ff_mult=config.projector_ff_mult)
+            name: TokenMLP(self.expert_dims[name], inner, num_queries=config.num_queries, hidden=config.projector_dim)
+            if name == "identity" and config.identity_projector == "mlp" else
+            PerceiverResampler(self.expert_dims[name], inner, dim=config.projector_dim,
+                               depth=config.projector_depth, heads=config.projector_heads,
+                               num_queries=config.num_queries, ff_mult=config.projector_ff_mult)
             for name in config.experts
         })
         self.gates: nn.ModuleDict | None = None

@@ -18,6 +18,7 @@ from lfa.errors import ConfigError
 EXPERTS = ("identity", "semantic", "detail")
 ALIGNER_INPUTS = ("identity", "image")
 GATE_GRANULARITIES = ("sample", "token")
+IDENTITY_PROJECTORS = ("mlp", "perceiver")
 REFERENCE_MODES = ("none", "vanilla", "standin", "mv2id")
 LORA_TARGETS = ("attn1", "attn2", "ffn")
 DEFAULT_PRESET = "cofe"
@@ -63,7 +64,8 @@ class AdapterConfig:
     detail_size: int = 128  # aligned face crop side (pixels) fed to the VAE for detail tokens
     train_encoders: bool = False  # encoders are frozen unless this is set
 
-    # Expert projectors (perceiver resamplers).
+    # Expert projectors: perceiver resamplers; the identity vector through an MLP (lfa.model.resampler).
+    identity_projector: str = "mlp"  # mlp (IP-Adapter-FaceID) | perceiver
     num_queries: int = 16
     projector_dim: int = 512
     projector_depth: int = 2
@@ -125,6 +127,7 @@ class AdapterConfig:
             if isinstance(value, (list, str)):
                 object.__setattr__(self, name, tuple([value] if isinstance(value, str) else value))
         _check_choice("gate_granularity", self.gate_granularity, GATE_GRANULARITIES)
+        _check_choice("identity_projector", self.identity_projector, IDENTITY_PROJECTORS)
         _check_choice("references", self.references, REFERENCE_MODES)
         _check_choice("aligner_input", self.aligner_input, ALIGNER_INPUTS)
         for target in self.lora_targets:
@@ -209,6 +212,8 @@ class AdapterConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"adapter config must be a JSON object, got {type(data).__name__}",
                               "write the config as {\"key\": value, ...}")
+        if "identity_projector" not in data:  # saved before the MLP existed: a perceiver then
+            data = {**data, "identity_projector": "perceiver"}
         try:
             return cls(**data)
         except TypeError as exc:

@@ -1,4 +1,11 @@
-"""Perceiver resampler: any number of expert tokens -> ``num_queries`` tokens of the backbone width."""
+"""Expert projectors: expert tokens -> ``num_queries`` tokens of the backbone width.
+
+- :class:`PerceiverResampler` for experts with many tokens (semantic, detail);
+- :class:`TokenMLP` for a single-vector expert (the identity embedding), IP-Adapter-FaceID's projection: a
+  perceiver sees one input token among its learned queries and learns to ignore who the face is
+  (measured on the tiny base: the difference between two people's tokens fell from 0.075 to 0.0005 relative
+  within 200 steps), while an MLP maps the vector itself to every output token.
+"""
 
 from __future__ import annotations
 
@@ -51,3 +58,17 @@ class PerceiverResampler(nn.Module):
             q = q + attn(x, q)
             q = q + ff(q)
         return self.norm_out(self.proj_out(q))
+
+
+class TokenMLP(nn.Module):
+    """(B, N, in_dim) -> (B, num_queries, out_dim) through Linear -> GELU -> Linear of the mean input token."""
+
+    def __init__(self, in_dim: int, out_dim: int, *, num_queries: int = 16, hidden: int = 512) -> None:
+        super().__init__()
+        self.num_queries = num_queries
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, num_queries * out_dim))
+        self.norm_out = nn.LayerNorm(out_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = tokens.to(self.net[0].weight.dtype).mean(dim=1)
+        return self.norm_out(self.net(x).unflatten(-1, (self.num_queries, -1)))

@@ -27,6 +27,12 @@ _WORDS = ("a person face turns left right up down looks at the camera smiles tal
           "video of with in on the light dark background head profile view frontal speaks says hello")
 
 
+# The adapter sized to the tiny backbone (inner width 32): the field's defaults (a 512-wide projector, face
+# key/values of rank 128, a 4096-entry dictionary) would give 12.8M adapter parameters on a 36.7k backbone.
+TINY_ADAPTER = {"projector_dim": 64, "projector_heads": 2, "num_queries": 4, "face_kv_rank": 0,
+                "gate_hidden_dim": 16, "dictionary_size": 64, "pose_embed_dim": 16}
+
+
 def tiny_transformer_config(text_dim: int, z_dim: int, *, i2v: bool = False) -> dict[str, Any]:
     from lfa.model.toy import toy_backbone_config
 
@@ -71,6 +77,8 @@ def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0, i2v: bool = Fa
                                                num_layers=1, d_ff=32, relative_attention_num_buckets=8))
     vae = AutoencoderKLWan(base_dim=8, z_dim=z_dim, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim)
+    mean, std = latent_statistics(vae)
+    vae.register_to_config(latents_mean=mean, latents_std=std)
     transformer = WanTransformer3DModel.from_config(tiny_transformer_config(text_dim, z_dim, i2v=i2v))
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
     parts: list[tuple[str, Any]] = [("tokenizer", tokenizer), ("text_encoder", text_encoder), ("vae", vae),
@@ -106,8 +114,36 @@ def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0, i2v: bool = Fa
         {"preset": "tiny-i2v" if i2v else "tiny",
          "train_defaults": {"height": 32, "width": 32, "num_frames": 5, "fps": 8.0,
                             # Wan's I2V attention takes the last 512 context tokens as text
-                            "max_sequence_length": I2V_TEXT_LEN if i2v else 16}}, indent=2) + "\n")
+                            "max_sequence_length": I2V_TEXT_LEN if i2v else 16,
+                            "adapter": TINY_ADAPTER}}, indent=2) + "\n")
     return folder
+
+
+def latent_statistics(vae: Any, size: int = 32) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of ``vae``'s raw latents on the sample photos the packages ship, their
+    mirrors and crops (no perception model needed), at ``size`` pixels: what ``latents_mean`` /
+    ``latents_std`` must be for the flow loss to see unit-variance latents (a random VAE's raw latents have
+    a std of about 0.1, which leaves the loss almost all noise)."""
+    import torch
+    import torch.nn.functional as F
+
+    from lfa.samples import SAMPLE_NAMES, sample_photo
+
+    views = []
+    for name in SAMPLE_NAMES:
+        photo = torch.from_numpy(sample_photo(name)).permute(2, 0, 1).float() / 127.5 - 1.0
+        h, w = photo.shape[1:]
+        side = min(h, w)
+        for frac in (1.0, 0.75, 0.5):  # centred crops: whole, head and shoulders, face
+            c = int(side * frac)
+            top, left = (h - c) // 2 if frac < 1 else 0, (w - c) // 2
+            crop = F.interpolate(photo[None, :, top: top + c, left: left + c], size=(size, size), mode="area")[0]
+            views += [crop, crop.flip(-1)]
+    frames = torch.stack(views)[:, :, None]  # (N, 3, 1, H, W): one-frame videos
+    with torch.no_grad():
+        latents = vae.encode(frames).latent_dist.mode()  # raw: the config still says mean 0, std 1
+    flat = latents.transpose(0, 1).flatten(1).double()
+    return [round(float(v), 6) for v in flat.mean(1)], [round(float(v), 6) for v in flat.std(1).clamp_min(1e-6)]
 
 
 def quiet_progress_bars() -> None:

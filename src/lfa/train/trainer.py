@@ -171,7 +171,7 @@ def check_latent_statistics(data: _Data, rows: list[int], notice: Callable[[str]
     ``latents_mean``/``latents_std``): the flow loss is then mostly noise and identity barely pays."""
     latents = torch.cat([data.shard(i)["latents"].flatten(1) for i in rows[:most]], dim=1)  # (z, n)
     mean, std = latents.mean(dim=1), latents.std(dim=1)
-    if bool((mean.abs() > 0.5).any() or (std < 0.5).any() or (std > 2.0).any()):
+    if bool((mean.abs() > 1.0).any() or (std < 1 / 3).any() or (std > 3.0).any()):
         notice(f"the base's normalised latents have per-channel std {float(std.min()):.2f}–{float(std.max()):.2f} "
                f"and mean {float(mean.min()):+.2f}–{float(mean.max()):+.2f} on this data (expected about 1 and 0): "
                "set latents_mean/latents_std in BASE/vae/config.json")
