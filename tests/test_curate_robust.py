@@ -223,7 +223,7 @@ class _ChipIdentity:
 def test_an_identity_switch_is_located_to_one_sampled_frame():
     from lfa.curate.config import IdentityConfig
     from lfa.curate.pipeline import build_scorer
-    from lfa.curate.stages.identity import check_identity
+    from lfa.curate.stages.identity import change_point, check_identity
 
     def track(switch_at: float | None) -> list:
         out = []
@@ -241,3 +241,23 @@ def test_an_identity_switch_is_located_to_one_sampled_frame():
     assert len(evidence.times) > IdentityConfig().frames  # the frames around the switch were embedded
     decision, evidence = check_identity(track(None), encoder, IdentityConfig(), scorer)
     assert decision.accepted and len(evidence.times) == IdentityConfig().frames
+    # between two sampled faces, the frames at the full rate: the second person from the first that leans to it
+    assert change_point(np.array([-0.3, -0.2, 0.25, 0.3])) == 2
+    assert change_point(np.array([-0.3, 0.05, -0.2, 0.3])) == 3  # one noisy frame does not move the cut
+    assert change_point(np.array([-0.3, -0.2])) == 2 and change_point(np.array([0.2, 0.3])) == 0
+
+
+def test_a_switch_clip_split_at_the_sampled_rate_keeps_no_frame_of_the_other_person(corpus, tmp_path):
+    """4 sampled frames a second, 25 frames a second: the cut lies between two sampled frames, and must fall
+    on the second person's first frame."""
+    import json
+
+    video = corpus / "identity_switch.mp4"
+    config = CurateConfig.load(None, ["identity.on_switch=split", "speech.enabled=false"])
+    curate([video], tmp_path / "run", config, workers=1, report=False)
+    parts = sorted(rows(tmp_path / "run", "manifest") + rows(tmp_path / "run", "rejected"), key=lambda r: r["start"])
+    truth = json.loads(video.with_suffix(".json").read_text())["frames"]
+    people = [{f["identity"] for r in truth if part["start"] <= r["t"] < part["end"] for f in r["faces"]}
+              for part in parts]
+    assert [len(p) for p in people] == [1, 1] and people[0] != people[1], [(p["start"], p["end"]) for p in parts]
+    assert parts[0]["end"] == parts[1]["start"] == 2.0

@@ -17,7 +17,7 @@ from lfa.curate.records import Clip, Decision, SampledFrame
 from lfa.curate.scan import Progress, face_rows, scan_video
 from lfa.curate.stages.captions import caption_from_metadata
 from lfa.curate.stages.constraints import check_constraints, main_faces
-from lfa.curate.stages.identity import check_identity
+from lfa.curate.stages.identity import check_identity, refine_switch
 from lfa.curate.stages.pose import measure_track_pose
 from lfa.curate.stages.references import pick_references
 from lfa.curate.stages.shots import clip_windows
@@ -127,18 +127,19 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
         result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, decision))
         return
     identity, evidence = check_identity(timed, models.encoder, config.identity, models.scorer)
-    if not identity.accepted and config.identity.on_switch == "split" and allow_split:
-        cut = identity.stats["switch_at"]
-        result.frames[:] = [r for r in result.frames if r["clip_id"] != clip.clip_id]
-        for suffix, (a, b) in (("a", (clip.start, cut)), ("b", (cut, clip.end))):
-            if b - a >= config.shots.min_clip_s:
-                part = Clip(clip.source, f"{clip.clip_id}{suffix}", a, b, _copy_frames(clip.frames, a, b))
-                _curate_clip(part, path, config, models, info, result, allow_split=False)
-            else:
-                result.rejected.append(_rejected(clip.source, f"{clip.clip_id}{suffix}", a, b, Decision.reject(
-                    "identity", "too_short_after_split", b - a, config.shots.min_clip_s)))
-        return
     if not identity.accepted:
+        cut = refine_switch(path, timed, identity.stats["switch_between"], models.analyzer.detector, models.encoder,
+                            config.tracking.decode_max_side, config.tracking.link_max_cost)  # to the frame
+        if config.identity.on_switch == "split" and allow_split:
+            result.frames[:] = [r for r in result.frames if r["clip_id"] != clip.clip_id]
+            for suffix, (a, b) in (("a", (clip.start, cut)), ("b", (cut, clip.end))):
+                if b - a >= config.shots.min_clip_s:
+                    part = Clip(clip.source, f"{clip.clip_id}{suffix}", a, b, _copy_frames(clip.frames, a, b))
+                    _curate_clip(part, path, config, models, info, result, allow_split=False)
+                else:
+                    result.rejected.append(_rejected(clip.source, f"{clip.clip_id}{suffix}", a, b, Decision.reject(
+                        "identity", "too_short_after_split", b - a, config.shots.min_clip_s)))
+            return
         result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, identity))
         return
     speech = speech_stage(clip, track, path, config, models.analyzer.pose)
