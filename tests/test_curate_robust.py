@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -19,6 +20,7 @@ from lfa.curate.stages.constraints import check_constraints
 from lfa.curate.stages.tracking import link_tracks
 from lfa.errors import ConfigError
 from lfa.media import read_frames
+from lfa.synth import ClipSpec, SecondFace, build_corpus
 
 
 def rows(run: Path, name: str) -> list[dict]:
@@ -261,3 +263,59 @@ def test_a_switch_clip_split_at_the_sampled_rate_keeps_no_frame_of_the_other_per
               for part in parts]
     assert [len(p) for p in people] == [1, 1] and people[0] != people[1], [(p["start"], p["end"]) for p in parts]
     assert parts[0]["end"] == parts[1]["start"] == 2.0
+
+
+# Issue 25: a dead worker, inputs in no table, byte-identical copies, the switch frame, the report.
+LITTLE = {  # short, small clips: an accepted one, and rejections for the angle and for another face
+    "turning": ClipSpec("astronaut", "yaw-sweep", 2.4, fps=10, width=320, height=320, seed=1),
+    "still": ClipSpec("astronaut", "static", 2.4, fps=10, width=320, height=320, seed=4),
+    "pair": ClipSpec("astronaut", "yaw-sweep", 2.4, fps=10, width=320, height=320, face_size=0.24, seed=6,
+                     second_face=SecondFace("grace_hopper", 1.0, "frontal")),
+}
+LITTLE_SETTINGS = ["tracking.sample_fps=2"]
+
+
+@pytest.fixture(scope="module")
+def inbox(tmp_path_factory, heads) -> Path:
+    """The little clips with their sidecars (NAME.json)."""
+    folder = tmp_path_factory.mktemp("inbox")
+    build_corpus(folder, specs=LITTLE, heads=heads)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def inbox_run(inbox, tmp_path_factory) -> tuple[Path, Any]:
+    """An uninterrupted run on the inbox, in this process: (run folder, summary)."""
+    run = tmp_path_factory.mktemp("inbox-run")
+    summary = curate([inbox], run, CurateConfig.load(None, LITTLE_SETTINGS), workers=1)
+    return run, summary
+
+
+def _box_pixels(strip: np.ndarray, colour: tuple[int, int, int]) -> int:
+    return int((np.abs(strip.astype(int) - colour).max(axis=2) < 40).sum())
+
+
+def test_the_report_says_what_each_value_measures_and_boxes_the_faces(inbox_run):
+    import base64
+    import html
+    import re
+
+    import cv2
+
+    from lfa.curate.records import MEASURES
+    from lfa.curate.report import MAIN_BOX, OFFENDING_BOX
+
+    page = (inbox_run[0] / "report.html").read_text()
+    row = {}
+    for name in ("pair", "still"):
+        match = re.search(rf"<tr><td>{name}-[^<]*</td>(.*?)</tr>", page)
+        assert match, name
+        row[name] = match.group(1)
+    assert html.escape(MEASURES["single_face_fraction"][0]) in row["pair"] and "must be ≥ 0.8" in row["pair"]
+    assert html.escape(MEASURES["yaw_range"][0]) in row["still"] and "must be ≥ 40" in row["still"]
+    strips = {}
+    for name, cells in row.items():
+        data = re.search(r"src='data:image/jpeg;base64,([^']*)'", cells).group(1)
+        strips[name] = cv2.cvtColor(cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), 1), cv2.COLOR_BGR2RGB)
+    assert _box_pixels(strips["pair"], MAIN_BOX) > 200 and _box_pixels(strips["pair"], OFFENDING_BOX) > 200
+    assert _box_pixels(strips["still"], MAIN_BOX) > 200 and _box_pixels(strips["still"], OFFENDING_BOX) == 0

@@ -212,4 +212,4 @@ def check_identity(faces: list[tuple[float, SampledFace]], encoder: IdentityEnco
     a, b = _locate_switch(emb, index[ev.times[first - 1]], index[ev.times[last]])
     stats["switch_between"] = (a, b)  # refine_switch finds the frame between them
     stats["switch_at"] = float((faces[a][0] + faces[b][0]) / 2)
-    return Decision.reject(STAGE, "identity_switch", z, thr, **stats), emb.evidence()
+    return Decision.reject(STAGE, "identity_switch", z, thr, measure="identity_split_z", **stats), emb.evidence()
