@@ -3,8 +3,12 @@ inputs that change mid-run, truncated files, tracking at low sampling rates, pos
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +277,7 @@ LITTLE = {  # short, small clips: an accepted one, and rejections for the angle 
                      second_face=SecondFace("grace_hopper", 1.0, "frontal")),
 }
 LITTLE_SETTINGS = ["tracking.sample_fps=2"]
+TABLES = ("manifest", "frames", "rejected", "failures", "clusters")
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +294,58 @@ def inbox_run(inbox, tmp_path_factory) -> tuple[Path, Any]:
     run = tmp_path_factory.mktemp("inbox-run")
     summary = curate([inbox], run, CurateConfig.load(None, LITTLE_SETTINGS), workers=1)
     return run, summary
+
+
+def test_a_worker_killed_mid_run_does_not_stop_the_run(inbox, inbox_run, tmp_path):
+    """SIGKILL of a local worker process while it reads an input: the run ends with every table, equal to an
+    uninterrupted run's; the input it was running is run again, its lost attempt listed in warnings."""
+    from tests.processes import descendants, open_files
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lfa", "curate", str(inbox), "--out", str(run), "--workers", "2", "--no-report",
+           *[x for s in LITTLE_SETTINGS for x in ("--set", s)]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed: list[Path] = []
+    while proc.poll() is None and not killed:
+        for pid in descendants(proc.pid)[1:]:
+            busy = [f for f in open_files(pid) if f.parent == inbox and f.suffix == ".mp4"]
+            if busy:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(busy[0])
+                break
+        time.sleep(0.005)
+    out, err = proc.communicate(timeout=300)
+    assert killed, "no worker was caught reading an input"
+    assert proc.returncode == 0 and err == "", err
+    assert "3 inputs (3 processed now)" in " ".join(out.split())
+    for name in TABLES:
+        assert pq.read_table(run / f"{name}.parquet").equals(pq.read_table(inbox_run[0] / f"{name}.parquet")), name
+    warnings = rows(run, "warnings")
+    assert [w for w in warnings if w["stage"] != "executor"] == rows(inbox_run[0], "warnings")
+    assert [(w["source"], w["message"]) for w in warnings if w["stage"] == "executor"] == [
+        (str(killed[0]), "attempt 1 ended with its worker process dead (killed by SIGKILL)")]
+
+
+def test_an_input_that_kills_its_worker_every_time_becomes_a_failure_row(inbox, inbox_run, tmp_path, monkeypatch):
+    from lfa.curate.executors import CRASH_INPUTS_ENV
+
+    crash = tmp_path / "crash.mp4"
+    shutil.copy(inbox / "pair.mp4", crash)
+    monkeypatch.setenv(CRASH_INPUTS_ENV, "crash.mp4")  # test-only: its worker kills itself when handed it
+    said: list[str] = []
+    summary = curate([inbox / "still.mp4", crash], tmp_path / "run", CurateConfig.load(None, LITTLE_SETTINGS),
+                     workers=2, attempts=2, report=False, on_status=said.append)
+    run = tmp_path / "run"
+    assert summary.inputs == 2 and [f["input"] for f in summary.failed] == [str(crash)]
+    assert "gave up after 2 attempts" in summary.failed[0]["error"] and "re-encode" in summary.failed[0]["fix"]
+    notes = [(w["stage"], w["message"]) for w in rows(run, "warnings") if w["source"] == str(crash)]
+    assert notes == [("executor", f"attempt {k} ended with its worker process dead (killed by SIGKILL)")
+                     for k in (1, 2)]
+    assert any(s.startswith("retrying crash.mp4") for s in said)
+    still = str(inbox / "still.mp4")
+    for name in ("frames", "rejected"):  # the other input is untouched
+        assert [r for r in rows(run, name) if r["source"] == still] == \
+               [r for r in rows(inbox_run[0], name) if r["source"] == still], name
 
 
 def _box_pixels(strip: np.ndarray, colour: tuple[int, int, int]) -> int:

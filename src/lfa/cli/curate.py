@@ -24,7 +24,7 @@ def curate(
     address: str = typer.Option(None, help="Ray cluster to join, HEAD:6379 (default: RAY_ADDRESS, else a local Ray)."),
     cpus_per_worker: float = typer.Option(1.0, help="Ray: CPUs reserved by each task (one input)."),
     gpus_per_worker: float = typer.Option(0.0, help="Ray: GPUs reserved by each task (e.g. 0.25)."),
-    attempts: int = typer.Option(3, min=1, help="Ray: tries of an input whose worker dies, then a failure row."),
+    attempts: int = typer.Option(3, min=1, help="Tries of an input whose worker process dies or fails, then a failure row (local worker processes and Ray)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Process inputs that failed before again."),
     report: bool = typer.Option(True, help="Write report.html."),
 ) -> None:

@@ -80,7 +80,8 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
     finished input, ``on_status(text)`` for what happens between (models loading, a long video's
     progress, Ray's nodes, workers, inputs in flight and throughput, merging, the report).
     Ray: ``address`` (else ``RAY_ADDRESS``) joins a cluster, whose nodes must all see ``out_dir`` and the
-    inputs; ``attempts`` bounds the tries of an input whose worker process dies."""
+    inputs. ``attempts`` bounds the tries of an input whose worker process dies (both executors; with one
+    local worker, ``workers=1``, inputs run in this process)."""
     status = on_status or (lambda text: None)
     config = config or CurateConfig()
     if executor not in EXECUTORS:
@@ -106,11 +107,11 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
     if on_start:
         on_start(len(listed), len(todo))
     on_cluster = executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
-    if not on_cluster:  # a cluster's size is the cluster's: the Ray executor reads it
+    if executor == "ray" and not on_cluster:  # a cluster's size is the cluster's: the Ray executor reads it
         workers = workers or max(1, min(os.cpu_count() or 1, len(todo)))
     if todo:
         status(f"joining the Ray cluster at {address or os.environ['RAY_ADDRESS']}" if on_cluster
-               else f"loading models ({min(workers or 1, len(todo))} worker(s))")
+               else f"loading models ({min(workers or os.cpu_count() or 1, len(todo))} worker(s))")
 
     def video_progress(source: str, t: float, duration: float) -> None:
         status(f"{Path(source).name}: {t:.0f} of {duration:.0f} s")
@@ -120,7 +121,7 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
 
         stream = run_ray(todo, config, out_dir, workers, address, cpus_per_worker, gpus_per_worker, attempts, status)
     else:
-        stream = run_local(todo, config, out_dir, workers or 1, video_progress)
+        stream = run_local(todo, config, out_dir, workers, video_progress, attempts, status)
     for item_summary in stream:
         if on_input:
             on_input(item_summary)
