@@ -8,7 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -282,18 +285,55 @@ TABLES = ("manifest", "frames", "rejected", "failures", "clusters")
 
 @pytest.fixture(scope="module")
 def inbox(tmp_path_factory, heads) -> Path:
-    """The little clips with their sidecars (NAME.json)."""
+    """The little clips with their sidecars (NAME.json) and a caption (turning.txt), and a FIFO named like a
+    video."""
     folder = tmp_path_factory.mktemp("inbox")
     build_corpus(folder, specs=LITTLE, heads=heads)
+    (folder / "turning.txt").write_text("A man turns his head.")
+    os.mkfifo(folder / "y.mp4")
     return folder
 
 
+@contextmanager
+def fifo_watch(fifo: Path) -> Iterator[list[str]]:
+    """Notes whether anything opens ``fifo`` for reading meanwhile (and lets such a reader go on)."""
+    opened: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.005):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # succeeds only while a reader has it open
+                opened.append("opened")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield opened
+    finally:
+        stop.set()
+        thread.join()
+
+
 @pytest.fixture(scope="module")
-def inbox_run(inbox, tmp_path_factory) -> tuple[Path, Any]:
-    """An uninterrupted run on the inbox, in this process: (run folder, summary)."""
+def inbox_run(inbox, tmp_path_factory) -> tuple[Path, Any, list[str]]:
+    """An uninterrupted run on the inbox, in this process: (run folder, summary, opens of the FIFO)."""
     run = tmp_path_factory.mktemp("inbox-run")
-    summary = curate([inbox], run, CurateConfig.load(None, LITTLE_SETTINGS), workers=1)
-    return run, summary
+    with fifo_watch(inbox / "y.mp4") as opened:
+        summary = curate([inbox], run, CurateConfig.load(None, LITTLE_SETTINGS), workers=1)
+    return run, summary, opened
+
+
+def test_every_file_is_an_input_or_a_caption(inbox_run):
+    run, summary, opened = inbox_run
+    assert every_input_once(run) == {"turning.mp4": "manifest", "still.mp4": "rejected", "pair.mp4": "rejected",
+                                     "y.mp4": "failures"}
+    fifo = rows(run, "failures")[0]
+    assert "FIFO" in fifo["error"] and "not opened" in fifo["error"] and not opened
+    assert (summary.inputs, summary.caption_files) == (4, 4)  # NAME.json x3 and turning.txt are captions
+    assert rows(run, "manifest")[0]["caption"].startswith("A man turns his head.")
 
 
 def test_a_worker_killed_mid_run_does_not_stop_the_run(inbox, inbox_run, tmp_path):
@@ -317,13 +357,15 @@ def test_a_worker_killed_mid_run_does_not_stop_the_run(inbox, inbox_run, tmp_pat
     out, err = proc.communicate(timeout=300)
     assert killed, "no worker was caught reading an input"
     assert proc.returncode == 0 and err == "", err
-    assert "3 inputs (3 processed now)" in " ".join(out.split())
+    assert "4 inputs (3 processed now)" in " ".join(out.split())  # the FIFO is a failure row of the listing
     for name in TABLES:
         assert pq.read_table(run / f"{name}.parquet").equals(pq.read_table(inbox_run[0] / f"{name}.parquet")), name
     warnings = rows(run, "warnings")
     assert [w for w in warnings if w["stage"] != "executor"] == rows(inbox_run[0], "warnings")
     assert [(w["source"], w["message"]) for w in warnings if w["stage"] == "executor"] == [
         (str(killed[0]), "attempt 1 ended with its worker process dead (killed by SIGKILL)")]
+    bar = [line for line in out.splitlines() if "accepted" in line and "failed" in line][-1]
+    assert "failed 1" in bar  # the FIFO, as in the summary table (the bar used to count processed inputs only)
 
 
 def test_an_input_that_kills_its_worker_every_time_becomes_a_failure_row(inbox, inbox_run, tmp_path, monkeypatch):
