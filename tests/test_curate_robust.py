@@ -285,11 +285,12 @@ TABLES = ("manifest", "frames", "rejected", "failures", "clusters")
 
 @pytest.fixture(scope="module")
 def inbox(tmp_path_factory, heads) -> Path:
-    """The little clips with their sidecars (NAME.json) and a caption (turning.txt), and a FIFO named like a
-    video."""
+    """The little clips with their sidecars (NAME.json) and a caption (turning.txt), a byte-identical copy
+    of one of them and a FIFO named like a video."""
     folder = tmp_path_factory.mktemp("inbox")
     build_corpus(folder, specs=LITTLE, heads=heads)
     (folder / "turning.txt").write_text("A man turns his head.")
+    shutil.copy(folder / "turning.mp4", folder / "turning again.mp4")
     os.mkfifo(folder / "y.mp4")
     return folder
 
@@ -326,14 +327,38 @@ def inbox_run(inbox, tmp_path_factory) -> tuple[Path, Any, list[str]]:
     return run, summary, opened
 
 
-def test_every_file_is_an_input_or_a_caption(inbox_run):
+def test_every_file_is_an_input_or_a_caption_and_copies_are_flagged(inbox_run):
     run, summary, opened = inbox_run
-    assert every_input_once(run) == {"turning.mp4": "manifest", "still.mp4": "rejected", "pair.mp4": "rejected",
-                                     "y.mp4": "failures"}
+    assert every_input_once(run) == {"turning.mp4": "manifest", "turning again.mp4": "manifest",
+                                     "still.mp4": "rejected", "pair.mp4": "rejected", "y.mp4": "failures"}
     fifo = rows(run, "failures")[0]
     assert "FIFO" in fifo["error"] and "not opened" in fifo["error"] and not opened
-    assert (summary.inputs, summary.caption_files) == (4, 4)  # NAME.json x3 and turning.txt are captions
-    assert rows(run, "manifest")[0]["caption"].startswith("A man turns his head.")
+    assert (summary.inputs, summary.caption_files, summary.duplicates) == (5, 4, 1)  # NAME.json x3, turning.txt
+    captions = {Path(m["source"]).name: m["caption"] for m in rows(run, "manifest")}
+    assert captions["turning.mp4"].startswith("A man turns his head.")
+    copies = [w for w in rows(run, "warnings") if w["stage"] == "duplicate"]  # " " sorts before "."
+    assert len(copies) == 1 and Path(copies[0]["source"]).name == "turning.mp4"
+    assert "byte-identical to" in copies[0]["message"] and "turning again.mp4" in copies[0]["message"]
+    assert len({m["cluster_id"] for m in rows(run, "manifest")}) == 1  # a split by cluster keeps them together
+    assert [c["clips"] for c in rows(run, "clusters")] == [2]
+    assert "byte-identical copies of another input" in (run / "report.html").read_text()
+
+
+def test_dedup_keeps_the_first_copy_and_reuses_the_finished_work(inbox, inbox_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(inbox_run[0], run)
+    seen: list[dict] = []
+    config = CurateConfig.load(None, LITTLE_SETTINGS + ["dedup=true"])
+    summary = curate([inbox], run, config, workers=1, report=False, on_input=seen.append)
+    assert summary.processed == 0 and seen == []  # dedup is applied when the tables are merged
+    assert [Path(m["source"]).name for m in rows(run, "manifest")] == ["turning again.mp4"]
+    dropped = [r for r in rows(run, "rejected") if r["stage"] == "duplicates"]
+    assert [(Path(r["source"]).name, r["reason"]) for r in dropped] == [("turning.mp4", "duplicate_input")]
+    assert every_input_once(run)["turning.mp4"] == "rejected"
+    curate([inbox], run, CurateConfig.load(None, LITTLE_SETTINGS), workers=1, report=False, on_input=seen.append)
+    assert seen == [] and rows(run, "manifest") == rows(inbox_run[0], "manifest")  # and back
+    with pytest.raises(ConfigError, match="dedup"):
+        CurateConfig.load(None, ["dedup=yes"])
 
 
 def test_a_worker_killed_mid_run_does_not_stop_the_run(inbox, inbox_run, tmp_path):
@@ -357,7 +382,7 @@ def test_a_worker_killed_mid_run_does_not_stop_the_run(inbox, inbox_run, tmp_pat
     out, err = proc.communicate(timeout=300)
     assert killed, "no worker was caught reading an input"
     assert proc.returncode == 0 and err == "", err
-    assert "4 inputs (3 processed now)" in " ".join(out.split())  # the FIFO is a failure row of the listing
+    assert "5 inputs (4 processed now)" in " ".join(out.split())  # the FIFO is a failure row of the listing
     for name in TABLES:
         assert pq.read_table(run / f"{name}.parquet").equals(pq.read_table(inbox_run[0] / f"{name}.parquet")), name
     warnings = rows(run, "warnings")

@@ -73,6 +73,7 @@ def curate(
     for key, n in sorted(result.rejected.items()):
         table.add_row(f"rejected: {key}", str(n))
     table.add_row("[red]failed inputs[/]", str(len(result.failed)))
+    table.add_row("[yellow]byte-identical copies[/] of another input", str(result.duplicates))
     table.add_row("[yellow]warnings[/] (warnings.parquet)", str(result.warnings))
     table.add_row("caption files read (VIDEO.txt, VIDEO.json, captions.metadata)", str(result.caption_files))
     out.print(table)

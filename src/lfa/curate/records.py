@@ -78,6 +78,7 @@ MEASURES: dict[str, tuple[str, str]] = {
     "identity_split_z": ("identity z between the faces before and after the switch (same-pose pairs; "
                          "below the threshold they look like two people)", ">="),
     "speech_av_score": ("correlation of the speech with the mouth's movement", ">="),
+    "duplicate": ("byte-identical to an earlier input (dedup=true keeps the first copy)", ""),
 }
 
 

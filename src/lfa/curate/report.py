@@ -16,7 +16,7 @@ from lfa.face.viz import contact_sheet, draw_pose_axes
 from lfa.htmlreport import figure_data_uri, image_data_uri
 from lfa.media import read_frames
 
-STAGES = ("shots", "face_constraints", "identity", "speech")
+STAGES = ("shots", "face_constraints", "identity", "speech", "duplicates")
 MAIN_BOX = (0, 220, 255)  # RGB: the main face (the one measured)
 OFFENDING_BOX = (255, 0, 200)  # the face that decided a rejection: another prominent face, the second person
 COMPARE = {">=": "≥", "<=": "≤"}
@@ -154,6 +154,15 @@ def _rejected_rows(rejected: list[dict], frames: list[dict], decode_max_side: in
     return parts
 
 
+def _duplicates_note(copies: int, dedup: bool) -> str:
+    if not copies:
+        return ""
+    kept = ("only the first copy's clips are kept (dedup=true)" if dedup else "their clips share the first copy's "
+            "identity cluster, so a split by cluster_id keeps them on one side; --set dedup=true keeps the first only")
+    return (f"<p><b>{copies} input(s) are byte-identical copies of another input</b> (see Warnings, stage "
+            f"duplicate): {html.escape(kept)}.</p>")
+
+
 def write_report(out_dir: Path) -> Path:
     def table(name: str) -> list[dict]:
         return pq.read_table(out_dir / f"{name}.parquet").to_pylist()
@@ -161,6 +170,7 @@ def write_report(out_dir: Path) -> Path:
     manifest, frames, rejected, failures = (table(n) for n in ("manifest", "frames", "rejected", "failures"))
     warnings = table("warnings") if (out_dir / "warnings.parquet").is_file() else []
     config = json.loads((out_dir / "config.json").read_text())
+    copies = [w for w in warnings if w["stage"] == "duplicate"]
     n_inputs = len({f["source"] for f in frames} | {r["source"] for r in rejected} | {m["source"] for m in manifest}
                    | {f["input"] for f in failures})
     funnel = _funnel(n_inputs, failures, rejected, manifest)
@@ -177,6 +187,7 @@ def write_report(out_dir: Path) -> Path:
         ".bar{background:#4a7fd4;height:12px}img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:1em}</style>",
         "</head><body><h1>lfa curation report</h1>",
         f"<p>{esc(str(out_dir))} — {len(manifest)} accepted clips from {n_inputs} inputs.</p>",
+        _duplicates_note(len(copies), bool(config.get("dedup"))),
         "<h2>Funnel</h2><table><tr><th>step</th><th>count</th><th></th></tr>",
     ]
     top = max([c for _, c in funnel] + [1])

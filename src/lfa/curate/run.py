@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from lfa.curate.clustering import cluster_identities
+from lfa.curate.clustering import Clusters, cluster_identities
 from lfa.curate.config import CurateConfig
+from lfa.curate.duplicates import identical_groups
 from lfa.curate.executors import run_local, summarize
 from lfa.curate.outputs import CLUSTERS, FAILURES, FRAMES, MANIFEST, REJECTED, WARNINGS, write_table
 from lfa.curate.pipeline import InputResult, build_scorer
@@ -101,6 +102,7 @@ class CurateSummary:
     rejected: dict[str, int] = field(default_factory=dict)  # "stage/reason" -> clips
     failed: list[dict[str, Any]] = field(default_factory=list)
     warnings: int = 0  # rows of warnings.parquet
+    duplicates: int = 0  # inputs byte-identical to an earlier input (each has a warning)
     caption_files: int = 0  # files read as caption metadata (VIDEO.txt, VIDEO.json, captions.metadata), not inputs
     outputs: dict[str, Path] = field(default_factory=dict)
 
@@ -191,19 +193,29 @@ def _result_of(item: InputFile, store: ResultStore) -> InputResult:
 
 
 def merge(results: list[InputResult], out_dir: Path, config: CurateConfig) -> CurateSummary:
-    """All per-input results → cluster ids → the four tables. Deterministic given the results."""
-    clips = [c for r in results for c in r.clips]
-    sets = [FaceSet(np.array(c["identity_embeddings"]), np.array([np.nan if y is None else y
-                                                                  for y in c["identity_yaws"]]),
-                    backend=c["identity_model"]) for c in clips]
-    clusters = cluster_identities(sets, build_scorer(config), config.identity.cluster_min_z)
+    """All per-input results → duplicates → cluster ids → the tables. Deterministic given the results."""
+    copies = {copy: group[0] for group in identical_groups([r.source for r in results], out_dir / "cache")
+              for copy in group[1:]}  # byte-identical input -> the first copy (in input order)
+    duplicate_warnings = [{"source": copy, "clip_id": "", "stage": "duplicate", "message": (
+        f"byte-identical to {first}: " + ("only the first copy's clips are kept (dedup=true)" if config.dedup else
+                                          "both copies' clips are kept, in one identity cluster (split train and "
+                                          "held-out by cluster_id; --set dedup=true keeps the first copy only)"))}
+        for copy, first in copies.items()]
+    clips, rejected = [], []
+    for r in results:
+        rejected += r.rejected
+        if config.dedup and r.source in copies:
+            rejected += [_duplicate_row(c) for c in r.clips]
+        else:
+            clips += r.clips
+    clusters = _clusters(clips, copies, config)
     for clip, cid in zip(clips, clusters.ids):
         clip["cluster_id"] = int(cid)
     if config.captions.vlm_endpoint:
         _vlm_captions(clips, out_dir, config)
     speech_warnings = enrich_captions(clips, config.speech, out_dir / "cache" / "speech")
-    rejected = [row for r in results for row in r.rejected]
     failures = [r.failure for r in results if r.failure is not None]
+    warnings = [w for r in results for w in r.warnings] + duplicate_warnings + speech_warnings
     outputs = {name: out_dir / f"{name}.parquet" for name in ("manifest", "frames", "rejected", "failures",
                                                               "warnings", "clusters")}
     write_table(outputs["manifest"], clips, MANIFEST)
@@ -211,14 +223,39 @@ def merge(results: list[InputResult], out_dir: Path, config: CurateConfig) -> Cu
     write_table(outputs["rejected"], rejected, REJECTED)
     write_table(outputs["failures"], failures, FAILURES)
     write_table(outputs["clusters"], clusters.rows(), CLUSTERS)
-    write_table(outputs["warnings"], [w for r in results for w in r.warnings] + speech_warnings, WARNINGS)
+    write_table(outputs["warnings"], warnings, WARNINGS)
     counts: dict[str, int] = {}
     for row in rejected:
         key = f"{row['stage']}/{row['reason']}"
         counts[key] = counts.get(key, 0) + 1
-    return CurateSummary(accepted_clips=len(clips), rejected=counts, failed=failures,
-                         warnings=sum(len(r.warnings) for r in results) + len(speech_warnings),
-                         outputs={**outputs, "config": out_dir / "config.json"})
+    return CurateSummary(accepted_clips=len(clips), rejected=counts, failed=failures, warnings=len(warnings),
+                         duplicates=len(copies), outputs={**outputs, "config": out_dir / "config.json"})
+
+
+def _duplicate_row(clip: dict[str, Any]) -> dict[str, Any]:
+    """A clip of a byte-identical copy, dropped by ``dedup``: a rejected row."""
+    return {"source": clip["source"], "clip_id": clip["clip_id"], "start": clip["start"], "end": clip["end"],
+            "stage": "duplicates", "reason": "duplicate_input", "value": None, "threshold": None,
+            "measure": "duplicate", "main_track": clip["main_track"], "offending": []}
+
+
+def _clusters(clips: list[dict[str, Any]], copies: dict[str, str], config: CurateConfig) -> Clusters:
+    """Identity clusters of ``clips``; a clip of a byte-identical copy takes the cluster of the first copy's
+    clip at the same time (the same content gives the same clips), so copies never straddle a split."""
+    first_copy = {(c["source"], c["start"], c["end"]): i for i, c in enumerate(clips) if c["source"] not in copies}
+    twin = {i: first_copy[key] for i, c in enumerate(clips) if c["source"] in copies
+            and (key := (copies[c["source"]], c["start"], c["end"])) in first_copy}
+    own = [i for i in range(len(clips)) if i not in twin]
+    sets = [FaceSet(np.array(clips[i]["identity_embeddings"]),
+                    np.array([np.nan if y is None else y for y in clips[i]["identity_yaws"]]),
+                    backend=clips[i]["identity_model"]) for i in own]
+    clusters = cluster_identities(sets, build_scorer(config), config.identity.cluster_min_z)
+    ids = np.zeros(len(clips), np.int64)
+    ids[own] = clusters.ids
+    for i, j in twin.items():
+        ids[i] = ids[j]
+    clusters.ids = ids
+    return clusters
 
 
 def _vlm_captions(clips: list[dict[str, Any]], out_dir: Path, config: CurateConfig) -> None:
