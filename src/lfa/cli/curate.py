@@ -75,7 +75,7 @@ def curate(
     table.add_row("[red]failed inputs[/]", str(len(result.failed)))
     table.add_row("[yellow]byte-identical copies[/] of another input", str(result.duplicates))
     table.add_row("[yellow]warnings[/] (warnings.parquet)", str(result.warnings))
-    table.add_row("caption files read (VIDEO.txt, VIDEO.json, captions.metadata)", str(result.caption_files))
+    table.add_row("caption files (VIDEO.txt, VIDEO.json, metadata)", str(result.caption_files))
     out.print(table)
     for failure in result.failed[:10]:
         out.print(f"[red]failed[/] {failure['input']}: {failure['error']}", markup=True, highlight=False)
