@@ -66,7 +66,7 @@ def main() -> None:
         corpus = args.corpus or Path(tmp) / "corpus"
         if not any(corpus.glob("*.mp4")):
             render_corpus(corpus, args.size)
-        videos = [item.path for item in list_inputs([corpus])]
+        videos = [item.path for item in list_inputs([corpus]).inputs]
         config = CurateConfig.load(None, args.overrides)
         frames = 0
         decode_s, curate_s = [], []

@@ -50,7 +50,7 @@ def main() -> None:
     from lfa.curate.stages import identity, pose, tracking
     from lfa.media import decode
 
-    videos = [item.path for item in list_inputs([args.corpus])]
+    videos = [item.path for item in list_inputs([args.corpus]).inputs]
     config = CurateConfig.load(None, args.overrides)
     t0 = time.perf_counter()
     models = pipeline.build_models(config)

@@ -47,7 +47,7 @@ def main() -> None:
 
             corpus = Path(tmp) / "corpus"
             build_corpus(corpus, names=NAMES[: args.clips])
-        videos = [item.path for item in list_inputs([corpus])][: args.clips]
+        videos = [item.path for item in list_inputs([corpus]).inputs][: args.clips]
         rows = [("local executor", 1, *timed(videos, Path(tmp) / "local", workers=1))]
         if args.address:
             ray.init(address=args.address, log_to_driver=False)

@@ -243,7 +243,7 @@ def test_config_overrides_and_errors(tmp_path):
         curate([tmp_path / "empty"], tmp_path / "out")
     with pytest.raises(ConfigError, match="no input files found .*not found"):
         curate([tmp_path / "missing"], tmp_path / "out")
-    assert [(i.path.name, i.problem[0]) for i in list_inputs([tmp_path / "missing"])] == [("missing", "input not found")]
+    assert [(i.path.name, i.problem[0]) for i in list_inputs([tmp_path / "missing"]).inputs] == [("missing", "input not found")]
 
 
 def test_clip_windows_and_clustering():

@@ -3,9 +3,17 @@ inputs that change mid-run, truncated files, tracking at low sampling rates, pos
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -19,6 +27,7 @@ from lfa.curate.stages.constraints import check_constraints
 from lfa.curate.stages.tracking import link_tracks
 from lfa.errors import ConfigError
 from lfa.media import read_frames
+from lfa.synth import ClipSpec, SecondFace, build_corpus
 
 
 def rows(run: Path, name: str) -> list[dict]:
@@ -223,7 +232,7 @@ class _ChipIdentity:
 def test_an_identity_switch_is_located_to_one_sampled_frame():
     from lfa.curate.config import IdentityConfig
     from lfa.curate.pipeline import build_scorer
-    from lfa.curate.stages.identity import check_identity
+    from lfa.curate.stages.identity import change_point, check_identity
 
     def track(switch_at: float | None) -> list:
         out = []
@@ -241,3 +250,196 @@ def test_an_identity_switch_is_located_to_one_sampled_frame():
     assert len(evidence.times) > IdentityConfig().frames  # the frames around the switch were embedded
     decision, evidence = check_identity(track(None), encoder, IdentityConfig(), scorer)
     assert decision.accepted and len(evidence.times) == IdentityConfig().frames
+    # between two sampled faces, the frames at the full rate: the second person from the first that leans to it
+    assert change_point(np.array([-0.3, -0.2, 0.25, 0.3])) == 2
+    assert change_point(np.array([-0.3, 0.05, -0.2, 0.3])) == 3  # one noisy frame does not move the cut
+    assert change_point(np.array([-0.3, -0.2])) == 2 and change_point(np.array([0.2, 0.3])) == 0
+
+
+def test_a_switch_clip_split_at_the_sampled_rate_keeps_no_frame_of_the_other_person(corpus, tmp_path):
+    """4 sampled frames a second, 25 frames a second: the cut lies between two sampled frames, and must fall
+    on the second person's first frame."""
+    import json
+
+    video = corpus / "identity_switch.mp4"
+    config = CurateConfig.load(None, ["identity.on_switch=split", "speech.enabled=false"])
+    curate([video], tmp_path / "run", config, workers=1, report=False)
+    parts = sorted(rows(tmp_path / "run", "manifest") + rows(tmp_path / "run", "rejected"), key=lambda r: r["start"])
+    truth = json.loads(video.with_suffix(".json").read_text())["frames"]
+    people = [{f["identity"] for r in truth if part["start"] <= r["t"] < part["end"] for f in r["faces"]}
+              for part in parts]
+    assert [len(p) for p in people] == [1, 1] and people[0] != people[1], [(p["start"], p["end"]) for p in parts]
+    assert parts[0]["end"] == parts[1]["start"] == 2.0
+
+
+# Issue 25: a dead worker, inputs in no table, byte-identical copies, the switch frame, the report.
+LITTLE = {  # short, small clips: an accepted one, and rejections for the angle and for another face
+    "turning": ClipSpec("astronaut", "yaw-sweep", 2.4, fps=10, width=320, height=320, seed=1),
+    "still": ClipSpec("astronaut", "static", 2.4, fps=10, width=320, height=320, seed=4),
+    "pair": ClipSpec("astronaut", "yaw-sweep", 2.4, fps=10, width=320, height=320, face_size=0.24, seed=6,
+                     second_face=SecondFace("grace_hopper", 1.0, "frontal")),
+}
+LITTLE_SETTINGS = ["tracking.sample_fps=2"]
+TABLES = ("manifest", "frames", "rejected", "failures", "clusters")
+
+
+@pytest.fixture(scope="module")
+def inbox(tmp_path_factory, heads) -> Path:
+    """The little clips with their sidecars (NAME.json) and a caption (turning.txt), a byte-identical copy
+    of one of them and a FIFO named like a video."""
+    folder = tmp_path_factory.mktemp("inbox")
+    build_corpus(folder, specs=LITTLE, heads=heads)
+    (folder / "turning.txt").write_text("A man turns his head.")
+    shutil.copy(folder / "turning.mp4", folder / "turning again.mp4")
+    os.mkfifo(folder / "y.mp4")
+    return folder
+
+
+@contextmanager
+def fifo_watch(fifo: Path) -> Iterator[list[str]]:
+    """Notes whether anything opens ``fifo`` for reading meanwhile (and lets such a reader go on)."""
+    opened: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.005):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # succeeds only while a reader has it open
+                opened.append("opened")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield opened
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def inbox_run(inbox, tmp_path_factory) -> tuple[Path, Any, list[str]]:
+    """An uninterrupted run on the inbox, in this process: (run folder, summary, opens of the FIFO)."""
+    run = tmp_path_factory.mktemp("inbox-run")
+    with fifo_watch(inbox / "y.mp4") as opened:
+        summary = curate([inbox], run, CurateConfig.load(None, LITTLE_SETTINGS), workers=1)
+    return run, summary, opened
+
+
+def test_every_file_is_an_input_or_a_caption_and_copies_are_flagged(inbox_run):
+    run, summary, opened = inbox_run
+    assert every_input_once(run) == {"turning.mp4": "manifest", "turning again.mp4": "manifest",
+                                     "still.mp4": "rejected", "pair.mp4": "rejected", "y.mp4": "failures"}
+    fifo = rows(run, "failures")[0]
+    assert "FIFO" in fifo["error"] and "not opened" in fifo["error"] and not opened
+    assert (summary.inputs, summary.caption_files, summary.duplicates) == (5, 4, 1)  # NAME.json x3, turning.txt
+    captions = {Path(m["source"]).name: m["caption"] for m in rows(run, "manifest")}
+    assert captions["turning.mp4"].startswith("A man turns his head.")
+    copies = [w for w in rows(run, "warnings") if w["stage"] == "duplicate"]  # " " sorts before "."
+    assert len(copies) == 1 and Path(copies[0]["source"]).name == "turning.mp4"
+    assert "byte-identical to" in copies[0]["message"] and "turning again.mp4" in copies[0]["message"]
+    assert len({m["cluster_id"] for m in rows(run, "manifest")}) == 1  # a split by cluster keeps them together
+    assert [c["clips"] for c in rows(run, "clusters")] == [2]
+    assert "byte-identical copies of another input" in (run / "report.html").read_text()
+
+
+def test_dedup_keeps_the_first_copy_and_reuses_the_finished_work(inbox, inbox_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(inbox_run[0], run)
+    seen: list[dict] = []
+    config = CurateConfig.load(None, LITTLE_SETTINGS + ["dedup=true"])
+    summary = curate([inbox], run, config, workers=1, report=False, on_input=seen.append)
+    assert summary.processed == 0 and seen == []  # dedup is applied when the tables are merged
+    assert [Path(m["source"]).name for m in rows(run, "manifest")] == ["turning again.mp4"]
+    dropped = [r for r in rows(run, "rejected") if r["stage"] == "duplicates"]
+    assert [(Path(r["source"]).name, r["reason"]) for r in dropped] == [("turning.mp4", "duplicate_input")]
+    assert every_input_once(run)["turning.mp4"] == "rejected"
+    curate([inbox], run, CurateConfig.load(None, LITTLE_SETTINGS), workers=1, report=False, on_input=seen.append)
+    assert seen == [] and rows(run, "manifest") == rows(inbox_run[0], "manifest")  # and back
+    with pytest.raises(ConfigError, match="dedup"):
+        CurateConfig.load(None, ["dedup=yes"])
+
+
+def test_a_worker_killed_mid_run_does_not_stop_the_run(inbox, inbox_run, tmp_path):
+    """SIGKILL of a local worker process while it reads an input: the run ends with every table, equal to an
+    uninterrupted run's; the input it was running is run again, its lost attempt listed in warnings."""
+    from tests.processes import descendants, open_files
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lfa", "curate", str(inbox), "--out", str(run), "--workers", "2", "--no-report",
+           *[x for s in LITTLE_SETTINGS for x in ("--set", s)]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed: list[Path] = []
+    while proc.poll() is None and not killed:
+        for pid in descendants(proc.pid)[1:]:
+            busy = [f for f in open_files(pid) if f.parent == inbox and f.suffix == ".mp4"]
+            if busy:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(busy[0])
+                break
+        time.sleep(0.005)
+    out, err = proc.communicate(timeout=300)
+    assert killed, "no worker was caught reading an input"
+    assert proc.returncode == 0 and err == "", err
+    assert "5 inputs (4 processed now)" in " ".join(out.split())  # the FIFO is a failure row of the listing
+    for name in TABLES:
+        assert pq.read_table(run / f"{name}.parquet").equals(pq.read_table(inbox_run[0] / f"{name}.parquet")), name
+    warnings = rows(run, "warnings")
+    assert [w for w in warnings if w["stage"] != "executor"] == rows(inbox_run[0], "warnings")
+    assert [(w["source"], w["message"]) for w in warnings if w["stage"] == "executor"] == [
+        (str(killed[0]), "attempt 1 ended with its worker process dead (killed by SIGKILL)")]
+    bar = [line for line in out.splitlines() if "accepted" in line and "failed" in line][-1]
+    assert "failed 1" in bar  # the FIFO, as in the summary table (the bar used to count processed inputs only)
+
+
+def test_an_input_that_kills_its_worker_every_time_becomes_a_failure_row(inbox, inbox_run, tmp_path, monkeypatch):
+    from lfa.curate.executors import CRASH_INPUTS_ENV
+
+    crash = tmp_path / "crash.mp4"
+    shutil.copy(inbox / "pair.mp4", crash)
+    monkeypatch.setenv(CRASH_INPUTS_ENV, "crash.mp4")  # test-only: its worker kills itself when handed it
+    said: list[str] = []
+    summary = curate([inbox / "still.mp4", crash], tmp_path / "run", CurateConfig.load(None, LITTLE_SETTINGS),
+                     workers=2, attempts=2, report=False, on_status=said.append)
+    run = tmp_path / "run"
+    assert summary.inputs == 2 and [f["input"] for f in summary.failed] == [str(crash)]
+    assert "gave up after 2 attempts" in summary.failed[0]["error"] and "re-encode" in summary.failed[0]["fix"]
+    notes = [(w["stage"], w["message"]) for w in rows(run, "warnings") if w["source"] == str(crash)]
+    assert notes == [("executor", f"attempt {k} ended with its worker process dead (killed by SIGKILL)")
+                     for k in (1, 2)]
+    assert any(s.startswith("retrying crash.mp4") for s in said)
+    still = str(inbox / "still.mp4")
+    for name in ("frames", "rejected"):  # the other input is untouched
+        assert [r for r in rows(run, name) if r["source"] == still] == \
+               [r for r in rows(inbox_run[0], name) if r["source"] == still], name
+
+
+def _box_pixels(strip: np.ndarray, colour: tuple[int, int, int]) -> int:
+    return int((np.abs(strip.astype(int) - colour).max(axis=2) < 40).sum())
+
+
+def test_the_report_says_what_each_value_measures_and_boxes_the_faces(inbox_run):
+    import base64
+    import html
+    import re
+
+    import cv2
+
+    from lfa.curate.records import MEASURES
+    from lfa.curate.report import MAIN_BOX, OFFENDING_BOX
+
+    page = (inbox_run[0] / "report.html").read_text()
+    row = {}
+    for name in ("pair", "still"):
+        match = re.search(rf"<tr><td>{name}-[^<]*</td>(.*?)</tr>", page)
+        assert match, name
+        row[name] = match.group(1)
+    assert html.escape(MEASURES["single_face_fraction"][0]) in row["pair"] and "must be ≥ 0.8" in row["pair"]
+    assert html.escape(MEASURES["yaw_range"][0]) in row["still"] and "must be ≥ 40" in row["still"]
+    strips = {}
+    for name, cells in row.items():
+        data = re.search(r"src='data:image/jpeg;base64,([^']*)'", cells).group(1)
+        strips[name] = cv2.cvtColor(cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), 1), cv2.COLOR_BGR2RGB)
+    assert _box_pixels(strips["pair"], MAIN_BOX) > 200 and _box_pixels(strips["pair"], OFFENDING_BOX) > 200
+    assert _box_pixels(strips["still"], MAIN_BOX) > 200 and _box_pixels(strips["still"], OFFENDING_BOX) == 0

@@ -84,8 +84,13 @@ class CurateConfig:
     detector: str = "yunet"
     pose: str = "fused"  # landmark fit where it is reliable, WHENet at large angles (lfa.face.pose.fused)
     identity_model: str = "dlib"
+    # byte-identical inputs (found when the tables are merged) are always flagged; true keeps only the first
+    # copy's clips (the others' become rejected rows, stage "duplicates")
+    dedup: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.dedup, bool):
+            raise ConfigError(f"dedup must be true or false, got {self.dedup!r}", "write --set dedup=true")
         if self.constraints.angle_criterion not in ANGLE_CRITERIA:
             raise ConfigError(f"unknown angle criterion {self.constraints.angle_criterion!r}",
                               f"use one of {', '.join(ANGLE_CRITERIA)}")
@@ -102,9 +107,10 @@ class CurateConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def work_digest(self) -> str:
-        """Hash of the settings that change per-input results; the rest (clustering, VLM captions)
+        """Hash of the settings that change per-input results; the rest (clustering, VLM captions, dedup)
         only changes the merge, so changing it does not redo finished inputs."""
         d = self.to_dict()
+        d.pop("dedup")
         d["identity"].pop("cluster_min_z")
         d["captions"] = {"metadata": d["captions"]["metadata"]}
         d["speech"] = {k: v for k, v in d["speech"].items() if not k.startswith("rewrite_")}  # applied at merge

@@ -28,8 +28,11 @@ MANIFEST = pa.schema(
 FRAMES = pa.schema([("source", _S), ("clip_id", _S), ("frame", _I), ("t", _F), ("track", _I), ("box", _L),
                     ("landmarks5", _L), ("score", _F), ("yaw", _F), ("pitch", _F), ("roll", _F), ("pose_source", _S),
                     ("sharpness", _F), ("area_ratio", _F)])
+# measure: what value is (lfa.curate.records.MEASURES); offending: the faces that decided it (another prominent
+# face, the second person of an identity switch), in the coordinates of frames.parquet's boxes
 REJECTED = pa.schema([("source", _S), ("clip_id", _S), ("start", _F), ("end", _F), ("stage", _S),
-                      ("reason", _S), ("value", _F), ("threshold", _F)])
+                      ("reason", _S), ("value", _F), ("threshold", _F), ("measure", _S), ("main_track", _I),
+                      ("offending", pa.list_(pa.struct([("t", _F), ("box", _L)])))])
 FAILURES = pa.schema([("input", _S), ("error", _S), ("fix", _S)])
 CLUSTERS = pa.schema([("cluster_id", _I), ("clips", _I), ("tightness_z", _F), ("nearest_cluster", _I),
                       ("nearest_z", _F)])

@@ -17,7 +17,7 @@ from lfa.curate.records import Clip, Decision, SampledFrame
 from lfa.curate.scan import Progress, face_rows, scan_video
 from lfa.curate.stages.captions import caption_from_metadata
 from lfa.curate.stages.constraints import check_constraints, main_faces
-from lfa.curate.stages.identity import check_identity
+from lfa.curate.stages.identity import check_identity, refine_switch
 from lfa.curate.stages.pose import measure_track_pose
 from lfa.curate.stages.references import pick_references
 from lfa.curate.stages.shots import clip_windows
@@ -104,11 +104,12 @@ def process_input(path: Path, config: CurateConfig, models: CurateModels,
         turned, checked = scan.upside_down_votes
         for k, (a, b) in enumerate(windows):
             result.rejected.append(_rejected(source, clip_id_for(source, k), a, b, Decision.reject(
-                "face_constraints", "upside_down", turned / checked, 0.5)))
+                "face_constraints", "upside_down", turned / checked, 0.5, measure="upside_down_fraction")))
         windows = []
     for a, b in short:
         result.rejected.append(_rejected(source, "", a, b, Decision.reject("shots", "too_short", b - a,
-                                                                              config.shots.min_clip_s)))
+                                                                              config.shots.min_clip_s,
+                                                                              measure="shot_s")))
     for k, (a, b) in enumerate(windows):
         clip = Clip(source, clip_id_for(source, k), a, b, [fr for fr in scan.frames if a <= fr.t < b])
         _curate_clip(clip, path, config, models, scan.info, result, allow_split=True)
@@ -124,28 +125,30 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
     result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
     decision = check_constraints(clip, track, config.constraints)
     if not decision.accepted:
-        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, decision))
+        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, decision, track))
         return
     identity, evidence = check_identity(timed, models.encoder, config.identity, models.scorer)
-    if not identity.accepted and config.identity.on_switch == "split" and allow_split:
-        cut = identity.stats["switch_at"]
-        result.frames[:] = [r for r in result.frames if r["clip_id"] != clip.clip_id]
-        for suffix, (a, b) in (("a", (clip.start, cut)), ("b", (cut, clip.end))):
-            if b - a >= config.shots.min_clip_s:
-                part = Clip(clip.source, f"{clip.clip_id}{suffix}", a, b, _copy_frames(clip.frames, a, b))
-                _curate_clip(part, path, config, models, info, result, allow_split=False)
-            else:
-                result.rejected.append(_rejected(clip.source, f"{clip.clip_id}{suffix}", a, b, Decision.reject(
-                    "identity", "too_short_after_split", b - a, config.shots.min_clip_s)))
-        return
     if not identity.accepted:
-        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, identity))
+        cut = refine_switch(path, timed, identity.stats["switch_between"], models.analyzer.detector, models.encoder,
+                            config.tracking.decode_max_side, config.tracking.link_max_cost)  # to the frame
+        if config.identity.on_switch == "split" and allow_split:
+            result.frames[:] = [r for r in result.frames if r["clip_id"] != clip.clip_id]
+            for suffix, (a, b) in (("a", (clip.start, cut)), ("b", (cut, clip.end))):
+                if b - a >= config.shots.min_clip_s:
+                    part = Clip(clip.source, f"{clip.clip_id}{suffix}", a, b, _copy_frames(clip.frames, a, b))
+                    _curate_clip(part, path, config, models, info, result, allow_split=False)
+                else:
+                    result.rejected.append(_rejected(clip.source, f"{clip.clip_id}{suffix}", a, b, Decision.reject(
+                        "identity", "too_short_after_split", b - a, config.shots.min_clip_s, measure="clip_s")))
+            return
+        identity.offending = [(t, [float(v) for v in f.box]) for t, f in timed if t >= cut]  # the second person
+        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, identity, track))
         return
     speech = speech_stage(clip, track, path, config, models.analyzer.pose)
     for message in speech.warnings:
         result.warn("speech", message, clip.clip_id)
     if speech.decision is not None:
-        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, speech.decision))
+        result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, speech.decision, track))
         return
     faces = main_faces(clip, track)
     posed = np.array([(f.yaw, f.pitch, f.roll) for f in faces if f.has_pose]).reshape(-1, 3)
@@ -185,6 +188,8 @@ def _copy_frames(frames: list[SampledFrame], a: float, b: float) -> list[Sampled
     return [SampledFrame(fr.frame, fr.t, [copy(f) for f in fr.faces]) for fr in frames if a <= fr.t < b]
 
 
-def _rejected(source: str, clip_id: str, a: float, b: float, d: Decision) -> dict[str, Any]:
+def _rejected(source: str, clip_id: str, a: float, b: float, d: Decision, main_track: int | None = None
+              ) -> dict[str, Any]:
     return {"source": source, "clip_id": clip_id, "start": float(a), "end": float(b), "stage": d.stage,
-            "reason": d.reason, "value": float(d.value), "threshold": float(d.threshold)}
+            "reason": d.reason, "value": float(d.value), "threshold": float(d.threshold), "measure": d.measure,
+            "main_track": main_track, "offending": [{"t": float(t), "box": box} for t, box in d.offending]}

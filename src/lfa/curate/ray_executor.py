@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from lfa.curate.config import CurateConfig
-from lfa.curate.executors import Todo, Worker, summarize, worker_threads
-from lfa.curate.pipeline import InputResult
+from lfa.curate.executors import Attempts, Todo, Worker, first_line, retry_or_give_up, worker_threads
 from lfa.curate.store import ResultStore
 from lfa.errors import ConfigError, LfaError
 
-NODE_LOSS_LIMIT = 10  # lost nodes one input may see before it becomes a failure row (never loop forever)
 AUTH_FIX = ("clusters started with token authentication (the default of Ray >= 2.5x) need RAY_AUTH_MODE=token "
             "and the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN) here too")
 
@@ -98,11 +96,6 @@ def _run_task(args: tuple[Any, ...], source: str, key: str, notes: list[str]) ->
     return _worker.run(source, key, notes)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
-
-
 def _lost_attempt(exc: Exception) -> tuple[bool, str]:
     """What an attempt that returned nothing means: (its node was lost, a note for the input's warnings).
     Raises for what no retry fixes (a node without the models or the shared folder, impossible resources)."""
@@ -112,13 +105,13 @@ def _lost_attempt(exc: Exception) -> tuple[bool, str]:
         cause = exc.cause
         if isinstance(cause, LfaError):
             raise cause from None
-        return False, f"failed ({_first_line(cause or exc)})"
+        return False, f"failed ({first_line(cause or exc)})"
     if isinstance(exc, (rex.TaskUnschedulableError, rex.RuntimeEnvSetupError)):
-        raise ConfigError(f"Ray cannot run curation tasks: {_first_line(exc)}",
+        raise ConfigError(f"Ray cannot run curation tasks: {first_line(exc)}",
                           "check --cpus-per-worker / --gpus-per-worker against the nodes") from None
     if isinstance(exc, rex.NodeDiedError):
-        return True, f"lost with its node ({_first_line(exc)})"
-    return False, f"ended with its worker process dead ({_first_line(exc)})"  # native crash, OOM killer
+        return True, f"lost with its node ({first_line(exc)})"
+    return False, f"ended with its worker process dead ({first_line(exc)})"  # native crash, OOM killer
 
 
 def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | None, address: str | None,
@@ -132,8 +125,7 @@ def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | None
         from ray import exceptions as rex
     except ImportError:  # pragma: no cover - ray is a dependency
         raise ConfigError("the Ray executor needs ray", "pip install ray") from None
-    if attempts < 1:
-        raise ConfigError(f"attempts must be at least 1, got {attempts}", "pass --attempts 3")
+    tries = Attempts(attempts)
     say = status or (lambda text: None)
     started = connect(address, workers, cpus_per_worker)
     try:
@@ -142,9 +134,6 @@ def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | None
         store = ResultStore(out_dir, config.work_digest())
         queue = deque((str(s), key) for s, key in todo)
         running: dict[Any, tuple[str, str]] = {}
-        notes: dict[str, list[str]] = {}
-        crashes: dict[str, int] = {}
-        losses: dict[str, int] = {}
         rate = Throughput(time.monotonic())
         view, seen = cluster_view(cpus_per_worker, gpus_per_worker), time.monotonic()
         while queue or running:
@@ -153,7 +142,7 @@ def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | None
             window = max(1, min(workers or view.slots, view.slots))
             while queue and len(running) < window:
                 source, key = queue.popleft()
-                running[task.remote(args, source, key, notes.get(key, []))] = (source, key)
+                running[task.remote(args, source, key, tries.notes.get(key, []))] = (source, key)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in ready:
                 source, key = running.pop(ref)
@@ -161,36 +150,16 @@ def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | None
                     summary = ray.get(ref)
                 except rex.RayError as exc:
                     node_lost, what = _lost_attempt(exc)
-                    counts = losses if node_lost else crashes
-                    counts[key] = counts.get(key, 0) + 1
-                    lost = f"attempt {crashes.get(key, 0) + losses.get(key, 0)} {what}"
-                else:
-                    rate.inputs += 1
-                    rate.frames += summary["decoded"]
-                    yield summary
+                    seen = 0.0  # a node may have gone: re-read the cluster before submitting more
+                    for gave_up in retry_or_give_up(tries, store, source, key, what, queue, say, not node_lost):
+                        rate.inputs += 1
+                        yield gave_up
                     continue
-                notes.setdefault(key, []).append(lost)
-                seen = 0.0  # a node may have gone: re-read the cluster before submitting more
-                if crashes.get(key, 0) >= attempts or losses.get(key, 0) > NODE_LOSS_LIMIT:
-                    result = _gave_up(source, notes[key], crashes.get(key, 0))
-                    store.save(key, result)
-                    rate.inputs += 1
-                    yield summarize(result)
-                else:
-                    say(f"retrying {Path(source).name}: {lost[:80]}")
-                    queue.append((source, key))
+                rate.inputs += 1
+                rate.frames += summary["decoded"]
+                yield summary
             say(rate.text(view, len(running)))
     finally:
         if started:
             ray.shutdown()
 
-
-def _gave_up(source: str, notes: list[str], crashes: int) -> InputResult:
-    result = InputResult(source, failure={
-        "input": source, "error": f"gave up after {len(notes)} attempts, {crashes} of which ended in a crash "
-                                  f"or an error; last: {notes[-1]}",
-        "fix": "check the file (ffprobe; re-encode it with ffmpeg) and the node's worker logs (`ray logs`); "
-               "--retry-failed tries it again"})
-    for note in notes:
-        result.warn("executor", note)
-    return result

@@ -60,6 +60,28 @@ class Clip:
         return self.end - self.start
 
 
+# What a rejection's value measures, and how it must compare with the threshold for a clip to pass
+# (rejected.parquet's ``measure`` column names one of these; the report shows the words).
+MEASURES: dict[str, tuple[str, str]] = {
+    "shot_s": ("shot length, s", ">="),
+    "clip_s": ("clip length after the identity split, s", ">="),
+    "upside_down_fraction": ("share of checked frames whose faces detect better turned by 180°", "<="),
+    "main_face_fraction": ("share of sampled frames with the main face", ">="),
+    "single_face_fraction": ("share of the main face's frames without another face above "
+                             "constraints.max_other_face_area of its area", ">="),
+    "face_px_median": ("median main-face size, px (shorter box side)", ">="),
+    "face_ratio_median": ("median main-face area / frame area", ">="),
+    "pose_fraction": ("share of the main face's frames with a head pose", ">="),
+    "yaw_range": ("yaw range of the main face, ° (5th–95th percentile)", ">="),
+    "pitch_range": ("pitch range of the main face, ° (5th–95th percentile)", ">="),
+    "euler_sum": ("sum of the yaw, pitch and roll ranges, °", ">="),
+    "identity_split_z": ("identity z between the faces before and after the switch (same-pose pairs; "
+                         "below the threshold they look like two people)", ">="),
+    "speech_av_score": ("correlation of the speech with the mouth's movement", ">="),
+    "duplicate": ("byte-identical to an earlier input (dedup=true keeps the first copy)", ""),
+}
+
+
 @dataclass
 class Decision:
     accepted: bool
@@ -68,10 +90,14 @@ class Decision:
     value: float = math.nan
     threshold: float = math.nan
     stats: dict[str, Any] = field(default_factory=dict)
+    measure: str = ""  # a key of MEASURES: what ``value`` is
+    offending: list[tuple[float, list[float]]] = field(default_factory=list)  # (t, box) of faces that decided it
 
     @classmethod
-    def reject(cls, stage: str, reason: str, value: float, threshold: float, **stats: Any) -> Decision:
-        return cls(False, stage, reason, float(value), float(threshold), stats)
+    def reject(cls, stage: str, reason: str, value: float, threshold: float, *, measure: str,
+               offending: list[tuple[float, list[float]]] | None = None, **stats: Any) -> Decision:
+        assert measure in MEASURES, measure
+        return cls(False, stage, reason, float(value), float(threshold), stats, measure, offending or [])
 
     @classmethod
     def accept(cls, **stats: Any) -> Decision:

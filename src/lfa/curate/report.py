@@ -10,12 +10,16 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
+from lfa.curate.records import MEASURES
 from lfa.curate.speech_report import speech_section
 from lfa.face.viz import contact_sheet, draw_pose_axes
 from lfa.htmlreport import figure_data_uri, image_data_uri
 from lfa.media import read_frames
 
-STAGES = ("shots", "face_constraints", "identity", "speech")
+STAGES = ("shots", "face_constraints", "identity", "speech", "duplicates")
+MAIN_BOX = (0, 220, 255)  # RGB: the main face (the one measured)
+OFFENDING_BOX = (255, 0, 200)  # the face that decided a rejection: another prominent face, the second person
+COMPARE = {">=": "≥", "<=": "≤"}
 
 
 def _funnel(n_inputs: int, failures: list, rejected: list, manifest: list) -> list[tuple[str, int]]:
@@ -76,7 +80,7 @@ def _contact_sheet(manifest: list[dict], max_clips: int = 24) -> str | None:
                 break
             image = min(frames.items(), key=lambda kv: abs(kv[0] - ref["t"]))[1].copy()
             x0, y0, x1, y1 = (int(v) for v in ref["box"])
-            cv2.rectangle(image, (x0, y0), (x1, y1), (255, 210, 0), 2)
+            cv2.rectangle(image, (x0, y0), (x1, y1), MAIN_BOX, 2)
             draw_pose_axes(image, ((x0 + x1) / 2, (y0 + y1) / 2), ref["yaw"], ref["pitch"], ref["roll"],
                            0.6 * (x1 - x0))
             label = f"{clip['clip_id'][:28]} yaw {ref['yaw']:+.0f} pitch {ref['pitch']:+.0f}"
@@ -85,34 +89,78 @@ def _contact_sheet(manifest: list[dict], max_clips: int = 24) -> str | None:
     return image_data_uri(contact_sheet(tiles, columns=3, width=300)) if tiles else None
 
 
-def _thumbnail_strip(source: str, start: float, end: float, n: int = 4) -> str | None:
-    """``n`` frames spread over [start, end), side by side."""
-    if end <= start:
+def _strip(row: dict, faces: list[dict], decode_max_side: int, n: int = 4) -> str | None:
+    """``n`` frames of a rejected clip side by side: sampled frames where the clip has them, with the main
+    face boxed in MAIN_BOX and the faces that decided the rejection (``row["offending"]``) in OFFENDING_BOX."""
+    start, end = row["start"], row["end"]
+    offending = row.get("offending") or []
+    sampled = sorted({f["t"] for f in faces})
+    if sampled:
+        times = [sampled[int(k)] for k in np.linspace(0, len(sampled) - 1, min(n, len(sampled)))]
+        bad = sorted({o["t"] for o in offending})
+        if bad and not set(times) & set(bad):  # show at least one of the faces that decided it
+            times[-1] = bad[len(bad) // 2]
+    elif end > start:
+        times = [start + (k + 0.5) * (end - start) / n for k in range(n)]
+    else:
         return None
-    times = [start + (k + 0.5) * (end - start) / n for k in range(n)]
     try:
-        frames = read_frames(source, times=times, max_side=320)
+        frames = read_frames(row["source"], times=times, max_side=decode_max_side)  # frames.parquet's coordinates
     except Exception:  # the source may be gone or broken: the report still gets written
         return None
-    tiles = [f.image for f in frames]
-    return image_data_uri(contact_sheet(tiles, columns=n, width=120 * n)) if tiles else None
+    tiles = []
+    for frame in frames:
+        image = frame.image.copy()
+        thickness = max(2, round(3 * image.shape[1] / 240))  # about 3 px once the tile is 240 px wide
+        boxes = [(f["box"], MAIN_BOX) for f in faces if f["track"] == row.get("main_track")
+                 and abs(f["t"] - frame.t) < 1e-3]
+        boxes += [(o["box"], OFFENDING_BOX) for o in offending if abs(o["t"] - frame.t) < 1e-3]
+        for box, colour in boxes:
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
+        tiles.append(image)
+    return image_data_uri(contact_sheet(tiles, columns=n, width=240)) if tiles else None
 
 
-def _rejected_rows(rejected: list[dict], max_rows: int = 60) -> list[str]:
+def _measured(row: dict) -> tuple[str, str, str]:
+    """(what the value measures, the value, the rule it must meet to pass) of a rejected row."""
+    words, compare = MEASURES.get(row.get("measure") or "", (row.get("measure") or "value", ""))
+    value = "—" if row["value"] is None else f"{row['value']:.3g}"
+    rule = f"must be {COMPARE[compare]} {row['threshold']:.3g}" if compare and row["threshold"] is not None else ""
+    return words, value, rule
+
+
+def _rejected_rows(rejected: list[dict], frames: list[dict], decode_max_side: int, max_rows: int = 60) -> list[str]:
     esc = html.escape
-    parts = ["<h2>Rejected clips</h2><p>Each rejected clip with the measured value against the threshold that "
-             "decided it, and frames spread over the clip.</p><table><tr><th>clip</th><th>s</th><th>stage / reason"
-             "</th><th>value</th><th>threshold</th><th>frames</th></tr>"]
+    main, bad = (f"<span style='color:rgb{c}'>&#9632;</span>" for c in (MAIN_BOX, OFFENDING_BOX))
+    parts = [f"<h2>Rejected clips</h2><p>Each rejected clip: what was measured, its value and the rule it had to "
+             f"meet, and sampled frames of the clip with {main} the main face (the one measured) and {bad} the face "
+             "that decided the rejection (another prominent face; after an identity switch, the second person)."
+             "</p><table><tr><th>clip</th><th>s</th><th>stage / reason</th><th>measured</th><th>value</th>"
+             "<th>to pass</th><th>frames</th></tr>"]
+    by_clip: dict[str, list[dict]] = {}
+    for f in frames:
+        by_clip.setdefault(f["clip_id"], []).append(f)
     for r in rejected[:max_rows]:
-        strip = _thumbnail_strip(r["source"], r["start"], r["end"])
-        img = f"<img alt='frames' src='{strip}' width='480'>" if strip else ""
+        strip = _strip(r, by_clip.get(r["clip_id"], []) if r["clip_id"] else [], decode_max_side)
+        img = f"<img alt='frames of {esc(r['clip_id'])}' src='{strip}' width='480'>" if strip else ""
+        words, value, rule = _measured(r)
         parts.append(f"<tr><td>{esc(r['clip_id'] or Path(r['source']).name)}</td><td>{r['start']:.1f}–"
-                     f"{r['end']:.1f}</td><td>{esc(r['stage'])} / {esc(r['reason'])}</td><td>{r['value']:.3g}</td>"
-                     f"<td>{r['threshold']:.3g}</td><td>{img}</td></tr>")
+                     f"{r['end']:.1f}</td><td>{esc(r['stage'])} / {esc(r['reason'])}</td><td>{esc(words)}</td>"
+                     f"<td>{value}</td><td>{esc(rule)}</td><td>{img}</td></tr>")
     if len(rejected) > max_rows:
-        parts.append(f"<tr><td colspan='6'>… and {len(rejected) - max_rows} more in rejected.parquet</td></tr>")
+        parts.append(f"<tr><td colspan='7'>… and {len(rejected) - max_rows} more in rejected.parquet</td></tr>")
     parts.append("</table>")
     return parts
+
+
+def _duplicates_note(copies: int, dedup: bool) -> str:
+    if not copies:
+        return ""
+    kept = ("only the first copy's clips are kept (dedup=true)" if dedup else "their clips share the first copy's "
+            "identity cluster, so a split by cluster_id keeps them on one side; --set dedup=true keeps the first only")
+    return (f"<p><b>{copies} input(s) are byte-identical copies of another input</b> (see Warnings, stage "
+            f"duplicate): {html.escape(kept)}.</p>")
 
 
 def write_report(out_dir: Path) -> Path:
@@ -122,6 +170,7 @@ def write_report(out_dir: Path) -> Path:
     manifest, frames, rejected, failures = (table(n) for n in ("manifest", "frames", "rejected", "failures"))
     warnings = table("warnings") if (out_dir / "warnings.parquet").is_file() else []
     config = json.loads((out_dir / "config.json").read_text())
+    copies = [w for w in warnings if w["stage"] == "duplicate"]
     n_inputs = len({f["source"] for f in frames} | {r["source"] for r in rejected} | {m["source"] for m in manifest}
                    | {f["input"] for f in failures})
     funnel = _funnel(n_inputs, failures, rejected, manifest)
@@ -138,6 +187,7 @@ def write_report(out_dir: Path) -> Path:
         ".bar{background:#4a7fd4;height:12px}img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:1em}</style>",
         "</head><body><h1>lfa curation report</h1>",
         f"<p>{esc(str(out_dir))} — {len(manifest)} accepted clips from {n_inputs} inputs.</p>",
+        _duplicates_note(len(copies), bool(config.get("dedup"))),
         "<h2>Funnel</h2><table><tr><th>step</th><th>count</th><th></th></tr>",
     ]
     top = max([c for _, c in funnel] + [1])
@@ -149,7 +199,7 @@ def write_report(out_dir: Path) -> Path:
         parts.append(f"<tr><td>{esc(stage)}</td><td>{esc(reason)}</td><td>{n}</td></tr>")
     parts.append("</table>")
     if rejected:
-        parts += _rejected_rows(rejected)
+        parts += _rejected_rows(rejected, frames, config["tracking"]["decode_max_side"])
     if warnings:
         parts.append("<h2>Warnings</h2><p>What the run noticed but did not reject (warnings.parquet).</p><table>"
                      "<tr><th>source</th><th>clip</th><th>stage</th><th>message</th></tr>")

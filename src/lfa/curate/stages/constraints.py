@@ -26,7 +26,7 @@ def angle_ranges(faces: list[SampledFace], percentiles: tuple[float, float]) -> 
 def check_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -> Decision:
     n = len(clip.frames)
     if track is None or n == 0:
-        return Decision.reject(STAGE, "no_face", 0.0, config.min_face_fraction)
+        return Decision.reject(STAGE, "no_face", 0.0, config.min_face_fraction, measure="main_face_fraction")
     with_main = [fr for fr in clip.frames if any(f.track == track for f in fr.faces)]
     face_fraction = len(with_main) / n
     faces = main_faces(clip, track)
@@ -34,24 +34,30 @@ def check_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -
     if face_fraction < config.min_face_fraction:
         # a face found on few frames because it is tiny is too small, not absent
         if px < config.min_face_px:
-            return Decision.reject(STAGE, "face_too_small", px, config.min_face_px)
-        return Decision.reject(STAGE, "no_face", face_fraction, config.min_face_fraction)
+            return Decision.reject(STAGE, "face_too_small", px, config.min_face_px, measure="face_px_median")
+        return Decision.reject(STAGE, "no_face", face_fraction, config.min_face_fraction,
+                               measure="main_face_fraction")
+    prominent = []  # (t, box) of other faces above max_other_face_area of the main face's area
     single = 0
     for fr in with_main:
         main = next(f for f in fr.faces if f.track == track)
-        others = [f.area_ratio / main.area_ratio for f in fr.faces if f.track != track]
-        single += all(r <= config.max_other_face_area for r in others)
+        others = [(fr.t, [float(v) for v in f.box]) for f in fr.faces
+                  if f.track != track and f.area_ratio / main.area_ratio > config.max_other_face_area]
+        prominent += others
+        single += not others
     single_fraction = single / len(with_main)
     if single_fraction < config.min_single_face_fraction:
-        return Decision.reject(STAGE, "multiple_faces", single_fraction, config.min_single_face_fraction)
+        return Decision.reject(STAGE, "multiple_faces", single_fraction, config.min_single_face_fraction,
+                               measure="single_face_fraction", offending=prominent)
     area = float(np.median([f.area_ratio for f in faces]))
     if px < config.min_face_px:
-        return Decision.reject(STAGE, "face_too_small", px, config.min_face_px)
+        return Decision.reject(STAGE, "face_too_small", px, config.min_face_px, measure="face_px_median")
     if area < config.min_face_area_ratio:
-        return Decision.reject(STAGE, "face_too_small", area, config.min_face_area_ratio)
+        return Decision.reject(STAGE, "face_too_small", area, config.min_face_area_ratio, measure="face_ratio_median")
     pose_fraction = sum(f.has_pose for f in faces) / len(faces)
     if pose_fraction < config.min_pose_fraction:  # an angle range measured on a few frames says little
-        return Decision.reject(STAGE, "pose_unmeasured", pose_fraction, config.min_pose_fraction)
+        return Decision.reject(STAGE, "pose_unmeasured", pose_fraction, config.min_pose_fraction,
+                               measure="pose_fraction")
     ranges = angle_ranges(faces, config.range_percentiles)
     criterion = config.angle_criterion
     threshold = {"yaw_range": config.min_yaw_range, "pitch_range": config.min_pitch_range,
@@ -59,5 +65,6 @@ def check_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -
     stats = {"face_fraction": face_fraction, "pose_fraction": pose_fraction, "single_face_fraction": single_fraction, "face_ratio_median": area,
              "face_px_median": px, **ranges}
     if ranges[criterion] < threshold:
-        return Decision.reject(STAGE, "insufficient_angle_variation", ranges[criterion], threshold, **stats)
+        return Decision.reject(STAGE, "insufficient_angle_variation", ranges[criterion], threshold,
+                               measure=criterion, **stats)
     return Decision.accept(**stats)

@@ -8,17 +8,21 @@ people at the configured false-accept rate, not contradicted by the other pairs.
 hold no pose-matched pair across a split, the closest-yaw pair the track has is embedded too. Cross-pose
 pairs alone never reject a clip: with dlib they separate people poorly (AUC ~0.64 for opposite sides,
 issue 9), and a false reject of a large-angle clip is what curation must avoid. The switch is then
-located to one sampled frame (embedding the frames in between), so ``on_switch=split`` cuts where the
-person changes."""
+located to one sampled frame (embedding the frames in between), then to one frame at the full frame rate
+(:func:`refine_switch`), so ``on_switch=split`` cuts where the person changes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from lfa.curate.config import IdentityConfig
 from lfa.curate.records import Decision, SampledFace
+from lfa.curate.stages.tracking import link_cost
+from lfa.face.align import align_face
+from lfa.face.detect import Detector
 from lfa.face.embedding import l2_normalize
 from lfa.face.identity import IdentityEncoder
 from lfa.face.identity.score import FaceSet, IdentityScorer
@@ -124,16 +128,53 @@ def _closest_pose_pair(faces: list[tuple[float, SampledFace]], split_t: float, m
     return [best[2], best[3]] if best is not None and best[0] <= max_dyaw else []
 
 
-def _locate_switch(emb: _Embedder, left: int, right: int) -> float:
+def _locate_switch(emb: _Embedder, left: int, right: int) -> tuple[int, int]:
     """The switch between sampled faces ``left`` (before) and ``right`` (after): every face in between is
     embedded and the cut goes where consecutive faces differ most. Neighbouring samples of one person
-    differ little in pose, so the largest drop of their cosine is the change of person. Returns the time
-    halfway between the two faces around it."""
+    differ little in pose, so the largest drop of their cosine is the change of person. Returns the two
+    consecutive faces around it."""
     idx = list(range(left, right + 1))
     emb.embed(idx)
     sims = [float(emb.done[a] @ emb.done[b]) for a, b in zip(idx, idx[1:])]
     k = int(np.argmin(sims))
-    return float((emb.faces[idx[k]][0] + emb.faces[idx[k + 1]][0]) / 2)
+    return idx[k], idx[k + 1]
+
+
+def refine_switch(path: Path, faces: list[tuple[float, SampledFace]], between: tuple[int, int],
+                  detector: Detector, encoder: IdentityEncoder, decode_max_side: int, max_cost: float) -> float:
+    """The time of the second person's first frame, at the full frame rate. ``between``: the sampled faces
+    (indices into ``faces``) the change lies between, the last of the first person and the first of the
+    second. The frames between them are decoded; in each, the face nearest the box the two sampled faces
+    interpolate (within ``max_cost`` of :func:`link_cost`) is embedded, and the cut goes where the frames
+    after it resemble the second sampled face and those before it the first."""
+    from lfa.media import iter_decoded
+
+    (t0, first), (t1, second) = faces[between[0]], faces[between[1]]
+    times, chips = [], []
+    for frame in iter_decoded(path, start=t0, end=t1):
+        if not t0 < frame.t < t1:
+            continue
+        image = frame.rgb(decode_max_side)
+        w = (frame.t - t0) / (t1 - t0)
+        expected = (1 - w) * np.asarray(first.box, float) + w * np.asarray(second.box, float)
+        detections = detector.detect(image)
+        costs = [link_cost(np.asarray(d.box, float), expected) for d in detections]
+        if costs and min(costs) <= max_cost:
+            times.append(frame.t)
+            chips.append(align_face(image, detections[int(np.argmin(costs))].landmarks5, encoder.template))
+    if not chips:
+        return float(t1)
+    ends = encoder.embed_aligned(np.stack([first.chip, second.chip]))
+    window = encoder.embed_aligned(np.stack(chips))
+    return float([*times, t1][change_point(window @ ends[1] - window @ ends[0])])
+
+
+def change_point(leaning: np.ndarray) -> int:
+    """Where a run of frames turns from the first person to the second: ``leaning`` per frame is how much
+    more it resembles the second person (> 0) than the first. Returns k such that frames k, k+1, ... are
+    the second person's (``len(leaning)``: none of them): the k with the largest sum of leaning after it."""
+    after = np.concatenate([np.cumsum(leaning[::-1])[::-1], [0.0]])
+    return int(np.argmax(after))
 
 
 def check_identity(faces: list[tuple[float, SampledFace]], encoder: IdentityEncoder, config: IdentityConfig,
@@ -168,5 +209,7 @@ def check_identity(faces: list[tuple[float, SampledFace]], encoder: IdentityEnco
     # change between the first and the last of them
     index = {t: i for i, (t, _) in enumerate(faces)}
     first, last = min(e.pos for e in saying), max(e.pos for e in saying)
-    stats["switch_at"] = _locate_switch(emb, index[ev.times[first - 1]], index[ev.times[last]])
-    return Decision.reject(STAGE, "identity_switch", z, thr, **stats), emb.evidence()
+    a, b = _locate_switch(emb, index[ev.times[first - 1]], index[ev.times[last]])
+    stats["switch_between"] = (a, b)  # refine_switch finds the frame between them
+    stats["switch_at"] = float((faces[a][0] + faces[b][0]) / 2)
+    return Decision.reject(STAGE, "identity_switch", z, thr, measure="identity_split_z", **stats), emb.evidence()

@@ -88,7 +88,7 @@ def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose:
     decision = None
     if result.status == "voiceover" and settings.on_voiceover == "drop":
         score = result.av_score if math.isfinite(result.av_score) else 0.0
-        decision = Decision.reject(STAGE, "voiceover", score, settings.min_av_score)
+        decision = Decision.reject(STAGE, "voiceover", score, settings.min_av_score, measure="speech_av_score")
     return SpeechOutcome(columns, decision, warnings)
 
 
