@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,22 @@ def curated_corpus(corpus, tmp_path_factory):
     run = tmp_path_factory.mktemp("run-local")
     summary = curate([corpus], run, executor="local", workers=2)
     assert summary.inputs == len(STANDARD_CORPUS) and not summary.failed
+    return run
+
+
+@pytest.fixture(scope="session")
+def two_people(curated_corpus, tmp_path_factory) -> Path:
+    """Three accepted clips of the curated standard corpus: the astronaut twice, Grace Hopper once."""
+    import pyarrow.parquet as pq
+
+    clips = ("large_angle_astronaut", "speaking_on_screen", "large_angle_grace")
+    run = tmp_path_factory.mktemp("two-people")
+    manifest = pq.read_table(curated_corpus / "manifest.parquet").to_pylist()
+    keep = [r for r in manifest if Path(r["source"]).stem in clips]
+    assert len(keep) == 3 and len({r["cluster_id"] for r in keep}) == 2
+    pq.write_table(pq.read_table(curated_corpus / "manifest.parquet").take(
+        [manifest.index(r) for r in keep]), run / "manifest.parquet")
+    (run / "frames.parquet").symlink_to(curated_corpus / "frames.parquet")
     return run
 
 

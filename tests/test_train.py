@@ -267,24 +267,28 @@ def test_sigkill_after_step_15_then_resume_gives_the_same_losses(tiny_base, tiny
     assert sorted(board) == list(range(1, 31)) and board[30] == pytest.approx(want[30]["loss"], rel=1e-6)
 
 
-def test_ddp_two_cpu_processes_equal_one_process(tiny_base, tiny_run, trained, tmp_path, torch_one_thread):
+def test_ddp_two_cpu_processes_equal_one_process(tiny_base, two_people, tmp_path, torch_one_thread):
+    """faithfulfaces (LoRA, the aligner's own pair batch, face-weighted flow loss): 2 processes = 1 process."""
     from lfa.train.base import load_base
     from lfa.train.trainer import train
 
     settings = ["max_steps=2", "batch_size=2", "val_every=100", "checkpoint_every=100", "learning_rate=1e-3",
-                "adapter_preset=mofe", "face_loss_weight=3", "tensorboard=false"]
+                "adapter_preset=faithfulfaces", "lora_rank=4", "aligner_batch_size=16", "face_loss_weight=3",
+                "val_samples=1", "val_noise_draws=1", "tensorboard=false"]
     outs = {n: tmp_path / f"ddp{n}" for n in (1, 2)}
-    for out in outs.values():
-        out.mkdir()
-        shutil.copytree(trained / "cache", out / "cache")
-    cmd = [sys.executable, "-m", "lfa", "train", "--base", str(tiny_base), "--data", str(tiny_run),
+    train(tiny_base, two_people, outs[1], load_config(load_base(tiny_base, parts=()).train_defaults, sets=settings))
+    outs[2].mkdir()
+    shutil.copytree(outs[1] / "cache", outs[2] / "cache")
+    cmd = [sys.executable, "-m", "lfa", "train", "--base", str(tiny_base), "--data", str(two_people),
            "--out", str(outs[2]), "--launch", "2", *[x for s in settings for x in ("--set", s)]]
     done = subprocess.run(cmd, env=lfa_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    train(tiny_base, tiny_run, outs[1], load_config(load_base(tiny_base, parts=()).train_defaults, sets=settings))
-    losses = {n: [r["loss"] for r in metrics(out) if "loss" in r] for n, out in outs.items()}
-    assert len(losses[1]) == 2 and not (outs[1] / "tensorboard").exists()
-    assert np.allclose(losses[2], losses[1], rtol=1e-5, atol=0), losses  # face-weighted loss, split or not
+    records = {n: [r for r in metrics(out) if "loss" in r] for n, out in outs.items()}
+    assert len(records[1]) == 2 and not (outs[1] / "tensorboard").exists()
+    assert all(r["alignment_pairs"] == 16 for r in records[1] + records[2])
+    for key in ("loss", "alignment"):
+        one, two = ([r[key] for r in records[n]] for n in (1, 2))
+        assert np.allclose(two, one, rtol=1e-5, atol=0), (key, one, two)
 
 
 def test_lora_loads_into_a_diffusers_wan_pipeline(tiny_base, trained, torch_one_thread):
@@ -343,6 +347,25 @@ def test_generate_writes_the_video_and_reloading_gives_the_same_frames(tiny_base
     assert not np.array_equal(frames, other)
     with pytest.raises(ConfigError, match="no face found"):
         first([np.zeros((64, 64, 3), np.uint8)], GenerateOptions(**options))
+
+
+def test_the_face_projectors_run_once_per_video_and_id_scale_scales_the_lora(tiny_base, trained, face_photo,
+                                                                             analyzer, torch_one_thread):
+    from lfa.generate.pipeline import GenerateOptions, IdentityGenerator
+    from lfa.media import read_image
+
+    generator = IdentityGenerator(tiny_base, trained / "adapter", analyzer=analyzer)
+    calls = {name: 0 for name in generator.adapter.projectors}
+    for name, projector in generator.adapter.projectors.items():
+        projector.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    image = read_image(face_photo)
+    generator([image], GenerateOptions(prompt="a face", steps=3, guidance_scale=4.0, id_guidance_scale=6.0, seed=1))
+    assert len(calls) == 3 and all(n == 1 for n in calls.values()), calls  # not once per step and branch
+    lora = [m for m in generator.wan.transformer.modules() if hasattr(m, "scaling") and m.scaling]
+    assert lora
+    generator.adapter.scale = 0.5
+    assert all(abs(v * m.r[k] / m.lora_alpha[k] - 0.5) < 1e-9 for m in lora for k, v in m.scaling.items())
+    generator.adapter.scale = 1.0
 
 
 def test_generate_spec_then_bench(tiny_base, trained, face_photo, tmp_path):

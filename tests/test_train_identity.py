@@ -18,9 +18,6 @@ from lfa.train.config import load_config
 from lfa.train.data import ReferenceFrame, Sample
 from lfa.train.validation import bootstrap_interval, other_identity, split_samples
 
-CLIPS = ("large_angle_astronaut", "speaking_on_screen", "large_angle_grace")  # astronaut x2, grace x1
-
-
 def sample(clip: str, cluster: int, start: float, yaw: float = 0.0) -> Sample:
     ref = ReferenceFrame(start, (0.0,) * 10, yaw, 0.0, 0.0)
     return Sample(clip, f"{clip}.mp4", start, 8.0, 5, (32, 32), "", cluster, yaw, (ref,), 0.0)
@@ -99,19 +96,6 @@ def test_tiny_base_latents_are_normalised(tiny_base):
     assert float(std.min()) > 0.4 and float(std.max()) < 2.5
 
 
-@pytest.fixture(scope="module")
-def two_people(curated_corpus, tmp_path_factory) -> Path:
-    """Three accepted clips of the curated standard corpus: the astronaut twice, Grace Hopper once."""
-    run = tmp_path_factory.mktemp("two-people")
-    manifest = pq.read_table(curated_corpus / "manifest.parquet").to_pylist()
-    keep = [r for r in manifest if any(Path(r["source"]).stem == c for c in CLIPS)]
-    assert len(keep) == 3 and len({r["cluster_id"] for r in keep}) == 2
-    pq.write_table(pq.read_table(curated_corpus / "manifest.parquet").take(
-        [manifest.index(r) for r in keep]), run / "manifest.parquet")
-    (run / "frames.parquet").symlink_to(curated_corpus / "frames.parquet")
-    return run
-
-
 def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -165,3 +149,58 @@ def test_one_identity_skips_the_identity_metrics_and_refuses_the_control(tiny_ba
     assert first["val_split"] == "tail" and "val_id_gain" not in first and len(rows) == 3
     with pytest.raises(ConfigError, match="face_shuffle needs at least 2 identities"):
         train(tiny_base, one, tmp_path / "out2", load_config(defaults, sets=[*sets, "face_shuffle=true"]))
+
+
+def test_the_aligner_trains_on_its_own_pairs_at_batch_size_1(tiny_base, two_people, tmp_path, torch_one_thread):
+    """FaithfulFaces trains the aligner on its own batch of pose pairs: at batch_size=1 every step has an
+    alignment loss over aligner_batch_size pairs, and it falls."""
+    from lfa.train.base import load_base
+    from lfa.train.trainer import train
+
+    sets = ["adapter_preset=faithfulfaces", "lora_rank=4", "max_steps=60", "batch_size=1", "aligner_batch_size=32",
+            "learning_rate=1e-3", "val_every=1000", "val_samples=1", "val_noise_draws=1", "checkpoint_every=1000",
+            "tensorboard=false"]
+    train(tiny_base, two_people, tmp_path / "out", load_config(load_base(tiny_base, parts=()).train_defaults,
+                                                                sets=sets))
+    steps = [r for r in metrics(tmp_path / "out") if "loss" in r]
+    assert len(steps) == 60 and all("alignment" in r and r["alignment_pairs"] == 32 for r in steps)
+    assert all(0 < r["aligner_temperature"] < 1 for r in steps)
+    assert np.mean([r["alignment"] for r in steps[-10:]]) < np.mean([r["alignment"] for r in steps[:10]])
+    pool = json.loads(next((tmp_path / "out" / "cache").glob("*/aligner/pool.json")).read_text())
+    assert pool["aligner_identities"] == 2 and pool["aligner_faces"] > 2 * pool["aligner_clips"]
+
+
+def test_aligner_pairs_are_one_clip_two_poses_and_never_negatives_of_their_own_person():
+    from lfa.model.aligner import PoseSharedAligner
+    from lfa.train.aligner_data import ClipFaces, FacePool, draw_pairs, pose_pairs
+
+    angles = {c: torch.tensor([[float(y), 0.0, 0.0] for y in range(-60, 61, 10)]) for c in "abc"}
+    def marked(clip: int) -> torch.Tensor:  # token 0: the clip, token 1: the face
+        tokens = torch.zeros(13, 1, 8)
+        tokens[:, 0, 0], tokens[:, 0, 1] = clip, torch.arange(13)
+        return tokens.half()
+
+    clips = [ClipFaces(c, cluster, {"identity": marked(i)}, angles[c], pose_pairs(angles[c], 30.0))
+             for i, (c, cluster) in enumerate([("a", 0), ("b", 0), ("c", 1)])]  # a and b: one person
+    pool = FacePool(clips, 16)
+    a, b, groups = draw_pairs(pool, 64, seed=0, step=1)
+    again = draw_pairs(pool, 64, seed=0, step=1)
+    assert torch.equal(a.tokens["identity"], again[0].tokens["identity"])  # from (seed, step) alone
+    assert not torch.equal(a.tokens["identity"], draw_pairs(pool, 64, seed=0, step=2)[0].tokens["identity"])
+    assert bool(((a.angles - b.angles).abs().amax(dim=1) >= 30).all())  # the pose rule, no pair dropped
+    clip_a, clip_b = a.tokens["identity"][:, 0, 0], b.tokens["identity"][:, 0, 0]
+    assert torch.equal(clip_a, clip_b) and len(set(clip_a.tolist())) == 3  # both faces of a pair: one clip
+    assert groups.tolist() == [[0, 0, 1][int(c)] for c in clip_a]  # each pair's person
+    assert not torch.equal(a.tokens["identity"][:, 0, 1], b.tokens["identity"][:, 0, 1])
+    aligner = PoseSharedAligner(8, dictionary_size=4, pose_embed_dim=4)
+    x, y = torch.randn(6, 8), torch.randn(6, 8)
+    people = torch.tensor([0, 0, 1, 1, 2, 2])
+    logits = aligner.logit_scale.exp() * torch.nn.functional.normalize(x, dim=-1) @ \
+        torch.nn.functional.normalize(y, dim=-1).t()
+    same = (people[:, None] == people[None, :]) & ~torch.eye(6, dtype=torch.bool)
+    masked = logits.masked_fill(same, float("-inf"))  # a row's own person is neither positive nor negative
+    labels = torch.arange(6)
+    expected = 0.5 * (torch.nn.functional.cross_entropy(masked, labels)
+                      + torch.nn.functional.cross_entropy(masked.t(), labels))
+    assert torch.isclose(aligner.info_nce(x, y, groups=people), expected)
+    assert not torch.isclose(aligner.info_nce(x, y), expected)  # without groups they would be negatives

@@ -31,7 +31,8 @@ def generate(
     guidance_scale: float = typer.Option(5.0, "--guidance-scale", help="Text guidance."),
     id_guidance_scale: float = typer.Option(None, "--id-guidance-scale",
                                             help="Identity guidance (default: = --guidance-scale, two branches)."),
-    id_scale: float = typer.Option(1.0, "--id-scale", help="Strength of the face cross-attention."),
+    id_scale: float = typer.Option(1.0, "--id-scale", help="Strength of the identity adapter: face "
+                                   "cross-attention and LoRA both scale by it (0 = the base model)."),
     face_index: int = typer.Option(None, "--face-index", help="Which face of a photo with several, largest first "
                                    "(default: the spec's reference_box, else the largest)."),
     fps: float = typer.Option(None, "--fps", help="Frame rate of the mp4 (default: the adapter's training rate)."),

@@ -258,26 +258,28 @@ class IdentityGenerator:
         scheduler = pipe.scheduler
         scheduler.set_timesteps(o.steps, device=device)
         three = o.id_guidance_scale != o.guidance_scale
-        for i, t in enumerate(scheduler.timesteps):
-            x = latents.to(dtype)
-            ts = t.expand(1).to(device)
+        # one conditioning for the whole video: the faces are projected once, not at every step
+        with self.adapter.conditioning(faces=features, references=references, text=positive):
+            for i, t in enumerate(scheduler.timesteps):
+                x = latents.to(dtype)
+                ts = t.expand(1).to(device)
 
-            def run(text: torch.Tensor) -> torch.Tensor:
-                inputs = x if cond is None else torch.cat([x, cond], dim=1)
-                return transformer(hidden_states=inputs, timestep=ts, encoder_hidden_states=text,
-                                   encoder_hidden_states_image=image, return_dict=False)[0]
+                def run(text: torch.Tensor) -> torch.Tensor:
+                    inputs = x if cond is None else torch.cat([x, cond], dim=1)
+                    return transformer(hidden_states=inputs, timestep=ts, encoder_hidden_states=text,
+                                       encoder_hidden_states_image=image, return_dict=False)[0]
 
-            v_uncond = run(negative).float()
-            with self.adapter.conditioning(faces=features, references=references, text=positive):
+                with self.adapter.suspended():  # no identity: the unconditional and text-only branches
+                    v_uncond = run(negative).float()
+                    v_text = run(positive).float() if three else None
                 v_id = run(positive).float()
-            if three:
-                v_text = run(positive).float()
-                v = v_uncond + o.guidance_scale * (v_text - v_uncond) + o.id_guidance_scale * (v_id - v_text)
-            else:
-                v = v_uncond + o.guidance_scale * (v_id - v_uncond)
-            latents = scheduler.step(v, t, latents, return_dict=False)[0]
-            if on_step:
-                on_step(i + 1, o.steps)
+                if v_text is not None:
+                    v = v_uncond + o.guidance_scale * (v_text - v_uncond) + o.id_guidance_scale * (v_id - v_text)
+                else:
+                    v = v_uncond + o.guidance_scale * (v_id - v_uncond)
+                latents = scheduler.step(v, t, latents, return_dict=False)[0]
+                if on_step:
+                    on_step(i + 1, o.steps)
         return self._decode(latents)
 
     def _references(self, images: list[np.ndarray], o: GenerateOptions) -> torch.Tensor:

@@ -41,7 +41,7 @@ from lfa.model.config import AdapterConfig, backbone_dims
 from lfa.model.encoders import FaceEncoder, FaceFeatures, FaceInputs
 from lfa.model.gate import ExpertGate, UsageBalance
 from lfa.model.losses import identity_alignment_loss
-from lfa.model.lora import add_lora, lora_parameters, remove_lora
+from lfa.model.lora import ADAPTER_NAME, add_lora, lora_parameters, remove_lora
 from lfa.model.params import parameter_groups
 from lfa.model.prepare import SHARED_GATE, after_forward, before_forward
 from lfa.model.references import ConditionedRope
@@ -202,11 +202,30 @@ class IdentityAdapter(nn.Module):
 
     @property
     def scale(self) -> float:
+        """How much of the identity adapter acts: the face cross-attention's output and the backbone LoRA
+        (peft's scaling, times alpha / rank) both scale by it; 0 is the base model alone."""
         return self._scale
 
     @scale.setter
     def scale(self, value: float) -> None:
         self._scale = float(value)
+        transformer = getattr(self, "transformer", None)
+        if transformer is not None and self.config.lora_rank:
+            from peft.tuners.lora import LoraLayer
+
+            for module in transformer.modules():
+                if isinstance(module, LoraLayer):
+                    module.set_scale(ADAPTER_NAME, self._scale)
+
+    @contextlib.contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Plain transformer forwards inside this block, even within :meth:`conditioning` (the text-only
+        branch of three-branch identity guidance), without leaving the conditioning and its cached tokens."""
+        previous, self._request = self._request, None
+        try:
+            yield
+        finally:
+            self._request = previous
 
     # ------------------------------------------------------------------ encoders
     def set_encoders(self, encoders: Sequence[FaceEncoder] | Mapping[str, FaceEncoder]) -> None:
@@ -307,14 +326,15 @@ class IdentityAdapter(nn.Module):
         return AdapterOutput(report.gate_weights, balance, report.identity, sample=sample)
 
     # ------------------------------------------------------------------ losses
-    def identity_alignment_loss(self, view_a: FaceInputs | FaceFeatures,
-                                view_b: FaceInputs | FaceFeatures) -> torch.Tensor:
+    def identity_alignment_loss(self, view_a: FaceInputs | FaceFeatures, view_b: FaceInputs | FaceFeatures,
+                                groups: torch.Tensor | None = None) -> torch.Tensor:
         """Symmetric InfoNCE between the aligner's representations of two poses of the same identities.
 
         ``view_a[i]`` and ``view_b[i]`` are one identity at two poses that differ by at least
-        ``min_pose_difference`` degrees (checked); the other rows are the negatives.
+        ``min_pose_difference`` degrees (checked); the other rows are the negatives, except rows of the
+        same ``groups`` entry (the same person: never a negative).
         """
-        return identity_alignment_loss(self, view_a, view_b)
+        return identity_alignment_loss(self, view_a, view_b, groups)
 
     # ------------------------------------------------------------------ parameters and persistence
     def _own_modules(self) -> dict[str, nn.Module]:

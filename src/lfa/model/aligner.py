@@ -66,10 +66,16 @@ class PoseSharedAligner(nn.Module):
         x = representation.detach() if stop_gradient else representation
         return self.token_norm(x)[:, None]
 
-    def info_nce(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Symmetric InfoNCE over a batch: ``a[i]`` and ``b[i]`` (two poses of one identity) are positives."""
+    def info_nce(self, a: torch.Tensor, b: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric InfoNCE over a batch: ``a[i]`` and ``b[i]`` (two poses of one identity) are positives;
+        ``groups`` (B,): rows of one person, left out of each other's negatives."""
         a, b = F.normalize(a.float(), dim=-1), F.normalize(b.float(), dim=-1)
         logits = self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp() * a @ b.t()
+        if groups is not None:
+            groups = groups.to(logits.device)
+            same = (groups[:, None] == groups[None, :]) & ~torch.eye(len(groups), dtype=torch.bool,
+                                                                      device=logits.device)
+            logits = logits.masked_fill(same, float("-inf"))
         labels = torch.arange(a.shape[0], device=a.device)
         return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
 

@@ -17,10 +17,11 @@ def pose_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def identity_alignment_loss(adapter: nn.Module, view_a: FaceInputs | FaceFeatures,
-                            view_b: FaceInputs | FaceFeatures) -> torch.Tensor:
+                            view_b: FaceInputs | FaceFeatures, groups: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE between the aligner's representations of two poses of the same identities.
 
-    Row i of both views is one identity; the pair must differ in pose by ``min_pose_difference``.
+    Row i of both views is one identity; the pair must differ in pose by ``min_pose_difference``. Rows with
+    the same ``groups`` entry (one person, several clips) are not each other's negatives.
     The loss reaches the aligner (and, with ``aligner_input='identity'``, the identity projector).
     """
     if adapter.aligner is None:
@@ -41,4 +42,4 @@ def identity_alignment_loss(adapter: nn.Module, view_a: FaceInputs | FaceFeature
                           f"(smallest {float(gap.min()):.1f})",
                           "pair two different poses of each identity, or lower min_pose_difference")
     reps = [aligner_representation(adapter, f) for f in features]
-    return adapter.aligner.info_nce(*reps)
+    return adapter.aligner.info_nce(*reps, groups=groups)

@@ -36,7 +36,8 @@ class TrainingBatch:
 
     ``condition``: I2V mask + image-latent channels (B, in - z, F, h, w), concatenated after noising.
     ``reference_mask`` (B, K) bool: real references (a variable number per sample; False = padding).
-    ``alignment``: two views (same identities, two poses) for the aligner's InfoNCE.
+    ``alignment``: two views (same identities, two poses) for the aligner's InfoNCE, independent of the
+    diffusion rows (the aligner's own batch); ``alignment_groups``: the identity of each of its pairs.
     ``noise`` / ``sigmas``: fixed noise and noise levels (evaluation, tests); drawn when absent.
     ``face_keep`` / ``reference_keep`` (B,) bool: the training dropout drawn by the caller (a trainer that
     draws per sample, whatever the split over processes); drawn here when absent.
@@ -53,6 +54,7 @@ class TrainingBatch:
     image_embeds: torch.Tensor | None = None
     condition: torch.Tensor | None = None
     alignment: tuple[FaceInputs | FaceFeatures, FaceInputs | FaceFeatures] | None = None
+    alignment_groups: torch.Tensor | None = None  # (P,) identity of each alignment pair: never a negative
     noise: torch.Tensor | None = None
     sigmas: torch.Tensor | None = None
     face_keep: torch.Tensor | None = None
@@ -117,7 +119,7 @@ class IdentityTrainingModule(nn.Module):
         losses = {"flow": weighted_mse(out.sample, target, batch.loss_weights)}
         total = losses["flow"]
         if batch.alignment is not None and self.adapter.aligner is not None:
-            losses["alignment"] = self.adapter.identity_alignment_loss(*batch.alignment)
+            losses["alignment"] = self.adapter.identity_alignment_loss(*batch.alignment, batch.alignment_groups)
             total = total + self.alignment_weight * losses["alignment"]
         if out.balance_loss is not None:
             losses["balance"] = out.balance_loss

@@ -78,15 +78,20 @@ class Encoders:
         return embeds[0, : max(1, len(tokens))].float().contiguous()
 
     def faces(self, images: list[np.ndarray], sample: Sample) -> dict[str, Any]:
+        refs = sample.references
+        return self.encode_faces(images, [r.landmarks5 for r in refs], [(r.yaw, r.pitch, r.roll) for r in refs])
+
+    def encode_faces(self, images: list[np.ndarray], landmarks5: list[Any],
+                     angles: list[tuple[float, float, float]]) -> dict[str, Any]:
+        """``face_angles`` (K, 3) and ``face.<expert>`` (K, N, D): the frozen experts' tokens of one face per image."""
         import torch
 
         from lfa.model.encoders import prepare_faces
 
         identity = self.face.get("identity")
         registered = getattr(identity, "encoder", None)
-        inputs = prepare_faces(images, [np.asarray(r.landmarks5, np.float32).reshape(5, 2) for r in sample.references],
-                               size=self.config.face_size, angles=[(r.yaw, r.pitch, r.roll) for r in sample.references],
-                               identity=registered)
+        inputs = prepare_faces(images, [np.asarray(lm, np.float32).reshape(5, 2) for lm in landmarks5],
+                               size=self.config.face_size, angles=angles, identity=registered)
         out = {"face_angles": inputs.angles.float()}
         with torch.no_grad():
             for name, encoder in self.face.items():

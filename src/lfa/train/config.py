@@ -56,6 +56,7 @@ class TrainConfig:
     timestep_sampling: str = "logit_normal"
     shift: float = 3.0
     alignment_weight: float = 1.0
+    aligner_batch_size: int = 256  # face pairs per step for the aligner's InfoNCE (FaithfulFaces: 1024)
     balance_weight: float = 0.01
     face_loss_weight: float = 1.0  # flow-loss weight inside the main track's face boxes (1 = uniform)
     # schedule of side outputs
@@ -77,7 +78,7 @@ class TrainConfig:
         object.__setattr__(self, "buckets", tuple(tuple(int(v) for v in b) for b in self.buckets))
         for name in ("max_steps", "batch_size", "gradient_accumulation", "height", "width", "num_frames",
                      "checkpoint_every", "val_every", "face_size", "max_sequence_length", "val_samples",
-                     "val_noise_draws"):
+                     "val_noise_draws", "aligner_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}", f"set {name} to 1 or more")

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from lfa.errors import ConfigError
+from lfa.train.aligner_data import build_face_pool, draw_pairs
 from lfa.train.cache import Encoders, build_cache, cache_id, load_shard
 from lfa.train.config import TrainConfig, check_batch_split
 from lfa.train.data import Sample, build_samples
@@ -55,20 +56,16 @@ def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, 
     """Samples, the cache folder (every shard present afterwards), its id and the encoder spec;
     ``on_sample(sample, built)`` hears each shard, ``on_cache(done, total)`` counts them."""
     from lfa.registry.directories import directory_hash
-    from lfa.train.base import check_base, check_text_length, load_base
-    from lfa.train.encoders import build_encoders, encoder_spec
+    from lfa.train.base import check_base, check_text_length
+    from lfa.train.encoders import encoder_spec
 
     base = check_base(base)
     check_text_length(base, config.max_sequence_length)
     samples = build_samples(data, config, extract_to=out / "cache" / "clips")
-    spec, root = encoder_spec(base, encoders_file)
+    spec, _ = encoder_spec(base, encoders_file)
     cid = cache_id(directory_hash(base), spec.to_json(), config)
     folder = out / "cache" / cid
-
-    def load() -> Encoders:
-        wan = load_base(base, parts=("vae", "text_encoder", "tokenizer", "image_encoder"))
-        experts = tuple(name for name in ("identity", "semantic", "detail") if getattr(spec, name) is not None)
-        return Encoders(wan.pipeline(), build_encoders(spec, root, wan.vae, experts), config)
+    load = encoders_loader(base, encoders_file, config)
 
     meta = {"cache_id": cid, "base": str(base), "samples": len(samples)}
     done = 0
@@ -85,6 +82,21 @@ def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, 
         on_cache(0, len(samples))
     build_cache(samples, folder, load, meta=meta, on_sample=count)
     return samples, folder, cid, json.loads(spec.to_json())
+
+
+def encoders_loader(base: Path, encoders_file: str | os.PathLike[str] | None,
+                    config: TrainConfig) -> Callable[[], Encoders]:
+    """Loads what the caches run (the base's VAE and text encoder, the face experts) when called."""
+    from lfa.train.base import load_base
+    from lfa.train.encoders import build_encoders, encoder_spec
+
+    def load() -> Encoders:
+        spec, root = encoder_spec(base, encoders_file)
+        wan = load_base(base, parts=("vae", "text_encoder", "tokenizer", "image_encoder"))
+        experts = tuple(name for name in ("identity", "semantic", "detail") if getattr(spec, name) is not None)
+        return Encoders(wan.pipeline(), build_encoders(spec, root, wan.vae, experts), config)
+
+    return load
 
 
 def _widths(shard: dict[str, torch.Tensor], spec: dict[str, Any], experts: tuple[str, ...]) -> dict[str, Any]:
@@ -117,12 +129,12 @@ class _Data:
         return self._memo[i]
 
     def batch(self, rows: list[int], *, step: int, first_row: int, seed: int, flow: Any, train: bool,
-              face_rows: list[int] | None = None):
+              face_rows: list[int] | None = None, alignment: tuple[Any, Any] | None = None,
+              alignment_groups: torch.Tensor | None = None):
         """The batch of ``rows``; with ``face_rows``, each row's faces and reference views are those of the
         row at the same place there (another person's: the identity metrics and ``face_shuffle``)."""
         from lfa.model.encoders import FaceFeatures
         from lfa.model.flow import sample_sigmas
-        from lfa.model.losses import pose_difference
         from lfa.model.training import TrainingBatch
 
         shards = [self.shard(i) for i in rows]
@@ -140,18 +152,10 @@ class _Data:
             sigmas.append(sample_sigmas(1, flow, generator=gen)[0])
             face_keep.append(bool(torch.rand(1, generator=gen) >= cfg.face_dropout))
             ref_keep.append(bool(torch.rand(1, generator=gen) >= cfg.reference_dropout))
-        faces = alignment = references = None
+        faces = references = None
         if cfg.experts:
             tokens = {name: torch.stack([s[f"face.{name}"][0] for s in faces_of]) for name in cfg.experts}
             faces = FaceFeatures(tokens, torch.stack([s["face_angles"][0] for s in faces_of]))
-            k = min(s["face_angles"].shape[0] for s in faces_of)
-            if cfg.aligner and train and len(rows) >= 2 and k >= 2:
-                a = FaceFeatures({n: torch.stack([s[f"face.{n}"][0] for s in faces_of]) for n in cfg.experts},
-                                 torch.stack([s["face_angles"][0] for s in faces_of]))
-                b = FaceFeatures({n: torch.stack([s[f"face.{n}"][1] for s in faces_of]) for n in cfg.experts},
-                                 torch.stack([s["face_angles"][1] for s in faces_of]))
-                if bool((pose_difference(a.angles, b.angles) >= cfg.min_pose_difference).all()):
-                    alignment = (a, b)
         if cfg.references != "none":
             references = torch.stack([s["references"] for s in faces_of])
         condition = torch.stack([s["condition"] for s in shards]) if "condition" in shards[0] else None
@@ -160,6 +164,7 @@ class _Data:
         if train and self.config.face_loss_weight != 1.0:
             weights = loss_weights(torch.stack([s["face_mask"] for s in shards])[:, None], self.config.face_loss_weight)
         return TrainingBatch(latents, text, faces=faces, references=references, alignment=alignment,
+                             alignment_groups=alignment_groups,
                              noise=torch.stack(noise), sigmas=torch.stack(sigmas),
                              face_keep=torch.tensor(face_keep) if train else None,
                              reference_keep=torch.tensor(ref_keep) if train else None, loss_weights=weights,
@@ -276,6 +281,21 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     data_ = _Data(paths, cid, config, adapter_config)
     if main:
         check_latent_statistics(data_, split.train, notice)
+    pool = None
+    if adapter_config.aligner:
+        pool_dir = folder / "aligner"
+        build = lambda: build_face_pool(data, samples, split.train, pool_dir,  # noqa: E731
+                                        encoders_loader(Path(base), encoders_file, config), adapter_config.experts,
+                                        adapter_config.min_pose_difference, extract_to=out / "cache" / "clips")
+        if main:
+            pool = build()
+        accelerator.wait_for_everyone()
+        if not main:
+            pool = build()
+        if pool.identities < 2:
+            notice(f"alignment loss off: the aligner's pose pairs come from {pool.identities} identity cluster(s), "
+                   "and InfoNCE needs another person's faces as negatives")
+            pool = None
     order = BatchOrder([samples[i].bucket for i in split.train], config.batch_size, config.seed, rows=split.train)
     validator = Validator(samples, split, data_.batch, draws=config.val_noise_draws, seed=config.seed,
                           flow=module.flow, identity_metrics=identities >= 2)
@@ -308,6 +328,8 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     for step in range(start + 1, config.max_steps + 1):
         t0 = time.perf_counter()
         rows = order.batch(step)
+        # the aligner's own batch: the same on every process, whatever the split of the diffusion rows
+        pairs = draw_pairs(pool, config.aligner_batch_size, config.seed, step) if pool is not None else None
         torch.manual_seed(config.seed * 1_000_003 + step * 101 + rank)  # anything the model draws itself
         totals: dict[str, float] = {}
         for m in range(config.gradient_accumulation):
@@ -315,7 +337,8 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             mine = rows[first_row: first_row + micro]
             face_rows = shuffled_faces(samples, mine, config.seed, step) if config.face_shuffle else None
             batch = data_.batch(mine, step=step, first_row=first_row, seed=config.seed, flow=module.flow,
-                                train=True, face_rows=face_rows)
+                                train=True, face_rows=face_rows, alignment=None if pairs is None else pairs[:2],
+                                alignment_groups=None if pairs is None else pairs[2])
             sync = m == config.gradient_accumulation - 1
             with contextlib.nullcontext() if sync else accelerator.no_sync(wrapped):
                 with accelerator.autocast():
@@ -334,6 +357,9 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
         reduced = accelerator.reduce(torch.tensor([totals[k] for k in keys], dtype=torch.float64), "mean")
         record: dict[str, Any] = {"step": step, **{k: float(v) for k, v in zip(keys, reduced)},
                                   "lr": scheduler.get_last_lr()[0], "step_s": round(time.perf_counter() - t0, 4)}
+        if adapter.aligner is not None:
+            record.update(alignment_pairs=config.aligner_batch_size if pairs else 0,
+                          aligner_temperature=adapter.aligner.temperature)
         if step % config.val_every == 0 or step == config.max_steps:
             record.update(validate())
         if main:
