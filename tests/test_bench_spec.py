@@ -255,3 +255,43 @@ def test_every_option_of_lfa_bench_and_make_spec_has_a_help_text():
                if p.param_type_name == "option" and p.name != "help" and not (p.help or "").strip()]
     assert not missing, missing
     assert "make-spec" in group.commands
+
+
+def test_make_spec_writes_eval_references_past_45_degrees_from_the_persons_other_clips(curated_corpus, tmp_path):
+    """Issue 31: on a curated run of turning clips, every item gets evaluation views (never its reference)
+    reaching past 45° on each side its person's held-out clips reach, preferring the person's other clips,
+    and the table and labels say where each view came from."""
+    from typer.testing import CliRunner
+
+    from lfa.cli import app
+
+    out = tmp_path / "spec.jsonl"
+    done = CliRunner().invoke(app, ["bench", "make-spec", "--manifest", str(curated_corpus / "manifest.parquet"),
+                                    "--out", str(out), "--per-cluster", "2"], env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert "evaluation views (eval_references: scoring only)" in done.output
+    assert max(len(line) for line in lines if line[:1] in "┏┃┡│└") <= 80
+    clips = {r["clip_id"]: r for r in pq.read_table(curated_corpus / "manifest.parquet").to_pylist()}
+    items = load_spec(out)
+    assert items
+    for item in items:
+        assert item.eval_references and len(item.eval_boxes) == len(item.eval_references)
+        assert item.references[0] not in item.eval_references
+        views = item.labels["eval_views"]
+        assert len(views) == len(item.eval_references)
+        mine = [c for c in clips.values() if str(c["cluster_id"]) == item.labels["cluster_id"]]
+        for side in (1, -1):  # where the person's clips reach past 45° on a side, a view there does too
+            reach = max(side * c[key] for c in mine for key in ("yaw_min", "yaw_max"))
+            if reach > 50:
+                assert any(side * v["yaw"] > 45 for v in views), (item.id, side, views)
+        for v in views:  # every view is a curated reference frame of the person, named in the labels
+            assert str(clips[v["clip"]]["cluster_id"]) == item.labels["cluster_id"]
+            assert v["same_clip"] == (v["clip"] == item.id)
+        if len(mine) > 1:  # the person has other held-out clips: most views come from them
+            assert sum(not v["same_clip"] for v in views) > len(views) / 2
+        table = lines[next(i for i, line in enumerate(lines) if "evaluation views" in line):]
+        row = next(line for line in table if line.startswith(f"│ {item.id[:10]}"))
+        assert str(sum(not v["same_clip"] for v in views)) in row
+    image = read_image(items[0].eval_references[0])
+    assert image.ndim == 3

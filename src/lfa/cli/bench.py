@@ -174,8 +174,8 @@ def make_spec_cmd(
         out.print(why, width=width)
     if eval_views and result.views:
         views = Table(title="evaluation views (eval_references: scoring only)")
-        for col in ("item", "cluster", "other clips", "own clip", "yaw reach (°)", "note"):
-            views.add_column(col, justify="right" if col in ("other clips", "own clip", "yaw reach (°)") else "left",
+        for col in ("item", "cluster", "other", "own", "yaw reach (°)", "note"):
+            views.add_column(col, justify="right" if col in ("other", "own", "yaw reach (°)") else "left",
                              overflow="fold")
         for v in result.views[:NOT_TAKEN_ROWS]:
             reach = "–" if math.isnan(v.yaw_lo) else f"{v.yaw_lo:.0f}…{v.yaw_hi:.0f}"
@@ -185,9 +185,9 @@ def make_spec_cmd(
             views.add_row(f"… {len(rest)} more", "", str(sum(v.other for v in rest)), str(sum(v.own for v in rest)),
                           "", f"{sum(not v.far for v in rest)} without a view past 45°")
         out.print(views, width=width)
-        out.print("views from the person's other held-out clips are the better evidence (another session); the "
-                  "item's own clip shares its lighting and texture. The spec's labels.eval_views name each view.",
-                  width=width)
+        out.print("other / own: views from the person's other held-out clips (the better evidence: another "
+                  "session) / from the item's own clip (its lighting and texture); labels.eval_views in the spec "
+                  "names each view.", width=width)
     clips, clusters = result.training
     if clips:
         out.print(f"not candidates: {clips} clip(s) of {clusters} cluster(s) kept for training", width=width)
