@@ -106,7 +106,8 @@ def load_spec(path: str | Path, *, check_files: bool = True) -> list[SpecItem]:
         unknown = [k for k in row if k not in KEYS]
         if unknown:
             near = difflib.get_close_matches(unknown[0], KEYS, n=1)
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r}" + (f" (did you mean {near[0]!r}?)" if near else ""),
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}{hint}",
                               f"the keys are {', '.join(KEYS)}; put free-form fields under \"labels\"")
         missing = [k for k in ("id", "reference") if k not in row]
         if missing:
