@@ -73,10 +73,10 @@ def test_swapped_identity_ranks_below_genuine_with_an_interval_that_excludes_it(
 def test_leaderboard_json_schema_and_report(run):
     res, _, _, out = run
     data = json.loads((out / "leaderboard.json").read_text())
-    assert list(data) == ["schema", "models"] and data["schema"] == SCHEMA
+    assert list(data) == ["schema", "models", "views"] and data["schema"] == SCHEMA
     assert [m["rank"] for m in data["models"]] == [1, 2, 3, 4]
     for m in data["models"]:
-        assert list(m) == ["model", "rank", "score", "ci95", "flags", "metrics"]
+        assert list(m) == ["model", "rank", "score", "ci95", "flags", "cross_pose", "metrics"]
         assert 0 <= m["score"] <= 1 and len(m["ci95"]) == 2 and isinstance(m["flags"], list)
         for key in ("coverage", "verified_yaw_60_90", "no_face_yaw_60_90", "facesim_dlib_strict", "facesim_dlib",
                     "identity_far", "identity_threshold_z", "identity_impostor_pairs", "share_copy_paste"):
@@ -216,3 +216,54 @@ def test_headline_impostors_from_a_file_or_the_specs_people(run, tmp_path):
     assert "shipped" in res.summary["headline"]["impostors"]
     with pytest.raises(ConfigError, match="false-accept rate"):
         BenchConfig(far=0.02)
+
+
+def _view(heads, person: str, yaw: float, seed: int, size: int = 320) -> np.ndarray:
+    """A still render of ``person`` at ``yaw`` on its own backdrop (another "session" than the videos')."""
+    from lfa.synth.backgrounds import colour_field
+    from lfa.synth.render import HeadPlacement, render
+
+    head = heads.get(person)
+    image, _ = render(colour_field(size, size, seed), [HeadPlacement(head, yaw, 0.0, 0.0, (size / 2, 0.55 * size),
+                                                                     0.3 * size / head.face_width)])
+    return image
+
+
+def test_eval_references_are_scored_pose_matched_and_the_summary_says_what_they_cover(run, analyzer, tmp_path):
+    """Issue 31: views of the person at 45° and 75° added as eval_references pose-match the far frames of
+    the same videos (read from the analysis cache), which without them were scored cross-pose and marked;
+    the copy-paste check and the pose distance still rest on the reference alone."""
+    from lfa.media import write_image
+
+    res, spec, folders, _ = run
+    heads = HeadLibrary(analyzer)
+    lines = [json.loads(line) for line in spec.read_text().splitlines()]
+    for k, line in enumerate(lines):
+        line["reference"] = str(spec.parent / line["reference"])
+        line["eval_references"] = []
+        for yaw in (45.0, 75.0):
+            path = tmp_path / f"{line['id']}_{yaw:.0f}.png"
+            write_image(path, _view(heads, line["labels"]["cluster_id"], yaw, seed=50 + k))
+            line["eval_references"].append(str(path))
+    spec2 = tmp_path / "spec.jsonl"
+    spec2.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    res2 = run_bench(spec2, folders, tmp_path / "out", BenchConfig(frames=FRAMES, cache_dir=spec.parent / "cache"))
+    assert all(a.cached for a in res2.analyses)  # the same videos, only the views differ
+
+    before, after = entries(res)["genuine"], entries(res2)["genuine"]
+    assert "60_90" in before["cross_pose"] and before["metrics"]["matched_yaw_60_90"] == 0
+    assert "60_90" not in after["cross_pose"] and after["metrics"]["matched_yaw_60_90"] >= 0.5
+    assert after["metrics"]["verified_yaw_60_90"] >= before["metrics"]["verified_yaw_60_90"]
+    assert res2.leaderboard[0]["model"] == "genuine" and after["score"] > entries(res2)["swapped"]["score"]
+    views = res2.summary["views"]
+    assert views["items_with_eval_references"] == len(lines)
+    assert views["buckets"]["60_90"]["left"] == len(lines) and res.summary["views"]["buckets"]["60_90"]["none"] == 4
+    item = views["items"][lines[0]["id"]]
+    assert item["eval_references"] == 2 and item["buckets"]["60_90"] == "left" and "…90" in item["covers"]
+    board = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
+    assert board["views"]["items_with_eval_references"] == len(lines)
+    ref = res2.references[lines[0]["id"]]
+    assert len(ref.eval_records) == 2 and len(ref.thumbs) == 1 and len(ref.poses) == 1  # copy-paste: reference only
+    assert sum(f["mode"] == "eval_reference" for f in res2.frames) == 2 * len(lines)
+    far = [f for f in res2.frames if f["mode"] == "lfa" and f["model"] == "genuine" and abs(f["yaw"]) >= 60]
+    assert far and all(f["pose_matched"] for f in far)

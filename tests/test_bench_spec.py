@@ -39,6 +39,12 @@ def test_spec_paths_resolve_against_the_spec_folder(tmp_path):
     ('{"id": "a b", "reference": "r.png"}', "not usable as a file name"),
     ('{"id": "a", "reference": []}', "non-empty list"),
     ("not json", "not JSON"),
+    # issue 31: a key the benchmark does not know is not silently ignored
+    ('{"id": "a", "reference": "r.png", "eval_referencs": ["r.png"]}',
+     "unknown key 'eval_referencs' (did you mean 'eval_references'?)"),
+    ('{"id": "a", "reference": "r.png", "eval_references": ["nope.png"]}', "eval_references image not found"),
+    ('{"id": "a", "reference": "r.png", "eval_references": ["r.png"], "eval_reference_box": [[0, 0, 1, 1], null]}',
+     "2 eval_reference_box(es) for 1 eval_references image(s)"),
 ])
 def test_bad_spec_lines_are_config_errors_with_the_line(tmp_path, line, needle):
     write_image(tmp_path / "r.png", np.zeros((8, 8, 3), np.uint8))
@@ -47,6 +53,36 @@ def test_bad_spec_lines_are_config_errors_with_the_line(tmp_path, line, needle):
     with pytest.raises(ConfigError, match="spec.jsonl:2") as err:
         load_spec(spec)
     assert needle in err.value.message and err.value.fix
+
+
+def test_eval_references_round_trip_and_are_never_handed_to_the_generator(tmp_path):
+    """Issue 31: eval_references are views for scoring only; `lfa generate --spec` reads `reference` only."""
+    from lfa.bench.spec import write_spec
+    from lfa.generate.pipeline import GenerateOptions, generate_spec
+
+    for name in ("front.png", "left.png", "right.png"):
+        write_image(tmp_path / name, np.full((16, 16, 3), len(name), np.uint8))
+    spec = tmp_path / "spec.jsonl"
+    spec.write_text(json.dumps({"id": "a", "reference": "front.png", "reference_box": [1, 1, 9, 9],
+                                "eval_references": ["left.png", "right.png"],
+                                "eval_reference_box": [[2, 2, 8, 8], None]}) + "\n")
+    [item] = load_spec(spec)
+    assert item.references == ((tmp_path / "front.png").resolve(),)
+    assert [p.name for p in item.eval_references] == ["left.png", "right.png"]
+    assert item.eval_box(0) == (2.0, 2.0, 8.0, 8.0) and item.eval_box(1) is None
+    [again] = load_spec(write_spec(tmp_path / "copy" / "spec.jsonl", [item]))
+    assert again.eval_references == item.eval_references and again.eval_boxes == item.eval_boxes
+
+    handed = []
+
+    def generator(images, options, *, face_index=None, boxes=(), on_note=None):
+        handed.append(([int(im[0, 0, 0]) for im in images], boxes))
+        return np.zeros((2, 16, 16, 3), np.uint8)
+
+    generate_spec(generator, spec, tmp_path / "videos", GenerateOptions(prompt="p", fps=8.0))
+    assert handed == [([len("front.png")], ((1.0, 1.0, 9.0, 9.0),))]
+    sidecar = json.loads((tmp_path / "videos" / "a.json").read_text())
+    assert [Path(p).name for p in sidecar["references"]] == ["front.png"]
 
 
 def test_duplicate_ids_and_model_dirs(tmp_path):
@@ -219,3 +255,43 @@ def test_every_option_of_lfa_bench_and_make_spec_has_a_help_text():
                if p.param_type_name == "option" and p.name != "help" and not (p.help or "").strip()]
     assert not missing, missing
     assert "make-spec" in group.commands
+
+
+def test_make_spec_writes_eval_references_past_45_degrees_from_the_persons_other_clips(curated_corpus, tmp_path):
+    """Issue 31: on a curated run of turning clips, every item gets evaluation views (never its reference)
+    reaching past 45° on each side its person's held-out clips reach, preferring the person's other clips,
+    and the table and labels say where each view came from."""
+    from typer.testing import CliRunner
+
+    from lfa.cli import app
+
+    out = tmp_path / "spec.jsonl"
+    done = CliRunner().invoke(app, ["bench", "make-spec", "--manifest", str(curated_corpus / "manifest.parquet"),
+                                    "--out", str(out), "--per-cluster", "2"], env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert "evaluation views (eval_references: scoring only)" in done.output
+    assert max(len(line) for line in lines if line[:1] in "┏┃┡│└") <= 80
+    clips = {r["clip_id"]: r for r in pq.read_table(curated_corpus / "manifest.parquet").to_pylist()}
+    items = load_spec(out)
+    assert items
+    for item in items:
+        assert item.eval_references and len(item.eval_boxes) == len(item.eval_references)
+        assert item.references[0] not in item.eval_references
+        views = item.labels["eval_views"]
+        assert len(views) == len(item.eval_references)
+        mine = [c for c in clips.values() if str(c["cluster_id"]) == item.labels["cluster_id"]]
+        for side in (1, -1):  # where the person's clips reach past 45° on a side, a view there does too
+            reach = max(side * c[key] for c in mine for key in ("yaw_min", "yaw_max"))
+            if reach > 50:
+                assert any(side * v["yaw"] > 45 for v in views), (item.id, side, views)
+        for v in views:  # every view is a curated reference frame of the person, named in the labels
+            assert str(clips[v["clip"]]["cluster_id"]) == item.labels["cluster_id"]
+            assert v["same_clip"] == (v["clip"] == item.id)
+        if len(mine) > 1:  # the person has other held-out clips: most views come from them
+            assert sum(not v["same_clip"] for v in views) > len(views) / 2
+        table = lines[next(i for i, line in enumerate(lines) if "evaluation views" in line):]
+        row = next(line for line in table if line.startswith(f"│ {item.id[:10]}"))
+        assert str(sum(not v["same_clip"] for v in views)) in row
+    image = read_image(items[0].eval_references[0])
+    assert image.ndim == 3

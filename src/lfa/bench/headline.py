@@ -15,6 +15,11 @@ Per video (pure arithmetic on per-frame numbers; docs/BENCH.md gives the same de
 4. **Score** = mean over the target buckets of the bucket's verification rate (verified frames /
    frames in the bucket); a target bucket that no posed frame reached scores 0.
 
+The views a frame is compared with are the item's ``reference`` and ``eval_references`` (scoring only);
+a frame is *pose-matched* when one of them lies within ``MAX_DYAW`` of its yaw (same side). A bucket whose
+posed frames are mostly not pose-matched (below ``MATCHED_SHARE``) is marked ``cross_pose``: its
+verification rests on cross-pose pairs (:func:`view_coverage` says which ranges the views cover).
+
 So a head that never leaves the frontal bucket scores at most ``1 / len(target buckets)``, whatever its
 similarity, and a frame the perception stack cannot read pulls the score down instead of vanishing.
 
@@ -34,10 +39,37 @@ import numpy as np
 
 from lfa.bench.metrics import YAW_EDGES, bucket_labels, bucket_of
 from lfa.errors import ConfigError
+from lfa.face.identity.score import MAX_DYAW
 
 NO_MOTION_DEG = 10.0
 ANGLE_TOLERANCE = 15.0
 FLAGS = ("copy_paste", "no_motion", "angle_not_reached")
+MATCHED_SHARE = 0.5  # a bucket with fewer of its posed frames pose-matched than this is marked cross_pose
+SIDES = ("both", "left", "right", "none")  # left: yaw > 0, the subject's own left
+
+
+def view_coverage(view_yaws: Sequence[float], edges: Sequence[float] = YAW_EDGES, max_dyaw: float = MAX_DYAW
+                  ) -> dict[str, str]:
+    """Per |yaw| bucket, on which side a frame there can be pose-matched by one of the views (yaw within
+    ``max_dyaw``, same sign convention): ``both``, ``left`` (yaw > 0), ``right`` or ``none``."""
+    out = {}
+    for lab, lo, hi in zip(bucket_labels(edges), edges[:-1], edges[1:]):
+        left = any(y + max_dyaw > lo and y - max_dyaw < hi for y in view_yaws)
+        right = any(-y + max_dyaw > lo and -y - max_dyaw < hi for y in view_yaws)
+        out[lab] = "both" if left and right else "left" if left else "right" if right else "none"
+    return out
+
+
+def covered_ranges(view_yaws: Sequence[float], max_dyaw: float = MAX_DYAW, limit: float = 90.0) -> str:
+    """The signed yaw ranges within ``max_dyaw`` of a view, merged: e.g. ``"-90…-60, -15…15"``."""
+    spans: list[list[float]] = []
+    for y in sorted(view_yaws):
+        lo, hi = max(-limit, y - max_dyaw), min(limit, y + max_dyaw)
+        if spans and lo <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+    return ", ".join(f"{lo:.0f}…{hi:.0f}" for lo, hi in spans) or "none"
 
 
 @dataclass(frozen=True)
@@ -97,6 +129,17 @@ class VideoHeadline:
     yaw_min: float
     yaw_max: float
     flags: list[str] = field(default_factory=list)
+    matched: dict[str, int] = field(default_factory=dict)  # posed frames compared with a pose-matched view
+
+    def posed(self, label: str) -> int:
+        """Frames of the bucket with a face and a pose."""
+        return self.frames.get(label, 0) - self.no_face.get(label, 0) - self.no_pose.get(label, 0)
+
+    @property
+    def cross_pose(self) -> list[str]:
+        """Reached target buckets whose posed frames were mostly compared without a pose-matched view."""
+        return [b for b in self.buckets if self.reached[b] and self.posed(b)
+                and self.matched.get(b, 0) < MATCHED_SHARE * self.posed(b)]
 
     @property
     def coverage(self) -> float:
@@ -109,14 +152,17 @@ class VideoHeadline:
 
 
 def video_headline(verified: np.ndarray, detected: np.ndarray, yaw: np.ndarray, pitch: np.ndarray, t: np.ndarray,
-                   target: Target, edges: Sequence[float] = YAW_EDGES) -> VideoHeadline:
+                   target: Target, edges: Sequence[float] = YAW_EDGES, matched: np.ndarray | None = None
+                   ) -> VideoHeadline:
     """The headline of one video from its frames (see the module docstring). ``verified``: the identity
-    decision per frame (ignored where there is no face or no pose)."""
+    decision per frame (ignored where there is no face or no pose); ``matched``: whether the frame was
+    compared with a pose-matched view (default: none was)."""
     detected = np.asarray(detected, bool)
     yaw = np.where(detected, np.asarray(yaw, np.float64), np.nan)
     pitch = np.where(detected, np.asarray(pitch, np.float64), np.nan)
     posed = ~np.isnan(yaw)
     success = np.asarray(verified, bool) & posed
+    matched = posed & (np.asarray(matched, bool) if matched is not None else np.zeros(len(posed), bool))
     wanted = target.buckets(edges)
     last = wanted[-1]
     b = bucket_of(assigned_yaw(yaw, t), edges)
@@ -132,6 +178,7 @@ def video_headline(verified: np.ndarray, detected: np.ndarray, yaw: np.ndarray, 
         out.verified[lab] = int((success & sel).sum())
         out.no_face[lab] = int((~detected & sel).sum())
         out.no_pose[lab] = int((detected & ~posed & sel).sum())
+        out.matched[lab] = int((matched & sel).sum())
         out.reached[lab] = bool((posed & ((b == k) | ((b > last) if k == last else False))).any())
     out.score = float(np.mean([out.rate(lab) for lab in out.buckets]))
     out.flags = motion_flags(yaw, pitch, target)

@@ -34,6 +34,7 @@ def metric_keys(aggregates: dict[str, dict[str, Any]], identities: tuple[str, ..
     """The numbers of a leaderboard entry's ``metrics``, in order (each defined in docs/BENCH.md)."""
     keys = ["n_videos", "n_ok", "n_missing", "n_error", "coverage"]
     keys += [f"verified_yaw_{b}" for b in buckets] + [f"reached_yaw_{b}" for b in buckets]
+    keys += [f"matched_yaw_{b}" for b in buckets]
     keys += [f"frames_yaw_{b}" for b in buckets] + [f"no_face_yaw_{b}" for b in buckets]
     keys += [f"no_pose_yaw_{b}" for b in buckets]
     keys += ["verified_rate", "id_z", "detection_rate", "pose_rate"]
@@ -72,6 +73,7 @@ def build(aggregates: dict[str, dict[str, Any]], keys: list[str], tie_key: str) 
         agg = aggregates[model]
         out.append({"model": model, "rank": rank, "score": _num(agg["score"]),
                     "ci95": [_num(agg["ci95_lo"]), _num(agg["ci95_hi"])], "flags": model_flags(agg),
+                    "cross_pose": str(agg.get("cross_pose") or "").split(),
                     "metrics": {k: _num(agg.get(k, math.nan)) for k in keys}})
     return out
 
@@ -87,6 +89,11 @@ def comparisons(per_item: dict[str, dict[str, float]], ranked: list[str], seed: 
     return out
 
 
-def write(path: Path, entries: list[dict[str, Any]]) -> Path:
-    path.write_text(json.dumps({"schema": SCHEMA, "models": entries}, indent=1) + "\n")
+def write(path: Path, entries: list[dict[str, Any]], views: dict[str, Any] | None = None) -> Path:
+    """``views``: over the items, per |yaw| bucket, how many items' views can pose-match a frame there (both
+    sides, one side, neither): ``summary.json``'s ``views.buckets``."""
+    data: dict[str, Any] = {"schema": SCHEMA, "models": entries}
+    if views is not None:
+        data["views"] = views
+    path.write_text(json.dumps(data, indent=1) + "\n")
     return path

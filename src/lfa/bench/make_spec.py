@@ -30,6 +30,13 @@ largest face). Every reference is checked by detection: the spec's ``reference_b
 overlapping the curated box (:mod:`lfa.face.choose`; without a curated box, the largest face), the face
 ``lfa generate --spec`` and ``lfa bench`` take; a clip whose reference shows no such face is replaced by
 another of its |yaw| bucket.
+
+**Evaluation views** (``eval_references``, scoring only: never handed to a generator): per item, one view
+per side (yaw > 0, yaw < 0) and |yaw| bucket past the frontal one, and one looking up and one looking
+down, from ``lfa curate``'s reference frames at the extremes of yaw and pitch (roles ``yaw_min``,
+``yaw_max``, ``pitch_min``, ``pitch_max``) of the person's *other* held-out clips where they have one for
+that slot, else of the item's own clip; each checked by detection at its curated box. The item's labels
+say where each view came from (``eval_views``).
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ from lfa.media import iter_frames, read_image, sample_times, write_image
 REQUIRED = ("clip_id", "source", "start", "end", "cluster_id", "yaw_min", "yaw_max")
 OPTIONAL = ("caption", "split", "reference_image", "reference_time", "references")
 SEARCH_FPS = 2.0
+VIEW_ROLES = ("yaw_min", "yaw_max", "pitch_min", "pitch_max")  # lfa curate's reference frames used as views
+PITCH_VIEW_DEG = 15.0  # a view with |yaw| under the first bucket edge is a slot of its own past this pitch
+FAR_VIEW_DEG = 45.0  # the table notes items without a view past this |yaw|
 
 
 @dataclass
@@ -68,6 +78,25 @@ class NotTaken:
 
 
 @dataclass
+class ItemViews:
+    """An item's evaluation views: how many from its own clip and from the person's other clips, and
+    their yaw reach."""
+
+    item: str
+    cluster_id: str
+    own: int = 0
+    other: int = 0
+    yaw_lo: float = math.nan  # most negative view yaw (subject's right)
+    yaw_hi: float = math.nan  # most positive view yaw (subject's left)
+    note: str = ""
+
+    @property
+    def far(self) -> bool:
+        """A view past ``FAR_VIEW_DEG`` of |yaw|."""
+        return max(abs(np.nan_to_num(self.yaw_lo)), abs(np.nan_to_num(self.yaw_hi))) > FAR_VIEW_DEG
+
+
+@dataclass
 class MakeSpecResult:
     spec: Path
     items: list[SpecItem]
@@ -78,6 +107,7 @@ class MakeSpecResult:
     heldout_file: Path | None = None
     warnings: list[str] = field(default_factory=list)  # fewer items than asked, empty captions
     training: tuple[int, int] = (0, 0)  # (clips, clusters) not held out: never candidates
+    views: list[ItemViews] = field(default_factory=list)  # per item, its eval_references
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
@@ -264,11 +294,57 @@ def reference_face(row: dict[str, Any], analyzer: Callable[[], FaceAnalyzer], fr
     return image, tuple(float(v) for v in face.box)  # type: ignore[return-value]
 
 
+def view_slot(yaw: float, pitch: float, edges: tuple[float, ...] = YAW_EDGES) -> str | None:
+    """The slot a view fills: side and |yaw| bucket past the frontal one (``"+45_60"``), or for a near-frontal
+    view looking up or down past ``PITCH_VIEW_DEG``, ``"up"`` / ``"down"``; None for a frontal view."""
+    if math.isnan(yaw):
+        return None
+    b = int(bucket_of(np.array([abs(yaw)]), edges)[0])
+    if b > 0:
+        return f"{'+' if yaw > 0 else '-'}{bucket_labels(edges)[b]}"
+    if not math.isnan(pitch) and abs(pitch) > PITCH_VIEW_DEG:
+        return "up" if pitch > 0 else "down"
+    return None
+
+
+def candidate_views(row: dict[str, Any], candidates: list[dict[str, Any]], edges: tuple[float, ...] = YAW_EDGES
+                    ) -> list[dict[str, Any]]:
+    """The curated reference frames that could be ``row``'s evaluation views, best first per slot: the
+    person's other held-out clips before the item's own clip, then the larger |yaw| (or |pitch|)."""
+    out = []
+    for clip in candidates:
+        if clip["cluster_id"] != row["cluster_id"]:
+            continue
+        for ref in clip.get("references") or []:
+            if not ref or ref.get("role") not in VIEW_ROLES or ref.get("t") is None or ref.get("yaw") is None:
+                continue
+            yaw, pitch = float(ref["yaw"]), float(ref["pitch"] if ref.get("pitch") is not None else math.nan)
+            slot = view_slot(yaw, pitch, edges)
+            if slot is not None:
+                out.append({"clip": clip, "role": ref["role"], "t": float(ref["t"]), "box": ref.get("box"),
+                            "yaw": yaw, "pitch": pitch, "slot": slot, "own": clip["clip_id"] == row["clip_id"]})
+    return sorted(out, key=lambda v: (v["slot"], v["own"], -max(abs(v["yaw"]), abs(np.nan_to_num(v["pitch"]))),
+                                      v["clip"]["clip_id"], v["role"]))
+
+
+def view_image(view: dict[str, Any], analyzer: Callable[[], FaceAnalyzer], frame_side: int | None
+               ) -> tuple[np.ndarray, Box] | None:
+    """The view's frame (at the size curation saw) and the box of the person's face there, or None when no
+    face overlaps the curated box."""
+    frames = list(iter_frames(view["clip"]["source"], times=[view["t"]], max_side=frame_side))
+    if not frames:
+        return None
+    box = view["box"]
+    face = choose_face(analyzer().find(frames[0].image), tuple(box) if box is not None and len(box) == 4 else None)
+    return None if face is None else (frames[0].image, tuple(float(v) for v in face.box))  # type: ignore[return-value]
+
+
 def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_bucket: int | None = None,
               per_cluster: int = 1, holdout: float = 0.1, seed: int = 0, edges: tuple[float, ...] = YAW_EDGES,
-              analyzer: FaceAnalyzer | None = None) -> MakeSpecResult:
-    """Write ``out`` (JSONL), its reference images in ``<out folder>/references/`` and, when the manifest has
-    no ``split`` column, ``heldout_clusters.json`` beside it."""
+              analyzer: FaceAnalyzer | None = None, eval_views: bool = True) -> MakeSpecResult:
+    """Write ``out`` (JSONL), its reference images in ``<out folder>/references/`` (evaluation views in
+    ``references/views/``) and, when the manifest has no ``split`` column, ``heldout_clusters.json`` beside
+    it. ``eval_views=False`` writes no ``eval_references``."""
     out = Path(out)
     rows = read_manifest(manifest)
     clusters, rule = heldout_clusters(rows, holdout, seed)
@@ -306,7 +382,8 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
     chosen, why = select_balanced(candidates, per_bucket, per_cluster, seed, edges, accept)
     ref_dir = out.parent / "references"
     ref_dir.mkdir(parents=True, exist_ok=True)
-    items = []
+    items, item_views = [], []
+    written: dict[tuple[str, str], tuple[Path, Box] | None] = {}  # (clip, role) -> view image and box
     for r in chosen:
         image, box = references[r["clip_id"]]
         ref_path = ref_dir / f"{r['clip_id']}.png"
@@ -315,8 +392,41 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
         labels = {"cluster_id": r["cluster_id"], "yaw_bucket": clip_yaw_bucket(r, edges), "target_yaw": target,
                   "yaw_min": r["yaw_min"], "yaw_max": r["yaw_max"], "source": str(r["source"]),
                   "start": r["start"], "end": r["end"]}
+        views: list[tuple[Path, Box]] = []
+        info = ItemViews(r["clip_id"], r["cluster_id"])
+        if eval_views:
+            filled: set[str] = set()
+            used = []
+            for v in candidate_views(r, candidates, edges):
+                if v["slot"] in filled:
+                    continue
+                key = (v["clip"]["clip_id"], v["role"])
+                if key not in written:
+                    found = view_image(v, get_analyzer, frame_side)
+                    if found is not None:
+                        path = ref_dir / "views" / f"{key[0]}.{key[1]}.png"
+                        write_image(path, found[0])
+                        found = (path, found[1])
+                    written[key] = found
+                if written[key] is None:
+                    continue
+                filled.add(v["slot"])
+                views.append(written[key])  # type: ignore[arg-type]
+                used.append(v)
+            if used:
+                labels["eval_views"] = [{"clip": v["clip"]["clip_id"], "role": v["role"], "yaw": round(v["yaw"], 1),
+                                         "pitch": round(v["pitch"], 1), "same_clip": v["own"]} for v in used]
+            info.own, info.other = sum(v["own"] for v in used), sum(not v["own"] for v in used)
+            yaws = [v["yaw"] for v in used]
+            info.yaw_lo, info.yaw_hi = (min(yaws), max(yaws)) if yaws else (math.nan, math.nan)
+            if not any(ref.get("role") in VIEW_ROLES for c in candidates if c["cluster_id"] == r["cluster_id"]
+                       for ref in c.get("references") or [] if ref):
+                info.note = "no curated reference frames"
+            elif not info.far:
+                info.note = f"no view past {FAR_VIEW_DEG:.0f}°"
+        item_views.append(info)
         items.append(SpecItem(r["clip_id"], (ref_path,), turn_prompt(str(r.get("caption") or ""), target), labels,
-                              (box,)))
+                              (box,), tuple(p for p, _ in views), tuple(b for _, b in views)))
     not_taken = [NotTaken(r["clip_id"], r["cluster_id"], clip_yaw_bucket(r, edges), why[r["clip_id"]])
                  for r in sorted(candidates, key=lambda r: r["clip_id"]) if r["clip_id"] in why]
     if not items:
@@ -344,4 +454,4 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
     training = [r for r in rows if r["cluster_id"] not in allowed]
     return MakeSpecResult(out, items, clusters, {b: per.get(b, 0) for b in bucket_labels(edges)},
                           {b: available.get(b, 0) for b in bucket_labels(edges)}, not_taken, heldout_file, warnings,
-                          (len(training), len({r["cluster_id"] for r in training})))
+                          (len(training), len({r["cluster_id"] for r in training})), item_views)

@@ -198,11 +198,19 @@ def _coverage(result: BenchResult) -> str:
         cells = "".join(
             f"<td>{_fmt(agg.get(f'verified_yaw_{lab}'), 2)} <span class=small>n={agg.get(f'frames_yaw_{lab}', 0)} "
             f"no-face={agg.get(f'no_face_yaw_{lab}', 0)} no-pose={agg.get(f'no_pose_yaw_{lab}', 0)} "
-            f"reached={_fmt(agg.get(f'reached_yaw_{lab}'), 2)}</span></td>" for lab in labels)
+            f"reached={_fmt(agg.get(f'reached_yaw_{lab}'), 2)} matched={_fmt(agg.get(f'matched_yaw_{lab}'), 2)}"
+            f"{' <b>cross-pose</b>' if lab in entry.get('cross_pose', []) else ''}</span></td>" for lab in labels)
         rows.append(f"<tr><td class=l>{html.escape(entry['model'])}</td>{cells}</tr>")
+    views = result.summary.get("views", {})
+    cover = "".join(f"<td>{' · '.join(f'{side} {n}' for side, n in views['buckets'][lab].items() if n)}</td>"
+                    for lab in labels) if views.get("buckets") else ""
+    rows.append(f"<tr><td class=l>items whose views pose-match the bucket</td>{cover}</tr>" if cover else "")
     return (f"<table><tr><th class=l>verified share · model \\ |yaw|</th>{head}</tr>{''.join(rows)}</table>"
             "<p class=small>Frames without a pose (or face) are placed at the yaw interpolated between their posed "
-            "neighbours in time. reached: share of the model's videos whose posed frames reach the bucket.</p>")
+            "neighbours in time. reached: share of the model's videos whose posed frames reach the bucket. matched: "
+            "share of its posed frames compared with a view (reference or eval_references) within "
+            f"{views.get('max_dyaw', 15):g}° of their yaw; <b>cross-pose</b>: under half, so its verification rests "
+            f"on cross-pose pairs. Items with eval_references: {views.get('items_with_eval_references', 0)}.</p>")
 
 
 DIMENSIONS: list[tuple[str, str, bool]] = [  # (aggregate key, label, higher is better)

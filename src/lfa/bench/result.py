@@ -24,12 +24,15 @@ REFERENCE_MODEL = "(reference)"
 
 @dataclass
 class Reference:
-    """An item's reference faces: one record per reference image, and what the metrics use."""
+    """An item's reference faces: one record per reference image (``records``: what the generator is given)
+    and per evaluation view (``eval_records``: scoring only), and what the metrics use. The identity metrics
+    (``embeddings``, ``faces``) rest on both; the copy-paste check and the pose distance on ``records``."""
 
     item: SpecItem
     records: list[FrameRecord]
-    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # normalised mean over reference faces
-    faces: dict[str, FaceSet] = field(default_factory=dict)  # every reference face with its yaw, per model
+    eval_records: list[FrameRecord] = field(default_factory=list)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # normalised mean over all views' faces
+    faces: dict[str, FaceSet] = field(default_factory=dict)  # every view's face with its yaw, per model
     poses: list[tuple[float, float]] = field(default_factory=list)  # (yaw, pitch) of each posed reference
     pose_assumed: bool = False  # no reference had a pose: frontal (0, 0) assumed
     compat: FrameRecord | None = None  # the first reference, processed the compat way
@@ -38,6 +41,16 @@ class Reference:
     @property
     def thumbs(self) -> list[np.ndarray]:
         return [r.thumb for r in self.records if r.thumb is not None]
+
+    @property
+    def views(self) -> list[FrameRecord]:
+        """Every face the identity metrics compare with: the references and the evaluation views."""
+        return [r for r in self.records + self.eval_records if r.detected]
+
+    @property
+    def view_yaws(self) -> list[float]:
+        """Yaw of every posed view (reference or evaluation view), degrees."""
+        return sorted(r.yaw for r in self.views if r.has_pose)
 
 
 @dataclass

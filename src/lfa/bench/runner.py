@@ -26,7 +26,8 @@ from lfa.bench.cache import AnalysisCache, reuse
 from lfa.bench.config import IDENTITY_MODELS, BenchConfig, short
 from lfa.bench.copypaste import CopyPasteEvidence, copy_paste_evidence
 from lfa.bench.extract import Extractor
-from lfa.bench.headline import FLAGS, VideoHeadline, bootstrap_ci, target_of, video_headline
+from lfa.bench.headline import (FLAGS, MATCHED_SHARE, SIDES, VideoHeadline, bootstrap_ci, covered_ranges, target_of,
+                                video_headline, view_coverage)
 from lfa.bench.leaderboard import FLAG_SHARE, comparisons, metric_keys
 from lfa.bench.leaderboard import build as build_leaderboard
 from lfa.bench.leaderboard import write as write_leaderboard
@@ -38,7 +39,7 @@ from lfa.bench.spec import SpecItem, load_spec, video_path
 from lfa.errors import ConfigError
 from lfa.face.embedding import l2_normalize
 from lfa.face.identity.impostors import SHIPPED_BACKENDS, encoder_name, impostor_model_for, load_impostor_model
-from lfa.face.identity.score import FaceSet, FrameScores, IdentityScorer
+from lfa.face.identity.score import MAX_DYAW, POSE_MATCHED, FaceSet, FrameScores, IdentityScorer
 from lfa.media import read_image
 from lfa.registry.store import sha256_file
 
@@ -49,30 +50,37 @@ Progress = Callable[[str, int, int], None]  # (message, done, total)
 
 # -- references -------------------------------------------------------------------------------------
 def analyze_references(extractor: Extractor, items: Sequence[SpecItem]) -> dict[str, Reference]:
-    """Measure every reference image (the face at the item's ``reference_box``, else the largest); an item
-    whose references show no such face stops the run (ConfigError listing them)."""
+    """Measure every reference image and evaluation view (the face at the item's box, else the largest);
+    an item whose references, or one of whose evaluation views, show no such face stops the run
+    (ConfigError listing them)."""
     refs: dict[str, Reference] = {}
     bad: list[str] = []
     # items often share reference images: measure each (file, box) once
     seen: dict[tuple[Path, tuple[float, ...] | None], FrameRecord] = {}
     seen_compat: dict[Path, FrameRecord] = {}
+
+    def measure(path: Path, box: Any, j: int) -> FrameRecord:
+        if (path, box) not in seen:
+            seen[(path, box)] = extractor.analyze_image(read_image(path), frame=j, box=box)
+        return seen[(path, box)]
+
     for item in items:
-        records = []
-        for j, path in enumerate(item.references):
-            key = (path, item.box(j))
-            if key not in seen:
-                seen[key] = extractor.analyze_image(read_image(path), frame=j, box=item.box(j))
-            records.append(seen[key])
-        found = [r for r in records if r.detected]
-        if not found:
+        records = [measure(path, item.box(j), j) for j, path in enumerate(item.references)]
+        views = [measure(path, item.eval_box(j), j) for j, path in enumerate(item.eval_references)]
+        if not any(r.detected for r in records):
             at_box = " at its reference_box" if any(item.boxes) else ""
             bad.append(f"{item.id} ({', '.join(p.name for p in item.references)}{at_box})")
             continue
-        ref = Reference(item, records, identity_key=str(item.labels.get("cluster_id", item.id)))
+        faceless = [p.name for p, r in zip(item.eval_references, views) if not r.detected]
+        if faceless:
+            bad.append(f"{item.id} (eval_references {', '.join(faceless)})")
+            continue
+        ref = Reference(item, records, views, identity_key=str(item.labels.get("cluster_id", item.id)))
+        found = ref.views
         for name in extractor.encoders:
             ref.embeddings[name] = l2_normalize(np.mean([l2_normalize(r.embeddings[name]) for r in found], axis=0))
             ref.faces[name] = face_set(found, name)
-        ref.poses = [(r.yaw, r.pitch) for r in found if r.has_pose]
+        ref.poses = [(r.yaw, r.pitch) for r in records if r.has_pose]
         if not ref.poses:
             ref.poses, ref.pose_assumed = [(0.0, 0.0)], True
         if extractor.config.compat:
@@ -84,8 +92,8 @@ def analyze_references(extractor: Extractor, items: Sequence[SpecItem]) -> dict[
     if bad:
         raise ConfigError(f"no face found in the reference image(s) of {len(bad)} item(s): {'; '.join(bad[:10])}"
                           + (" …" if len(bad) > 10 else ""),
-                          "replace those reference images with ones showing the face (or fix their reference_box), "
-                          "or drop the items")
+                          "replace those images with ones showing the face (or fix their reference_box / "
+                          "eval_reference_box), or drop the items (or those eval_references)")
     return refs
 
 
@@ -125,7 +133,7 @@ def calibrate(config: BenchConfig, references: dict[str, Reference]) -> Calibrat
         return Calibration(names[0], IdentityScorer(model, far=config.far), f"file {config.impostors}")
     people: dict[str, list[FrameRecord]] = defaultdict(list)
     for ref in references.values():
-        people[ref.identity_key] += [r for r in ref.records if r.detected]
+        people[ref.identity_key] += ref.views
     for name in dict.fromkeys([config.primary, "dlib"]):
         if name not in config.identities:
             continue
@@ -160,7 +168,8 @@ def score_video(analysis: VideoAnalysis, ref: Reference, cal: Calibration, confi
     yaw = np.array([f.yaw for f in frames], np.float64)
     pitch = np.array([f.pitch for f in frames], np.float64)
     head = video_headline(scores.accept, np.array([f.detected for f in frames]), yaw, pitch,
-                          np.array([f.t for f in frames], np.float64), target, config.yaw_edges)
+                          np.array([f.t for f in frames], np.float64), target, config.yaw_edges,
+                          matched=scores.kind == POSE_MATCHED)
     evidence = copy_paste_evidence([f.thumb if f.detected else None for f in frames],
                                    M.pose_distance(yaw, pitch, ref.poses), [f.frame for f in frames], ref.thumbs)
     if evidence.flagged:
@@ -185,6 +194,9 @@ def video_row(analysis: VideoAnalysis, ref: Reference, config: BenchConfig, head
     row["target_yaw_lo"], row["target_yaw_hi"] = head.target.lo, head.target.hi
     for lab in bucket_labels(config.yaw_edges):
         row[f"verified_yaw_{lab}"] = head.rate(lab)
+    for lab in bucket_labels(config.yaw_edges):
+        row[f"matched_yaw_{lab}"] = head.matched[lab] / head.posed(lab) if head.posed(lab) else math.nan
+    row["cross_pose"] = " ".join(head.cross_pose)
     row["verified_rate"] = float((scores.accept & posed).mean()) if scores is not None and n else math.nan
     row["id_z"] = M.nanmean(scores.z[posed]) if scores is not None and posed.any() else math.nan
     row["n_frames"], row["n_detected"], row["n_pose"] = n, int(detected.sum()), int(posed.sum())
@@ -252,6 +264,7 @@ def frame_rows(analysis: VideoAnalysis, ref: Reference, identities: Sequence[str
             if mode == "lfa" and scores is not None:
                 row["id_z"], row["id_threshold"] = float(scores.z[i]), float(scores.threshold[i])
                 row["verified"] = bool(scores.accept[i] and f.has_pose)
+                row["pose_matched"] = bool(scores.kind[i] == POSE_MATCHED)
             rows.append(row)
     return rows
 
@@ -279,8 +292,8 @@ def _frame_dict(model: str, item_id: str, mode: str, f: FrameRecord, identities:
 
 
 def reference_frame_rows(ref: Reference, identities: Sequence[str]) -> list[dict[str, Any]]:
-    rows = [_frame_dict(REFERENCE_MODEL, ref.item.id, "reference", r, identities, ref.embeddings, math.nan)
-            for r in ref.records]
+    rows = [_frame_dict(REFERENCE_MODEL, ref.item.id, mode, r, identities, ref.embeddings, math.nan)
+            for mode, records in (("reference", ref.records), ("eval_reference", ref.eval_records)) for r in records]
     if ref.compat is not None:
         rows.append(_frame_dict(REFERENCE_MODEL, ref.item.id, "reference_compat", ref.compat, identities,
                                 ref.compat.embeddings, math.nan))
@@ -289,7 +302,7 @@ def reference_frame_rows(ref: Reference, identities: Sequence[str]) -> list[dict
 
 # -- aggregation ------------------------------------------------------------------------------------------
 MEAN_COLUMNS_SKIP = {"model", "id", "status", "error", "worst_bucket", "n_frames", "n_detected", "n_pose", "flags",
-                     "copy_paste_evidence",
+                     "copy_paste_evidence", "cross_pose",
                      "score", "coverage", "target_yaw_lo", "target_yaw_hi"}
 
 
@@ -310,6 +323,7 @@ def aggregate(model: str, rows: list[dict[str, Any]], analyses: list[VideoAnalys
     agg["coverage"] = M.nanmean([h.coverage for h in ok_heads])
     for flag in FLAGS:
         agg[f"share_{flag}"] = float(np.mean([flag in h.flags for h in ok_heads])) if ok_heads else math.nan
+    cross: list[str] = []
     for lab in bucket_labels(config.yaw_edges):
         hs = [h for h in ok_heads if lab in h.frames]
         n = sum(h.frames[lab] for h in hs)
@@ -318,12 +332,18 @@ def aggregate(model: str, rows: list[dict[str, Any]], analyses: list[VideoAnalys
         agg[f"no_face_yaw_{lab}"] = sum(h.no_face[lab] for h in hs)
         agg[f"no_pose_yaw_{lab}"] = sum(h.no_pose[lab] for h in hs)
         agg[f"reached_yaw_{lab}"] = float(np.mean([h.reached[lab] for h in hs])) if hs else math.nan
+        posed = sum(h.posed(lab) for h in hs)
+        agg[f"matched_yaw_{lab}"] = sum(h.matched[lab] for h in hs) / posed if posed else math.nan
+        if posed and agg[f"matched_yaw_{lab}"] < MATCHED_SHARE:
+            cross.append(lab)
+    agg["cross_pose"] = " ".join(cross)  # buckets scored mostly without a pose-matched view
     agg["n_no_face"] = sum(r["n_detected"] == 0 for r in ok_rows)
     agg["n_frames"] = sum(r["n_frames"] for r in ok_rows)
     agg["n_detected"] = sum(r["n_detected"] for r in ok_rows)
     agg["n_pose"] = sum(r["n_pose"] for r in ok_rows)
     pooled_cols = {k for k in (ok_rows[0] if ok_rows else {}) if k.startswith(("facesim_yaw_", "facesim_pitch_",
-                                                                              "n_yaw_", "verified_yaw_"))}
+                                                                              "n_yaw_", "verified_yaw_",
+                                                                              "matched_yaw_"))}
     pooled_cols |= {"facesim_worst_bucket"}
     for key in (ok_rows[0] if ok_rows else {}):
         if key in MEAN_COLUMNS_SKIP or key in pooled_cols:
@@ -510,6 +530,7 @@ def run_bench(spec: str | Path, videos: dict[str, Path], out_dir: str | Path | N
                            "flag_share": FLAG_SHARE, "targets": {
                                "from_labels": sum("target_yaw" in it.labels for it in items), "items": len(items)}}
     summary["paired"] = [p.to_dict() for p in pairs]
+    summary["views"] = views_summary(references, config)
     summary["cache"] = {"key": cache.key, "folder": str(config.cache_dir) if config.cache_dir else None,
                         "videos_reused": sum(a.cached for a in analyses)}
     result = BenchResult(config, items, dict(videos), references, analyses, rows, frames, aggregates, curves,
@@ -520,6 +541,22 @@ def run_bench(spec: str | Path, videos: dict[str, Path], out_dir: str | Path | N
 
 
 # -- summary and files ---------------------------------------------------------------------------------------
+def views_summary(references: dict[str, Reference], config: BenchConfig) -> dict[str, Any]:
+    """Which yaw ranges each item's views (reference and eval_references) cover, and over the items: per
+    |yaw| bucket, how many items can pose-match a frame there on both sides, one side or neither."""
+    per_item = {}
+    for item_id, ref in references.items():
+        per_item[item_id] = {"references": len(ref.records), "eval_references": len(ref.eval_records),
+                             "view_yaws": [round(y, 1) for y in ref.view_yaws],
+                             "covers": covered_ranges(ref.view_yaws),
+                             "buckets": view_coverage(ref.view_yaws, config.yaw_edges)}
+    overall = {lab: {side: sum(v["buckets"][lab] == side for v in per_item.values()) for side in SIDES}
+               for lab in bucket_labels(config.yaw_edges)}
+    return {"definition": "docs/BENCH.md, 'Evaluation views'", "max_dyaw": MAX_DYAW,
+            "items_with_eval_references": sum(v["eval_references"] > 0 for v in per_item.values()),
+            "buckets": overall, "items": per_item}
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -638,7 +675,7 @@ def write_frames_parquet(path: Path, frames: list[dict[str, Any]]) -> None:
             fields.append(pa.field(c, pa.list_(pa.float32())))
         elif c in ("model", "id", "mode"):
             fields.append(pa.field(c, pa.string()))
-        elif c in ("detected", "padded", "verified"):
+        elif c in ("detected", "padded", "verified", "pose_matched"):
             fields.append(pa.field(c, pa.bool_()))
         elif c in ("frame", "n_faces"):
             fields.append(pa.field(c, pa.int32()))
@@ -658,7 +695,9 @@ def write_outputs(result: BenchResult, out_dir: Path, *, report: bool = True) ->
     write_scores_csv(paths["leaderboard"], [{"model": m, "rank": k + 1, "flags": " ".join(
         result.leaderboard[k]["flags"]), **result.aggregates[m]} for k, m in enumerate(ranked)])
     paths["summary"].write_text(json.dumps(_jsonable(result.summary), indent=1))
-    paths["leaderboard_json"] = write_leaderboard(out_dir / "leaderboard.json", result.leaderboard)
+    views = result.summary.get("views", {})
+    paths["leaderboard_json"] = write_leaderboard(out_dir / "leaderboard.json", result.leaderboard, {
+        "items_with_eval_references": views.get("items_with_eval_references"), "buckets": views.get("buckets")})
     if report:
         paths["report"] = write_report(result, out_dir / "report.html")
     result.out_dir = out_dir

@@ -10,11 +10,15 @@ paths resolve against the spec's folder. ``reference_box`` (optional) says which
 image is the person: ``[x0, y0, x1, y1]`` in the image's pixels, or a list with one box (or null) per
 reference; ``lfa bench make-spec`` writes it from the curated track, and ``lfa generate --spec`` and
 ``lfa bench`` take the face overlapping it best (:mod:`lfa.face.choose`; without it: the largest face).
-``labels`` is optional and free-form (kept in the outputs). A model's videos are ``{DIR}/{id}.mp4``.
+``eval_references`` (optional; ``make-spec`` writes them) are more views of the item's person used only
+for scoring, never handed to a generator (``lfa generate --spec`` reads ``reference`` only), with
+``eval_reference_box`` like ``reference_box``. ``labels`` is optional and free-form (kept in the outputs).
+Any other key is an error naming the line. A model's videos are ``{DIR}/{id}.mp4``.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -28,6 +32,7 @@ from lfa.errors import ConfigError
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 VIDEO_SUFFIX = ".mp4"
 Box = tuple[float, float, float, float]
+KEYS = ("id", "reference", "reference_box", "eval_references", "eval_reference_box", "prompt", "labels")
 
 
 @dataclass(frozen=True)
@@ -37,20 +42,36 @@ class SpecItem:
     prompt: str = ""
     labels: dict[str, Any] = field(default_factory=dict)
     boxes: tuple[Box | None, ...] = ()  # per reference: the person's face box, or () for none at all
+    # views of the person for scoring only: never handed to a generator
+    eval_references: tuple[Path, ...] = ()
+    eval_boxes: tuple[Box | None, ...] = ()
 
     def box(self, index: int) -> Box | None:
         """The person's face box in reference ``index`` (None: take the largest face)."""
         return self.boxes[index] if index < len(self.boxes) else None
 
+    def eval_box(self, index: int) -> Box | None:
+        """The person's face box in evaluation view ``index`` (None: take the largest face)."""
+        return self.eval_boxes[index] if index < len(self.eval_boxes) else None
+
     def to_json(self, base: Path | None = None) -> dict[str, Any]:
         refs = [_relative(p, base) for p in self.references]
         out: dict[str, Any] = {"id": self.id, "reference": refs[0] if len(refs) == 1 else refs, "prompt": self.prompt}
         if any(b is not None for b in self.boxes):
-            boxes = [None if b is None else [round(float(v), 1) for v in b] for b in self.boxes]
-            out["reference_box"] = boxes[0] if len(refs) == 1 else boxes
+            out["reference_box"] = _boxes_json(self.boxes, len(refs))
+        if self.eval_references:
+            views = [_relative(p, base) for p in self.eval_references]
+            out["eval_references"] = views
+            if any(b is not None for b in self.eval_boxes):
+                out["eval_reference_box"] = _boxes_json(self.eval_boxes, len(views), single=False)
         if self.labels:
             out["labels"] = self.labels
         return out
+
+
+def _boxes_json(boxes: tuple[Box | None, ...], n: int, single: bool = True) -> Any:
+    out = [None if b is None else [round(float(v), 1) for v in b] for b in boxes]
+    return out[0] if single and n == 1 else out
 
 
 def _relative(path: Path, base: Path | None) -> str:
@@ -82,6 +103,12 @@ def load_spec(path: str | Path, *, check_files: bool = True) -> list[SpecItem]:
             raise ConfigError(f"{where}: not JSON ({exc.msg})", "write one JSON object per line") from None
         if not isinstance(row, dict):
             raise ConfigError(f"{where}: expected a JSON object", "write one JSON object per line")
+        unknown = [k for k in row if k not in KEYS]
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], KEYS, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}{hint}",
+                              f"the keys are {', '.join(KEYS)}; put free-form fields under \"labels\"")
         missing = [k for k in ("id", "reference") if k not in row]
         if missing:
             raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}",
@@ -93,37 +120,48 @@ def load_spec(path: str | Path, *, check_files: bool = True) -> list[SpecItem]:
         if item_id in seen:
             raise ConfigError(f"{where}: duplicate id {item_id!r}", "give every item its own id")
         seen.add(item_id)
-        refs = row["reference"]
-        refs = [refs] if isinstance(refs, str) else refs
-        if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
-            raise ConfigError(f"{where}: \"reference\" must be an image path or a non-empty list of paths",
-                              "e.g. \"reference\": \"refs/a.png\" or [\"refs/a.png\", \"refs/a_side.png\"]")
-        resolved = tuple((base / r).resolve() if not Path(r).is_absolute() else Path(r) for r in refs)
-        if check_files:
-            absent = [str(r) for r in resolved if not r.is_file()]
-            if absent:
-                raise ConfigError(f"{where}: reference image not found: {', '.join(absent)}",
-                                  "paths are relative to the spec's folder; fix the path or add the image")
+        resolved = _images(row["reference"], "reference", base, where, check_files)
+        views = _images(row.get("eval_references") or [], "eval_references", base, where, check_files)
         labels = row.get("labels") or {}
         if not isinstance(labels, dict):
             raise ConfigError(f"{where}: \"labels\" must be an object", "e.g. \"labels\": {\"yaw_bucket\": \"45_60\"}")
         boxes = _boxes(row.get("reference_box"), len(resolved), where)
-        items.append(SpecItem(item_id, resolved, str(row.get("prompt") or ""), labels, boxes))
+        eval_boxes = _boxes(row.get("eval_reference_box"), len(views), where, "eval_reference_box")
+        items.append(SpecItem(item_id, resolved, str(row.get("prompt") or ""), labels, boxes, views, eval_boxes))
     if not items:
         raise ConfigError(f"benchmark spec {path} has no items", "add one JSON object per line")
     return items
 
 
-def _boxes(value: Any, n_refs: int, where: str) -> tuple[Box | None, ...]:
-    """``reference_box``: one box for a single reference, or one box (or null) per reference."""
+def _images(value: Any, key: str, base: Path, where: str, check_files: bool) -> tuple[Path, ...]:
+    """``reference`` (an image path or a non-empty list of them) or ``eval_references`` (a path or a list),
+    resolved against the spec's folder."""
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, list) or (key == "reference" and not paths) or not all(isinstance(r, str) for r in paths):
+        raise ConfigError(f"{where}: \"{key}\" must be an image path or a "
+                          f"{'non-empty ' if key == 'reference' else ''}list of paths",
+                          f"e.g. \"{key}\": \"refs/a.png\" or [\"refs/a.png\", \"refs/a_side.png\"]")
+    resolved = tuple((base / r).resolve() if not Path(r).is_absolute() else Path(r) for r in paths)
+    if check_files:
+        absent = [str(r) for r in resolved if not r.is_file()]
+        if absent:
+            raise ConfigError(f"{where}: {key} image not found: {', '.join(absent)}",
+                              "paths are relative to the spec's folder; fix the path or add the image")
+    return resolved
+
+
+def _boxes(value: Any, n_refs: int, where: str, key: str = "reference_box") -> tuple[Box | None, ...]:
+    """``reference_box``: one box for a single reference, or one box (or null) per reference (likewise
+    ``eval_reference_box`` for ``eval_references``)."""
     if value is None:
         return ()
-    fix = ("write \"reference_box\": [x0, y0, x1, y1] (pixels of the reference image), or a list with one box "
-           "or null per reference")
+    images = "reference" if key == "reference_box" else "eval_references"
+    fix = (f"write \"{key}\": [x0, y0, x1, y1] (pixels of the image), or a list with one box "
+           f"or null per image of \"{images}\"")
     listed = isinstance(value, list) and value and (value[0] is None or isinstance(value[0], list))
     boxes = value if listed else [value]
     if len(boxes) != n_refs:
-        raise ConfigError(f"{where}: {len(boxes)} reference_box(es) for {n_refs} reference image(s)", fix)
+        raise ConfigError(f"{where}: {len(boxes)} {key}(es) for {n_refs} {images} image(s)", fix)
     out: list[Box | None] = []
     for box in boxes:
         if box is None:
@@ -132,7 +170,7 @@ def _boxes(value: Any, n_refs: int, where: str) -> tuple[Box | None, ...]:
         ok = (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
               and all(math.isfinite(v) for v in box) and box[2] > box[0] and box[3] > box[1])
         if not ok:
-            raise ConfigError(f"{where}: bad reference_box {box!r}", fix)
+            raise ConfigError(f"{where}: bad {key} {box!r}", fix)
         out.append((float(box[0]), float(box[1]), float(box[2]), float(box[3])))
     return tuple(out)
 

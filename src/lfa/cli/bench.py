@@ -105,6 +105,15 @@ def bench(
     out.print(table)
     out.print(f"score: verified share per target |yaw| bucket ({head['identity_model']}, FAR {head['far']:g}; "
               f"impostors: {head['impostors']}); strict/lenient: FaceSim-{idn}. Definitions: docs/BENCH.md")
+    views = result.summary["views"]
+    reach = ", ".join(f"{lab.replace('_', '–')} {c['both'] + c['left'] + c['right']}"
+                      for lab, c in views["buckets"].items())
+    out.print(f"views: {views['items_with_eval_references']} of {len(result.items)} items have eval_references "
+              f"(scoring only); items with a view within {views['max_dyaw']:g}° per |yaw| bucket: {reach}")
+    for e in result.leaderboard:
+        if e["cross_pose"]:
+            out.print(f"{e['model']}: |yaw| {', '.join(b.replace('_', '–') for b in e['cross_pose'])} scored mostly "
+                      "cross-pose (no view within 15° of the frame: add eval_references)")
     for p in result.pairs[: max(0, len(result.leaderboard) - 1)]:
         out.print(f"{p.a} vs {p.b}: wins {p.win_rate:.0%} of {p.n_items} items, mean diff {p.mean_diff:+.3f} "
                   f"(95% CI {p.ci95[0]:+.3f}…{p.ci95[1]:+.3f})")
@@ -131,6 +140,9 @@ def make_spec_cmd(
     holdout: float = typer.Option(0.1, help="Share of clusters held out when the manifest has no split column."),
     seed: int = typer.Option(0, help="Seed of the choice: which clusters are held out (without a split column) "
                              "and which clips of a bucket are taken; recorded in heldout_clusters.json."),
+    eval_views: bool = typer.Option(True, "--eval-views/--no-eval-views",
+                                    help="Write eval_references: views of each item's person at the extremes of yaw "
+                                    "and pitch (other held-out clips first), for scoring only."),
 ) -> None:
     """Build a spec from a curated manifest: held-out identities, balanced over yaw ranges, frontal references."""
     from collections import Counter
@@ -138,7 +150,7 @@ def make_spec_cmd(
     from lfa.bench import make_spec
 
     result = make_spec(manifest, spec, n_items=n, per_bucket=per_bucket, per_cluster=per_cluster, holdout=holdout,
-                       seed=seed)
+                       seed=seed, eval_views=eval_views)
     width = min(out.width, TABLE_WIDTH)
     table = Table(title=f"{spec.name}: {len(result.items)} items from {len(result.heldout_clusters)} held-out "
                   "cluster(s)")
@@ -160,6 +172,22 @@ def make_spec_cmd(
             counts = Counter(x.reason for x in rest)
             why.add_row(f"… {len(rest)} more", "", "", "; ".join(f"{k}x {r}" for r, k in counts.most_common()))
         out.print(why, width=width)
+    if eval_views and result.views:
+        views = Table(title="evaluation views (eval_references: scoring only)")
+        for col in ("item", "cluster", "other", "own", "yaw reach (°)", "note"):
+            views.add_column(col, justify="right" if col in ("other", "own", "yaw reach (°)") else "left",
+                             overflow="fold")
+        for v in result.views[:NOT_TAKEN_ROWS]:
+            reach = "–" if math.isnan(v.yaw_lo) else f"{v.yaw_lo:.0f}…{v.yaw_hi:.0f}"
+            views.add_row(v.item, v.cluster_id, str(v.other), str(v.own), reach, v.note)
+        rest = result.views[NOT_TAKEN_ROWS:]
+        if rest:
+            views.add_row(f"… {len(rest)} more", "", str(sum(v.other for v in rest)), str(sum(v.own for v in rest)),
+                          "", f"{sum(not v.far for v in rest)} without a view past 45°")
+        out.print(views, width=width)
+        out.print("other / own: views from the person's other held-out clips (the better evidence: another "
+                  "session) / from the item's own clip (its lighting and texture); labels.eval_views in the spec "
+                  "names each view.", width=width)
     clips, clusters = result.training
     if clips:
         out.print(f"not candidates: {clips} clip(s) of {clusters} cluster(s) kept for training", width=width)

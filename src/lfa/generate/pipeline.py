@@ -329,7 +329,8 @@ def generate_spec(generator: IdentityGenerator, spec: str | os.PathLike[str], ou
                   on_item: Any = None, on_note: Callable[[str], None] | None = None) -> list[Path]:
     """One ``{id}.mp4`` (+ sidecar) per benchmark item, for ``lfa bench --videos NAME=DIR``; items whose
     video exists are skipped (resumable). An item's reference views are its face images, and its
-    ``reference_box`` says which face of each is the person (the face ``lfa bench`` compares with)."""
+    ``reference_box`` says which face of each is the person (the face ``lfa bench`` compares with). Its
+    ``eval_references`` are never read here: they are for scoring only."""
     from dataclasses import replace
 
     from lfa.bench.spec import load_spec
