@@ -184,7 +184,9 @@ def test_make_spec_without_split_holds_out_clusters_and_says_which(sources, tmp_
     candidates = [r for r in pq.read_table(manifest).to_pylist() if f"c{int(r['clip_id'][4:]) % 8}" in
                   heldout["clusters"]]
     taken = {i.id for i in items}
-    why = {line.split()[1]: line for line in lines if line.startswith("│ clip")}
+    section = lines[next(i for i, line in enumerate(lines) if "held-out clips not taken" in line):]
+    section = section[: next(i for i, line in enumerate(section) if line.startswith("└"))]
+    why = {line.split()[1]: line for line in section if line.startswith("│ clip")}
     assert set(why) == {r["clip_id"] for r in candidates} - taken and len(why) == len(candidates) - len(taken)
     assert all("--per-cluster" in line or "bucket full" in line for line in why.values()), why
     assert "kept for training" in proc.stdout
