@@ -93,7 +93,7 @@ def two_people(curated_corpus, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory):
     """A tiny random Wan T2V base (`lfa model init --preset tiny`), once per session."""
-    from lfa.train.base import init_tiny_base
+    from lfa.wan.base import init_tiny_base
 
     return init_tiny_base(tmp_path_factory.mktemp("base") / "wan-tiny")
 

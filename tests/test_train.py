@@ -59,7 +59,7 @@ def tiny_run(corpus, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(tiny_base, tiny_run, tmp_path_factory, torch_one_thread):
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.trainer import train
 
     out = tmp_path_factory.mktemp("train")
@@ -71,7 +71,7 @@ def trained(tiny_base, tiny_run, tmp_path_factory, torch_one_thread):
 def test_init_writes_a_loadable_wan_base_and_models_add_references_it(tiny_base, tmp_path):
     from lfa.registry import ModelStore
     from lfa.registry.directories import add_directory, directory_hash, resolve_directory, tree_hash
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
 
     wan = load_base(tiny_base)
     assert type(wan.transformer).__name__ == "WanTransformer3DModel"
@@ -135,7 +135,7 @@ def test_shipped_accelerate_configs_are_valid(monkeypatch):
 def test_samples_have_cross_pose_references_and_the_cache_resumes(tiny_base, tiny_run, trained):
     from safetensors.torch import load_file
 
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.trainer import prepare_cache
 
     config = load_config(load_base(tiny_base, parts=()).train_defaults, sets=SETTINGS)
@@ -186,7 +186,7 @@ def test_training_data_from_the_export_shards_equals_the_run(tiny_base, tiny_run
     from dataclasses import replace
 
     from lfa.curate.export import export_webdataset
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.cache import reference_frames, window_frames
     from lfa.train.data import build_samples
 
@@ -238,7 +238,7 @@ def test_sample_videos_every_k_steps(trained):
 
 def test_sigkill_after_step_15_then_resume_gives_the_same_losses(tiny_base, tiny_run, trained, tmp_path,
                                                                  torch_one_thread):
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.trainer import train
 
     out = tmp_path / "killed"
@@ -269,7 +269,7 @@ def test_sigkill_after_step_15_then_resume_gives_the_same_losses(tiny_base, tiny
 
 def test_ddp_two_cpu_processes_equal_one_process(tiny_base, two_people, tmp_path, torch_one_thread):
     """faithfulfaces (LoRA, the aligner's own pair batch, face-weighted flow loss): 2 processes = 1 process."""
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.trainer import train
 
     settings = ["max_steps=2", "batch_size=2", "val_every=100", "checkpoint_every=100", "learning_rate=1e-3",
@@ -295,7 +295,7 @@ def test_lora_loads_into_a_diffusers_wan_pipeline(tiny_base, trained, torch_one_
     from diffusers import WanPipeline
 
     from lfa.model.adapter import IdentityAdapter
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.trainer import LORA_DIFFUSERS
 
     pipe = WanPipeline.from_pretrained(tiny_base, local_files_only=True)
@@ -393,7 +393,7 @@ def test_i2v_base_trains_and_generates(tiny_base, tiny_run, trained, face_photo,
     from lfa.cli import app
     from lfa.generate.pipeline import GenerateOptions, IdentityGenerator
     from lfa.media import read_image
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.trainer import train
 
     base = tmp_path / "wan-i2v"
@@ -430,7 +430,7 @@ def test_i2v_base_trains_and_generates(tiny_base, tiny_run, trained, face_photo,
 def test_every_window_decodes_even_where_a_clip_ends_with_its_video(curated_corpus, tiny_base):
     """The README's recipe on the standard corpus stopped at `scene_cut.mp4: only 4 of 5 frames decode at
     5.500s`: a window whose last frame fell on the end of a clip that ends where its video ends."""
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.cache import window_frames
     from lfa.train.data import build_samples
 

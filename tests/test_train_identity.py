@@ -85,7 +85,7 @@ def test_tiny_base_latents_are_normalised(tiny_base):
     those photos have a per-channel std near 1 (a random VAE's raw latents: about 0.1)."""
     from lfa.model.vae import encode_images
     from lfa.samples import sample_photo
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
 
     wan = load_base(tiny_base, parts=("vae",))
     assert all(s < 0.5 for s in wan.vae.config.latents_std)
@@ -102,7 +102,7 @@ def metrics(out: Path) -> list[dict]:
 
 def test_identity_metrics_at_every_validation_step_and_the_shuffle_control(tiny_base, two_people,
                                                                             tmp_path, torch_one_thread):
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.trainer import train
 
     sets = ["max_steps=4", "val_every=2", "learning_rate=1e-2", "val_samples=3", "val_noise_draws=1",
@@ -131,7 +131,7 @@ def test_identity_metrics_at_every_validation_step_and_the_shuffle_control(tiny_
 
 def test_one_identity_skips_the_identity_metrics_and_refuses_the_control(tiny_base, two_people, tmp_path,
                                                                          torch_one_thread):
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.trainer import train
 
     one = tmp_path / "one"
@@ -154,7 +154,7 @@ def test_one_identity_skips_the_identity_metrics_and_refuses_the_control(tiny_ba
 def test_the_aligner_trains_on_its_own_pairs_at_batch_size_1(tiny_base, two_people, tmp_path, torch_one_thread):
     """FaithfulFaces trains the aligner on its own batch of pose pairs: at batch_size=1 every step has an
     alignment loss over aligner_batch_size pairs, and it falls."""
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
     from lfa.train.trainer import train
 
     sets = ["adapter_preset=faithfulfaces", "lora_rank=4", "max_steps=60", "batch_size=1", "aligner_batch_size=32",

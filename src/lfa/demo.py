@@ -74,7 +74,7 @@ def model_side(out_dir: Path, run: Path, analyzer: FaceAnalyzer,
     from lfa.bench import run_bench
     from lfa.bench.make_spec import make_spec
     from lfa.generate.pipeline import GenerateOptions, IdentityGenerator, generate_spec, write_result
-    from lfa.train.base import init_tiny_base, load_base
+    from lfa.wan.base import init_tiny_base, load_base
     from lfa.train.config import load_config
     from lfa.train.state import latest_checkpoint
     from lfa.train.trainer import train

@@ -75,7 +75,7 @@ def init(
     seed: int = typer.Option(0, help="Seed of the random weights."),
 ) -> None:
     """Write a complete diffusers-format Wan T2V (or I2V) base with random weights and tiny face encoders."""
-    from lfa.train.base import BASE_PRESETS, init_tiny_base
+    from lfa.wan.base import BASE_PRESETS, init_tiny_base
 
     if preset not in BASE_PRESETS:
         raise ConfigError(f"unknown base preset {preset!r}", f"use one of: {', '.join(BASE_PRESETS)}")

@@ -31,7 +31,7 @@ def train(
     """Train the identity adapter (and LoRA) by flow matching on a curated run."""
     from lfa.registry import ModelStore
     from lfa.registry.directories import resolve_directory
-    from lfa.train.base import check_base, load_base
+    from lfa.wan.base import check_base, load_base
     from lfa.train.config import load_config
     from lfa.train.trainer import train as run_train
 

@@ -11,7 +11,7 @@ angles measured with lfa's own perception (:class:`lfa.face.FaceAnalyzer`).
 
 An image-to-video base (Wan2.1 I2V) also takes a first frame (``first_frame``, default: the first face
 photo), fitted to the video's size (centre crop + resize) and turned into Wan's first-frame condition
-and CLIP image tokens (:mod:`lfa.train.first_frame`), which every branch sees.
+and CLIP image tokens (:mod:`lfa.wan.frames`), which every branch sees.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ class IdentityGenerator:
         from lfa.model.adapter import IdentityAdapter
         from lfa.model.config import AdapterConfig
         from lfa.model.persistence import CONFIG_NAME
-        from lfa.train.base import load_base
-        from lfa.train.encoders import build_encoders, encoder_spec
+        from lfa.wan.base import load_base
+        from lfa.wan.encoders import build_encoders, encoder_spec
 
         self.base_path, self.adapter_path = Path(base), Path(adapter)
         if not (self.adapter_path / CONFIG_NAME).is_file():
@@ -200,8 +200,8 @@ class IdentityGenerator:
         references = self._references(images, options) if self.adapter.config.references != "none" else None
         condition = None
         if self.wan.i2v:
-            from lfa.train.cache import fit_to_bucket
-            from lfa.train.first_frame import first_frame_condition
+            from lfa.wan.frames import fit_to_bucket
+            from lfa.wan.frames import first_frame_condition
 
             frame = fit_to_bucket(images[0] if first_frame is None else first_frame, options.height, options.width)
             condition = first_frame_condition(self.pipe, frame, options.num_frames)
@@ -211,7 +211,7 @@ class IdentityGenerator:
                on_step: Any = None, condition: dict[str, torch.Tensor] | None = None) -> np.ndarray:
         """(F, H, W, 3) uint8 frames from prepared faces (``FaceInputs`` or ``FaceFeatures``), reference
         latents (B, z, K, h, w) or None and, for an I2V base, the first-frame ``condition`` (unbatched
-        ``condition`` and ``image_embeds`` of :func:`lfa.train.first_frame.first_frame_condition`)."""
+        ``condition`` and ``image_embeds`` of :func:`lfa.wan.frames.first_frame_condition`)."""
         options = self.resolve(options)
         if self.wan.i2v and condition is None:
             raise ConfigError("an image-to-video base needs a first-frame condition", "pass a first frame")
@@ -227,7 +227,7 @@ class IdentityGenerator:
     @torch.no_grad()
     def _sample(self, faces: Any, references: torch.Tensor | None, o: GenerateOptions, on_step: Any,
                 condition: dict[str, torch.Tensor]) -> np.ndarray:
-        from lfa.train.base import I2V_TEXT_LEN
+        from lfa.wan.base import I2V_TEXT_LEN
 
         pipe, transformer, device = self.pipe, self.wan.transformer, self.device
         length = int(self.training.get("max_sequence_length", 512))
@@ -284,9 +284,9 @@ class IdentityGenerator:
 
     def _references(self, images: list[np.ndarray], o: GenerateOptions) -> torch.Tensor:
         from lfa.model.vae import encode_images
-        from lfa.train.cache import _to_tensor, fit_to_bucket
+        from lfa.wan.frames import fit_to_bucket, to_video_tensor
 
-        views = _to_tensor([fit_to_bucket(img, o.height, o.width) for img in images]).permute(1, 0, 2, 3)
+        views = to_video_tensor([fit_to_bucket(img, o.height, o.width) for img in images]).permute(1, 0, 2, 3)
         return encode_images(self.wan.vae, views[None].to(next(self.wan.vae.parameters()).device))
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:

@@ -8,7 +8,7 @@
 - ``references`` (z, K, h, w): the reference frames' latents at the video's size (Mv²ID);
 - ``face_mask`` (F', h, w): the main track's face boxes on the latent grid (:mod:`lfa.train.regions`);
 - image-to-video bases: ``condition`` (4 + z, F', h, w) and ``image_embeds`` (N, D) of the window's first
-  frame (:mod:`lfa.train.first_frame`).
+  frame (:mod:`lfa.wan.frames`).
 
 ``cache_id`` hashes the base directory, the encoder spec and every data setting a tensor depends on, so a
 cache made with another model is never read. A shard is written atomically; a killed run redoes only the
@@ -29,6 +29,7 @@ import numpy as np
 from lfa.errors import ConfigError
 from lfa.train.config import TrainConfig
 from lfa.train.data import Sample
+from lfa.wan.frames import fit_to_bucket, to_video_tensor
 
 CACHE_FORMAT = "lfa-train-cache-v2"  # v2: face_mask
 _DATA_KEYS = ("fps", "num_frames", "buckets", "height", "width", "window_stride", "max_sequence_length",
@@ -40,24 +41,6 @@ def cache_id(base_hash: str, encoder_spec: str, config: TrainConfig) -> str:
     text = json.dumps({"format": CACHE_FORMAT, "base": base_hash, "encoders": encoder_spec, "data": data},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def fit_to_bucket(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Centre-crop to the bucket's aspect ratio, then resize (area) to (height, width)."""
-    import cv2
-
-    from lfa.train.regions import bucket_crop
-
-    y, x, ch, cw = bucket_crop(*image.shape[:2], height, width)
-    crop = image[y: y + ch, x: x + cw]
-    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def _to_tensor(images: list[np.ndarray]):
-    import torch
-
-    arr = np.stack(images).astype(np.float32) / 127.5 - 1.0  # (F, H, W, 3) in [-1, 1]
-    return torch.from_numpy(arr).permute(3, 0, 1, 2).contiguous()  # (3, F, H, W)
 
 
 class Encoders:
@@ -105,17 +88,17 @@ class Encoders:
         h, w = sample.bucket
         frames = window_frames(sample)
         fitted = [fit_to_bucket(f, h, w) for f in frames]
-        video = _to_tensor(fitted)
+        video = to_video_tensor(fitted)
         tensors = {"latents": encode_video(self.pipeline.vae, video[None])[0].float().contiguous()}
         if type(self.pipeline).__name__ == "WanImageToVideoPipeline":
-            from lfa.train.first_frame import first_frame_condition
+            from lfa.wan.frames import first_frame_condition
 
             tensors.update(first_frame_condition(self.pipeline, fitted[0], sample.num_frames))
         tensors["face_mask"] = face_mask(sample.boxes, frames[0].shape[:2], sample.bucket).contiguous()
         tensors["text"] = self.text(sample.caption)
         by_time = reference_frames(sample)
         tensors.update(self.faces(by_time, sample))
-        views = _to_tensor([fit_to_bucket(img, h, w) for img in by_time]).permute(1, 0, 2, 3)  # (K, 3, H, W)
+        views = to_video_tensor([fit_to_bucket(img, h, w) for img in by_time]).permute(1, 0, 2, 3)  # (K, 3, H, W)
         tensors["references"] = encode_images(self.pipeline.vae, views[None])[0].float().contiguous()
         return tensors
 

@@ -13,15 +13,10 @@ from collections.abc import Sequence
 
 import torch
 
+from lfa.wan.frames import bucket_crop
+
 VAE_SPATIAL = 8
 VAE_TEMPORAL = 4
-
-
-def bucket_crop(h: int, w: int, height: int, width: int) -> tuple[int, int, int, int]:
-    """(y, x, crop height, crop width) of the centre crop of an h x w image with the bucket's aspect ratio."""
-    scale = max(height / h, width / w)
-    ch, cw = min(h, round(height / scale)), min(w, round(width / scale))
-    return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
 def _coverage(lo: float, hi: float, cells: int) -> torch.Tensor:

@@ -33,7 +33,7 @@ class SampleVideos:
     def generator(self):
         if self._generator is None:
             from lfa.generate.pipeline import IdentityGenerator
-            from lfa.train.base import load_base
+            from lfa.wan.base import load_base
 
             wan = load_base(self.base, parts=("vae", "text_encoder", "tokenizer", "scheduler"))
             wan = replace(wan, transformer=self.module.transformer)

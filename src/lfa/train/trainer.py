@@ -56,8 +56,8 @@ def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, 
     """Samples, the cache folder (every shard present afterwards), its id and the encoder spec;
     ``on_sample(sample, built)`` hears each shard, ``on_cache(done, total)`` counts them."""
     from lfa.registry.directories import directory_hash
-    from lfa.train.base import check_base, check_text_length
-    from lfa.train.encoders import encoder_spec
+    from lfa.wan.base import check_base, check_text_length
+    from lfa.wan.encoders import encoder_spec
 
     base = check_base(base)
     check_text_length(base, config.max_sequence_length)
@@ -87,8 +87,8 @@ def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, 
 def encoders_loader(base: Path, encoders_file: str | os.PathLike[str] | None,
                     config: TrainConfig) -> Callable[[], Encoders]:
     """Loads what the caches run (the base's VAE and text encoder, the face experts) when called."""
-    from lfa.train.base import load_base
-    from lfa.train.encoders import build_encoders, encoder_spec
+    from lfa.wan.base import load_base
+    from lfa.wan.encoders import build_encoders, encoder_spec
 
     def load() -> Encoders:
         spec, root = encoder_spec(base, encoders_file)
@@ -237,7 +237,7 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     decided on its own (the validation split's fallbacks, skipped metrics, a base's unnormalised latents)."""
     from lfa.model.adapter import IdentityAdapter
     from lfa.model.training import IdentityTrainingModule
-    from lfa.train.base import load_base
+    from lfa.wan.base import load_base
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ A base is a diffusers-format Wan text-to-video folder (``model_index.json``, ``t
 ``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``) or Wan2.1 image-to-video folder (the same
 plus ``image_encoder/`` and ``image_processor/``: CLIP tokens of the first frame, and a transformer
 whose input carries the first-frame condition channels), plus ``lfa_encoders.json``, which says
-where the face experts come from (see :mod:`lfa.train.encoders`). Real bases (Wan2.1/2.2
+where the face experts come from (see :mod:`lfa.wan.encoders`). Real bases (Wan2.1/2.2
 directories) are user-supplied: add ``lfa_encoders.json`` next to their ``model_index.json`` or
 pass ``--encoders FILE``. Nothing downloads: every loader runs with ``local_files_only``.
 """
@@ -63,7 +63,7 @@ def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0, i2v: bool = Fa
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
     from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
-    from lfa.train.encoders import ENCODERS_FILE, EncoderSpec
+    from lfa.wan.encoders import ENCODERS_FILE, EncoderSpec
 
     folder = Path(out)
     if folder.exists() and any(folder.iterdir()):
