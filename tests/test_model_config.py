@@ -135,3 +135,13 @@ def test_cli_describe_json_and_table(tmp_path):
 
     result = runner.invoke(app, ["model", "describe"])
     assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
+
+
+def test_a_whole_config_saved_before_the_identity_mlp_loads_as_a_perceiver():
+    from lfa.model.config import AdapterConfig
+
+    saved = AdapterConfig().to_dict()
+    del saved["identity_projector"]  # what an adapter saved before the switch existed holds
+    assert AdapterConfig.from_dict(saved).identity_projector == "perceiver"
+    assert AdapterConfig.from_dict({"adapter_preset": "mofe"}).identity_projector == "mlp"  # a partial config
+    assert AdapterConfig().replace(adapter_preset="mofe").identity_projector == "mlp"

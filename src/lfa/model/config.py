@@ -212,7 +212,8 @@ class AdapterConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"adapter config must be a JSON object, got {type(data).__name__}",
                               "write the config as {\"key\": value, ...}")
-        if "identity_projector" not in data:  # saved before the MLP existed: a perceiver then
+        every = {f.name for f in fields(cls)} - {"identity_projector"}
+        if "identity_projector" not in data and every <= set(data):  # a whole config saved before the MLP
             data = {**data, "identity_projector": "perceiver"}
         try:
             return cls(**data)
