@@ -129,17 +129,63 @@ def curate(work: Path, videos: Path) -> Path:
     return run
 
 
-def base(work: Path) -> Path:
-    from lfa.train.base import init_tiny_base
+def base(work: Path, size: int = 32) -> Path:
+    """``lfa model init --preset tiny``; for another training ``size``, a copy whose ``latents_mean`` /
+    ``latents_std`` are re-measured at that size (the random VAE's latent statistics depend on it: measured at
+    32 px, 64 px latents have per-channel std 1.6-4.4), as the trainer's warning asks."""
+    import shutil
+
+    from lfa.train.base import init_tiny_base, latent_statistics, load_base
 
     folder = work / "wan-tiny"
     if not (folder / "model_index.json").is_file():
         init_tiny_base(folder)
-    return folder
+    if size == 32:
+        return folder
+    sized = work / f"wan-tiny-{size}"
+    if not (sized / "model_index.json").is_file():
+        shutil.rmtree(sized, ignore_errors=True)
+        shutil.copytree(folder, sized)
+        mean, std = latent_statistics(load_base(sized, parts=("vae",)).vae, size=size)
+        config = json.loads((sized / "vae" / "config.json").read_text())
+        (sized / "vae" / "config.json").write_text(json.dumps({**config, "latents_mean": mean, "latents_std": std},
+                                                              indent=2) + "\n")
+    return sized
+
+
+def standardise_on_data(args: argparse.Namespace, wan: Path, data: Path) -> None:
+    """The photos' statistics do not standardise 64x64x9 video latents of the renders (per-channel std
+    2.0-5.1 after them): cache the data once, then rescale ``latents_mean``/``latents_std`` of the sized base
+    copy by the cached latents' own per-channel mean and std (the cache is rebuilt for the new base)."""
+    import torch
+
+    from lfa.train.base import load_base
+    from lfa.train.cache import load_shard
+    from lfa.train.config import load_config
+    from lfa.train.trainer import train
+
+    marker = wan / "standardised_on_data"
+    if marker.is_file():
+        return
+    run = dict(name="x", preset="cofe", split="clip", shuffle=False)
+    out = args.work / f"stats-{args.train_size}"
+    result = train(wan, data, out, load_config(load_base(wan, parts=()).train_defaults, sets=train_sets(args, run)),
+                   cache_only=True)
+    latents = torch.cat([load_shard(p, result.cache_dir.name)["latents"].flatten(1)
+                         for p in sorted(result.cache_dir.glob("*.safetensors"))], dim=1).double()
+    m, sd = latents.mean(1), latents.std(1)
+    config = json.loads((wan / "vae" / "config.json").read_text())
+    old_mean, old_std = torch.tensor(config["latents_mean"]).double(), torch.tensor(config["latents_std"]).double()
+    config.update(latents_mean=[round(float(v), 6) for v in old_mean + old_std * m],
+                  latents_std=[round(float(v), 6) for v in old_std * sd])
+    (wan / "vae" / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    marker.write_text(json.dumps({"cached_std_before": [float(v) for v in sd],
+                                  "cached_mean_before": [float(v) for v in m]}))
+    log(f"re-standardised {wan.name} on the data: cached per-channel std was {[round(float(v), 2) for v in sd]}")
 
 
 def clusters(run: Path) -> tuple[dict[str, int], dict[str, set[int]]]:
-    """identity (from the clip's file name) -> (the smallest of) curate's cluster_id(s) of its clips, and all of them."""
+    """identity (from the clip's file name) -> the smallest of curate's cluster_ids of its clips, and all of them."""
     import pyarrow.parquet as pq
 
     rows = pq.read_table(run / "manifest.parquet").to_pylist()
@@ -164,8 +210,8 @@ def one_cluster_per_person(work: Path, run: Path) -> Path:
     folder = work / "curated-people"
     folder.mkdir(exist_ok=True)
     column = table.schema.get_field_index("cluster_id")
-    pq.write_table(table.set_column(column, table.schema.field(column), pa.array(truth, table.schema.field(column).type)),
-                   folder / "manifest.parquet")
+    field = table.schema.field(column)
+    pq.write_table(table.set_column(column, field, pa.array(truth, field.type)), folder / "manifest.parquet")
     if not (folder / "frames.parquet").exists():
         (folder / "frames.parquet").symlink_to((run / "frames.parquet").resolve())
     return folder
@@ -186,7 +232,7 @@ def train_sets(args: argparse.Namespace, run: dict) -> list[str]:
     size = []
     if args.train_size:
         height, width, frames = (int(v) for v in args.train_size.split("x"))
-        size = [f"height={height}", f"width={width}", f"num_frames={frames}"]
+        size = [f"height={height}", f"width={width}", f"num_frames={frames}", "fps=16"]
     return [*size, f"max_steps={args.steps}", f"learning_rate={args.lr}", f"batch_size={args.batch}",
             f"val_every={max(1, args.steps // 4)}", f"checkpoint_every={args.steps}", "keep_checkpoints=1",
             f"val_samples={args.val_samples}", "val_noise_draws=2", "tensorboard=false",
@@ -200,9 +246,9 @@ def train_run(args: argparse.Namespace, wan: Path, data: Path, run: dict) -> dic
     from lfa.train.config import load_config
     from lfa.train.trainer import train
 
-    out = args.work / "runs" / run["name"]
+    out = runs_folder(args) / run["name"]
     if not (out / "adapter" / "lfa_training.json").is_file():
-        shared = args.work / "cache"
+        shared = cache_folder(args)
         shared.mkdir(parents=True, exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         if not (out / "cache").exists():
@@ -234,7 +280,7 @@ def ceiling(args: argparse.Namespace, wan: Path, data: Path, split_kind: str) ->
     samples = build_samples(data, config)
     split = split_samples(samples, val_split=config.val_split, val_fraction=config.val_fraction,
                           val_samples=config.val_samples, seed=config.seed)
-    folder = next(p for p in (args.work / "cache").iterdir() if p.is_dir() and p.name != "clips")
+    folder = next(p for p in cache_folder(args).iterdir() if p.is_dir() and p.name != "clips")
     shards = {i: load_shard(folder / f"{s.key}.safetensors", folder.name) for i, s in enumerate(samples)}
     latents = {i: v["latents"].float() for i, v in shards.items()}
     val = set(split.val)
@@ -293,12 +339,12 @@ def slot_gain(args: argparse.Namespace, wan: Path, data: Path, run: dict) -> dic
     from lfa.train.trainer import _Data  # the trainer's own batches: the same inputs validation scores
     from lfa.train.validation import bootstrap_interval, split_samples
 
-    out = args.work / "runs" / run["name"]
+    out = runs_folder(args) / run["name"]
     config = load_config(load_base(wan, parts=()).train_defaults, sets=train_sets(args, run))
     samples = build_samples(data, config)
     split = split_samples(samples, val_split=config.val_split, val_fraction=config.val_fraction,
                           val_samples=config.val_samples, seed=config.seed)
-    folder = next(p for p in (args.work / "cache").iterdir() if p.is_dir() and p.name != "clips")
+    folder = next(p for p in cache_folder(args).iterdir() if p.is_dir() and p.name != "clips")
     adapter = IdentityAdapter.from_pretrained(out / "adapter", load_base(wan, parts=("transformer",)).transformer)
     module = IdentityTrainingModule(adapter, config.flow_config()).eval()
     data_ = _Data([folder / f"{s.key}.safetensors" for s in samples], folder.name, config, adapter.config)
@@ -451,8 +497,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="rendered clip side (pixels)")
     parser.add_argument("--presets", default=",".join(PRESETS))
     parser.add_argument("--controls", default="cofe,mofe", help="presets also trained with face_shuffle=true")
-    parser.add_argument("--train-size", default="", help="HEIGHTxWIDTHxFRAMES of the training windows (default: "
-                        "the tiny base's, 32x32x5 at 8 fps, the size its latent statistics were measured at)")
+    parser.add_argument("--train-size", default="", help="HEIGHTxWIDTHxFRAMES of the training windows, at 16 fps "
+                        "(default: the tiny base's, 32x32x5 at 8 fps, the size its latent statistics are measured at)")
     parser.add_argument("--gen-steps", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more training settings")
@@ -465,7 +511,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     photos = photo_files(args.work)
     data = curate(args.work, render(args.work, photos, args.clips, args.duration, args.size))
-    wan = base(args.work)
+    wan = base(args.work, int(args.train_size.split("x")[0]) if args.train_size else 32)
     ids, all_ids = clusters(data)
     if len(set(ids.values())) != len(ids):
         raise SystemExit(f"curation put two people in one cluster: {all_ids}")
@@ -473,6 +519,8 @@ def main() -> None:
     if split_people:
         log(f"curation split people into several clusters, merged for training: {split_people}")
     data = one_cluster_per_person(args.work, data)
+    if args.train_size:
+        standardise_on_data(args, wan, data)
     names = {c: who for who, c in ids.items()}
     people_ = [who for who in photos if who in ids]
     from lfa.face import FaceAnalyzer
@@ -489,7 +537,7 @@ def main() -> None:
     for run in runs(tuple(args.presets.split(",")), tuple(c for c in args.controls.split(",") if c)):
         trained = train_run(args, wan, data, run)
         entry = {"split": run["split"], "val": trained["val"], "slot_gain": slot_gain(args, wan, data, run)}
-        gen_file = args.work / "runs" / run["name"] / "generation.json"
+        gen_file = runs_folder(args) / run["name"] / "generation.json"
         if gen_file.is_file():
             done = json.loads(gen_file.read_text())
         else:
@@ -509,11 +557,20 @@ def main() -> None:
 
     d = load_base(wan, parts=()).train_defaults
     results["window"] = f"{d['num_frames']}x{d['height']}x{d['width']}"
-    results["windows"] = sum(1 for _ in (args.work / "cache").glob("*/*.safetensors"))
-    (args.work / "results.json").write_text(json.dumps(results, indent=1))
+    results["windows"] = sum(1 for _ in cache_folder(args).glob("*/*.safetensors"))
+    tag = f"-{args.train_size}" if args.train_size else ""
+    (args.work / f"results{tag}.json").write_text(json.dumps(results, indent=1))
     text = report(results)
-    (args.work / "results.md").write_text(text)
+    (args.work / f"results{tag}.md").write_text(text)
     print(text)
+
+
+def cache_folder(args: argparse.Namespace) -> Path:
+    return args.work / (f"cache-{args.train_size}" if args.train_size else "cache")
+
+
+def runs_folder(args: argparse.Namespace) -> Path:
+    return args.work / (f"runs-{args.train_size}" if args.train_size else "runs")
 
 
 def torch_threads() -> None:
