@@ -556,7 +556,7 @@ def main() -> None:
     from lfa.train.base import load_base
 
     d = load_base(wan, parts=()).train_defaults
-    results["window"] = f"{d['num_frames']}x{d['height']}x{d['width']}"
+    results["window"] = args.train_size or f"{d['height']}x{d['width']}x{d['num_frames']}"
     results["windows"] = sum(1 for _ in cache_folder(args).glob("*/*.safetensors"))
     tag = f"-{args.train_size}" if args.train_size else ""
     (args.work / f"results{tag}.json").write_text(json.dumps(results, indent=1))
