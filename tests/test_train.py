@@ -336,6 +336,8 @@ def test_generate_writes_the_video_and_reloading_gives_the_same_frames(tiny_base
     first = IdentityGenerator(tiny_base, trained / "adapter", analyzer=analyzer)
     frames = first([image], GenerateOptions(**options))
     assert frames.shape == (5, 32, 32, 3) and frames.dtype == np.uint8
+    assert first.latents.shape == (1, 4, 2, 4, 4)  # what the frames were decoded from (bench/identity_flow.py)
+    assert np.array_equal(first._decode(first.latents), frames)
     out = write_result(frames, tmp_path / "v.mp4", first.resolve(GenerateOptions(**options)), {"x": 1})
     info = probe(out)
     assert (info.n_frames, info.width, info.height) == (5, 32, 32) and len(read_frames(out)) == 5

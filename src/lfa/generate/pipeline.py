@@ -127,6 +127,7 @@ class IdentityGenerator:
         training = self.adapter_path / TRAINING_META
         self.training = json.loads(training.read_text()) if training.is_file() else {}
         self._analyzer = analyzer
+        self.latents: torch.Tensor | None = None
         self._ready()
 
     @classmethod
@@ -140,6 +141,7 @@ class IdentityGenerator:
         self.cpu_offload = self.device.type != "cpu"
         self.wan, self.encoders, self.adapter = wan, {}, adapter
         self.training, self._analyzer = dict(training), None
+        self.latents = None
         self._ready()
         return self
 
@@ -280,6 +282,7 @@ class IdentityGenerator:
                 latents = scheduler.step(v, t, latents, return_dict=False)[0]
                 if on_step:
                     on_step(i + 1, o.steps)
+        self.latents = latents.detach().cpu()  # the last sample's normalised latents (bench/identity_flow.py)
         return self._decode(latents)
 
     def _references(self, images: list[np.ndarray], o: GenerateOptions) -> torch.Tensor:
