@@ -10,7 +10,7 @@ import numpy as np
 
 from lfa.errors import MediaError
 from lfa.media.image import PathLike
-from lfa.media.probe import corrupt, open_media
+from lfa.media.probe import open_media
 
 log = logging.getLogger(__name__)
 GAP_TOLERANCE_S = 0.01  # a decoded frame this much later than the samples so far: silence fills the gap
@@ -60,7 +60,7 @@ def decode_audio(path: PathLike, sample_rate: int = 16000) -> AudioTrack:
         chunks: list[np.ndarray] = []
         count = 0  # samples in chunks
         skipped: list[float] = []
-        stopped, last_error = None, None
+        stopped = None
         tolerance = int(GAP_TOLERANCE_S * sample_rate)
 
         def add(frames: list[av.AudioFrame]) -> None:
@@ -76,10 +76,9 @@ def decode_audio(path: PathLike, sample_rate: int = 16000) -> AudioTrack:
                     continue  # the demuxer's flush packet
                 try:
                     decoded = packet.decode()
-                except (av.FFmpegError, ValueError) as e:
+                except (av.FFmpegError, ValueError):
                     t = float(packet.pts * base) - start if packet.pts is not None and base else count / sample_rate
                     skipped.append(round(max(t, 0.0), 3))
-                    last_error = e
                     continue
                 for frame in decoded:
                     if frame.pts is not None and frame.time_base:  # place it at its time: gaps become silence
@@ -93,7 +92,9 @@ def decode_audio(path: PathLike, sample_rate: int = 16000) -> AudioTrack:
         add(resampler.resample(None))
     if not chunks or not any(len(c) for c in chunks):
         if skipped or stopped:
-            raise corrupt(path, f"no audio could be decoded: {last_error or stopped}") from None
+            why = f"none of its {len(skipped)} audio packets decodes" if skipped else f"audio decoding failed: {stopped}"
+            raise MediaError(f"{why}: {path}",
+                             "re-encode the sound track with ffmpeg, e.g. ffmpeg -i IN -c:v copy -c:a aac OUT") from None
         return AudioTrack(np.zeros(0, dtype=np.float32))
     track = AudioTrack(np.concatenate(chunks).astype(np.float32, copy=False)[:n_max], skipped, stopped)
     return track

@@ -95,7 +95,7 @@ def analyze_window(source: SourceSpeech, start: float, end: float, mouth: Callab
     the shot holding the window, transcribed once). ``mouth`` reads the main face's mouth signal, ``crops``
     its face crops at 25 fps (for the SyncNet backend, when ``config.syncnet``)."""
     if source.error is not None:
-        result = SpeechResult("unknown", audio="undecodable", reason=f"the sound track does not decode: {source.error}")
+        result = SpeechResult("unknown", audio="undecodable", reason=source.error)
     else:
         result = _analyze(source, start, end, shot or (start, end), mouth, config)
     if config.syncnet and crops is not None and result.segments:

@@ -30,7 +30,7 @@ class SourceSpeech:
         try:
             return load_clip_audio(self.path)
         except MediaError as exc:
-            self._error = exc.message
+            self._error = f"{exc.message} (fix: {exc.fix})" if exc.fix else exc.message
             return ClipAudio(np.zeros(0, np.float32), 0.0, True)
 
     @property
