@@ -152,6 +152,24 @@ def test_policies_and_thresholds_are_checked():
     assert template_caption(None, "uncertain", "hi").startswith('Speech is heard, saying: "hi"; whether')
 
 
+def test_caption_policies_label_keep(tmp_path):
+    from lfa.curate.stages.speech import enrich_captions
+
+    def clips():
+        return [{"source": s, "clip_id": s, "caption": "A woman.", "caption_source": "sidecar-txt", "speech_status": s,
+                 "transcript": "hi"} for s in ("speaking", "voiceover", "uncertain", "unknown")]
+
+    labelled = {}
+    for c in clips():
+        enrich_captions([c], SpeechConfig(), tmp_path)
+        labelled[c["speech_status"]] = c["caption"]
+    assert labelled["uncertain"] == 'A woman. Speech is heard, saying: "hi"; whether the person on screen is the one speaking is unclear.'
+    assert labelled["unknown"] == "A woman. Whether the person on screen speaks could not be determined."
+    kept = clips()
+    enrich_captions(kept, SpeechConfig(on_voiceover="keep", on_uncertain="keep", on_unknown="keep"), tmp_path)
+    assert [c["caption"] for c in kept][1:] == ["A woman."] * 3 and kept[0]["caption"] != "A woman."
+
+
 def test_cuts_move_into_pauses():
     from lfa.curate.config import ShotConfig
     from lfa.curate.stages.shots import clip_windows
