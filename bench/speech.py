@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/speech.py [--repeats 5] [--duration 4] [--size 512]
 
-Renders three clips (speech with a mouth that follows it, the same speech with a still mouth, no speech)
+Renders three clips (speech with a mouth that says its words, the same speech with a still mouth, no speech)
 and times, per clip: decoding every frame (the floor every stage pays), the audio + voice activity
 part, transcription, the lip reading of the curation stage (the landmarker on the main track's box at
 speech.lip_fps; the scan's frames would be reused in a run, so this is an upper bound) and the agreement.
@@ -22,7 +22,7 @@ import numpy as np
 from lfa.face import AnalyzerConfig, FaceAnalyzer
 from lfa.media import iter_frames
 from lfa.speech import SpeechConfig, SpeechModels
-from lfa.speech.agreement import agreement, speech_envelope
+from lfa.speech.agreement import segment_evidence
 from lfa.speech.audio import load_clip_audio
 from lfa.speech.lips import interpolated_box, landmark_backend, read_mouth_signal, track_reader
 from lfa.synth.clip import ClipSpec, HeadLibrary, render_clip
@@ -65,8 +65,7 @@ def main() -> None:
             asr_s = timed(lambda: models.asr.transcribe(audio.samples), args.repeats)[0] if spans else 0.0
             lips_s, mouth = timed(lambda: read_mouth_signal(path, 0.0, args.duration, config.lip_fps,
                                                             track_reader(landmarker, box_at, {})), args.repeats)
-            env = speech_envelope(audio.samples)
-            av_s = timed(lambda: [agreement(env, 0.0, mouth, (a, b), config.max_lag_s) for a, b in spans],
+            av_s = timed(lambda: segment_evidence(audio.samples, 0.0, mouth, spans, config.max_lag_s),
                          args.repeats)[0] if spans else 0.0
             rows.append((kind, decode_s, vad_s, asr_s, lips_s if spans else 0.0, av_s))
     print(f"per clip-second, ms (medians of {args.repeats}; {args.size}x{args.size}, 25 fps, {args.duration:g} s clips)")

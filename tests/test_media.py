@@ -427,3 +427,20 @@ def test_thumbnail_matches_a_scaled_frame_and_is_upright(clip: Path, media_dir: 
     turned = list(iter_decoded(rotated))[::10]  # same bitstream, display matrix 90°
     for r, p in zip(turned, plain, strict=True):
         assert np.array_equal(r.thumbnail(20), np.rot90(p.thumbnail(20)))
+
+
+def test_undecodable_audio_packets_are_skipped_in_place(clip: Path, media_dir: Path) -> None:
+    from lfa.media.audio import decode_audio
+    from tests.damage import corrupt_audio_packets
+
+    damaged = media_dir / "damaged.mp4"
+    times = corrupt_audio_packets(clip, damaged, which=(0, 10))
+    intact, broken = decode_audio(clip), decode_audio(damaged)
+    assert len(broken.skipped) == 2 and broken.skipped[1] == pytest.approx(times[1], abs=0.01)
+    assert "2 undecodable audio packets skipped" in broken.warning() and f"{broken.skipped[1]:.2f}" in broken.warning()
+    assert intact.warning() is None and len(broken.samples) == len(intact.samples)
+    gap = slice(int(times[1] * SR), int(times[1] * SR) + 1024)
+    assert np.abs(broken.samples[gap]).max() == 0.0  # silence where the packet was
+    after = slice(gap.stop + 2048, gap.stop + 2048 + SR // 4)  # past the decoder's warm-up: the same sound, in place
+    assert np.abs(broken.samples[after] - intact.samples[after]).max() < 1e-3
+    assert _peak_hz(extract_audio(damaged), SR) == pytest.approx(440, abs=3)

@@ -213,3 +213,37 @@ def test_lighting_is_seeded_and_directional(heads):
     diff = (from_right - from_left).sum(2)
     assert diff[:, 140:][head_px[:, 140:]].mean() > 10  # the side toward the light is brighter
     assert diff[:, :116][head_px[:, :116]].mean() < -10
+
+
+def test_visemes_follow_the_words_not_the_loudness():
+    from lfa.synth.visemes import REST, TimedWord, mouth_track, number_words, spell
+
+    assert spell("Bob") == ["closed", "o", "closed"] and spell("shoe")[0] == "postalveolar"
+    assert number_words("678910") == ["six", "seven", "eight", "nine", "ten"] and number_words("42") == ["forty", "two"]
+    words = [TimedWord(0.5, 0.9, "map", (0.7,)), TimedWord(0.9, 1.3, "bee", (1.1,)), TimedWord(2.2, 2.6, "ah", (2.4,))]
+    jaw, rounding = mouth_track(words, 25.0, 80, seed=3)
+    t = np.arange(80) / 25.0
+    assert jaw[t < 0.2].max() <= REST[0] + 0.02 and jaw[t > 2.9].min() <= REST[0] + 0.02  # rest before and after
+    assert jaw[(t > 2.2) & (t < 2.6)].max() > 0.6 > jaw[(t > 0.9) & (t < 1.3)].max()  # "ah" opens wider than "bee"
+    assert rounding[(t > 0.9) & (t < 1.3)].min() < -0.3  # "ee" spreads the lips
+    # the same words at the same times: the same mouth, whatever the sound was (it never sees the sound)
+    assert np.array_equal(jaw, mouth_track(words, 25.0, 80, seed=3)[0])
+
+
+def test_speech_audio_drives_the_mouth_from_its_words(tmp_path, heads, store):
+    from lfa.synth.visemes import words_of
+
+    recording = store.path("speech_en", "hello_world.wav")
+    words = words_of(extract_audio(recording))
+    assert [w.text.strip(".").lower() for w in words] == ["hello", "world"]
+    assert all(w.nuclei and w.start <= w.nuclei[0] + 0.08 for w in words)
+    spec = ClipSpec("astronaut", "frontal", 1.6, fps=12.5, width=128, height=128, speech_audio=str(recording),
+                    speech="on_screen", speech_at=0.3, background="field")
+    sidecar = render_clip(spec, tmp_path / "hello.mp4", heads)
+    assert [w[2] for w in sidecar["speech"]["words"]][0].lower() == "hello" and sidecar["speech"]["mouth_model"]
+    mouth = np.array([f["faces"][0]["mouth_open"] for f in sidecar["frames"]])
+    assert mouth.max() > 0.3 and mouth[0] < 0.1 and mouth[-1] < 0.1
+    dubbed = render_clip(ClipSpec(**{**spec.__dict__, "speech": "dubbed", "mouth_audio": str(
+        store.path("speech_en", "counting.wav"))}), tmp_path / "dubbed.mp4", heads)
+    assert dubbed["speech"]["status"] == "voiceover"
+    assert [f["faces"][0]["mouth_open"] for f in dubbed["frames"]] != mouth.tolist()  # the mouth says other words

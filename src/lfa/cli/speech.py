@@ -12,6 +12,7 @@ from rich.table import Table
 from lfa.errors import MediaError
 
 out = Console()
+err = Console(stderr=True)
 
 
 def speech(
@@ -21,7 +22,8 @@ def speech(
                                      help="speech.KEY=VALUE (repeatable), e.g. min_av_score=0.5."),
     caption: str = typer.Option(None, help="A caption to enrich (default: a caption-less sentence)."),
 ) -> None:
-    """Speech status (speaking, voiceover, silent, non_speech_audio), segments, transcript and caption."""
+    """Speech status (speaking, voiceover, uncertain, silent, non_speech_audio, unknown), segments, transcript
+    and caption. Audio packets that do not decode are skipped, with a warning on stderr."""
     from lfa.curate.config import CurateConfig
     from lfa.speech import speech_of_video
 
@@ -30,8 +32,11 @@ def speech(
     settings = CurateConfig.load(None, [item if item.startswith("speech.") else f"speech.{item}"
                                         for item in config or []]).speech
     result = speech_of_video(video, settings, base_caption=caption)
-    keys = ("status", "segments", "language", "transcript", "caption") + (("syncnet",) if result.sync else ())
+    keys = ("status", "segments", "language", "transcript", "caption") + (("syncnet",) if result.sync else ()) + (
+        ("reason",) if result.reason else ())
     data = {k: v for k, v in result.to_dict().items() if k in keys}
+    for warning in result.warnings:
+        err.print(f"warning: {video.name}: {warning}", soft_wrap=True)
     if as_json:
         print(json.dumps(data))
         return
@@ -43,6 +48,8 @@ def speech(
         score = "–" if s["av_score"] is None else f"{s['av_score']:.2f}"
         table.add_row(f"{s['start']:.2f}", f"{s['end']:.2f}", s["status"], score, f"{s['lag_s']:+.2f}", s["text"])
     out.print(table)
+    if result.reason:
+        out.print(f"reason: {result.reason}", soft_wrap=True)
     out.print(f"language: {result.language or '–'}")
     if result.sync is not None:
         out.print(f"SyncNet: offset {result.sync.offset_frames:+d} frames, confidence {result.sync.confidence:.2f}")

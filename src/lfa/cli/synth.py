@@ -32,8 +32,16 @@ def render_cmd(
     face_size: float = typer.Option(0.3, help="Face width as a fraction of the frame width."),
     second_size: float = typer.Option(1.0, help="Second face width relative to the main face."),
     switch_at: float = typer.Option(None, help="Switch identity to the second photo at this time (s)."),
-    speech: str = typer.Option("none", help="none | on_screen | voice_over | mouth_only (moving mouth, silent "
-                               "track) | tone | noise"),
+    speech: str = typer.Option("none", help="none | on_screen (the mouth says the words heard) | voice_over (still "
+                               "mouth) | dubbed (the mouth says other words) | mouth_only (moving mouth, silent "
+                               "track) | tone | noise; --speech-audio alone means on_screen"),
+    speech_audio: Path = typer.Option(None, "--speech-audio", metavar="FILE",
+                                      help="Speak this recording (any file with a sound track; a .txt beside it "
+                                      "is its text for the sidecar) instead of a shipped sentence: the mouth "
+                                      "says its words (visemes of faster-whisper's word-timed transcript)."),
+    mouth_audio: Path = typer.Option(None, "--mouth-audio", metavar="FILE",
+                                     help="--speech dubbed: the recording whose words the mouth says."),
+    speech_at: float = typer.Option(0.4, help="The speech starts at this time (s)."),
     audio: bool = typer.Option(True, help="Write an audio stream (--no-audio: the file has none)."),
     audio_shift: float = typer.Option(0.0, help="Delay the sound against the picture by this many seconds."),
     scene_cut_at: float = typer.Option(None, help="Hard cut at this time (s)."),
@@ -53,10 +61,17 @@ def render_cmd(
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise ConfigError(f"bad --size {size!r}", "write it as WIDTHxHEIGHT, e.g. 512x512") from None
+    for given in (speech_audio, mouth_audio):
+        if given is not None and not given.is_file():
+            raise ConfigError(f"no such recording: {given}", "pass a sound file (wav, mp3, m4a, or a video with sound)")
+    if speech_audio is not None and speech == "none":
+        speech = "on_screen"
     second = str(photo[1]) if len(photo) == 2 else None
     spec = ClipSpec(str(photo[0]), trajectory, duration, fps, width, height, face_size,
                     second_face=SecondFace(second, second_size) if second and switch_at is None else None,
                     switch_photo=second if switch_at is not None else None, switch_at=switch_at, speech=speech,
+                    speech_audio=str(speech_audio) if speech_audio else None,
+                    mouth_audio=str(mouth_audio) if mouth_audio else None, speech_at=speech_at,
                     audio_stream=audio, audio_shift_s=audio_shift,
                     scene_cut_at=scene_cut_at, blur=blur, noise=noise, jpeg_quality=jpeg_quality,
                     background=background, shading=shading, seed=seed)

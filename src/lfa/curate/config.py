@@ -22,6 +22,9 @@ class ShotConfig:
     analysis_width: int = 160  # frames are scaled to this width for shot detection
     min_clip_s: float = 2.0  # shorter shots are dropped
     window_s: float = 10.0  # longer shots are cut into windows of this length
+    # with speech in the shot, a cut moves up to this far to fall in a pause (a gap in voice activity), so that
+    # no window starts or ends mid-word (needs speech.enabled; 0: even cuts)
+    cut_in_pause_s: float = 2.0
 
 
 @dataclass

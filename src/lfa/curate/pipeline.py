@@ -20,8 +20,8 @@ from lfa.curate.stages.constraints import check_constraints, main_faces
 from lfa.curate.stages.identity import check_identity, refine_switch
 from lfa.curate.stages.pose import measure_track_pose
 from lfa.curate.stages.references import pick_references
-from lfa.curate.stages.shots import clip_windows
-from lfa.curate.stages.speech import speech_stage
+from lfa.curate.stages.shots import clip_windows, shot_spans
+from lfa.curate.stages.speech import source_speech, speech_stage
 from lfa.curate.stages.tracking import link_tracks, main_track
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
@@ -99,7 +99,8 @@ def process_input(path: Path, config: CurateConfig, models: CurateModels,
     if scan.truncated:
         result.warn("decode", f"decoding stopped at {scan.duration_s:.2f} s of the {scan.info.duration_s:.2f} s "
                               "the header announces (truncated or corrupt file): clips come from what decoded")
-    windows, short = clip_windows(scan.cuts, scan.duration_s, config.shots)
+    sound = source_speech(path, config)  # read only when a shot needs cutting or a clip reaches the speech stage
+    windows, short = clip_windows(scan.cuts, scan.duration_s, config.shots, sound.voice_activity if sound else None)
     if scan.upside_down:  # every window of it: the faces are upside down
         turned, checked = scan.upside_down_votes
         for k, (a, b) in enumerate(windows):
@@ -110,14 +111,19 @@ def process_input(path: Path, config: CurateConfig, models: CurateModels,
         result.rejected.append(_rejected(source, "", a, b, Decision.reject("shots", "too_short", b - a,
                                                                               config.shots.min_clip_s,
                                                                               measure="shot_s")))
+    shots = shot_spans(scan.cuts, scan.duration_s)
     for k, (a, b) in enumerate(windows):
         clip = Clip(source, clip_id_for(source, k), a, b, [fr for fr in scan.frames if a <= fr.t < b])
-        _curate_clip(clip, path, config, models, scan.info, result, allow_split=True)
+        shot = next((s for s in shots if s[0] <= (a + b) / 2 < s[1]), (a, b))
+        _curate_clip(clip, path, config, models, scan.info, result, allow_split=True, sound=sound, shot=shot)
+    if sound is not None and sound.read and sound.warning:
+        result.warn("speech", sound.warning)
     return result
 
 
 def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateModels, info: Any,
-                 result: InputResult, allow_split: bool) -> None:
+                 result: InputResult, allow_split: bool, sound: Any = None,
+                 shot: tuple[float, float] | None = None) -> None:
     link_tracks(clip, config.tracking.link_max_cost)
     track = main_track(clip)
     timed = [(fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]  # the main track, in time order
@@ -136,7 +142,7 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
             for suffix, (a, b) in (("a", (clip.start, cut)), ("b", (cut, clip.end))):
                 if b - a >= config.shots.min_clip_s:
                     part = Clip(clip.source, f"{clip.clip_id}{suffix}", a, b, _copy_frames(clip.frames, a, b))
-                    _curate_clip(part, path, config, models, info, result, allow_split=False)
+                    _curate_clip(part, path, config, models, info, result, allow_split=False, sound=sound, shot=shot)
                 else:
                     result.rejected.append(_rejected(clip.source, f"{clip.clip_id}{suffix}", a, b, Decision.reject(
                         "identity", "too_short_after_split", b - a, config.shots.min_clip_s, measure="clip_s")))
@@ -144,7 +150,7 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
         identity.offending = [(t, [float(v) for v in f.box]) for t, f in timed if t >= cut]  # the second person
         result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, identity, track))
         return
-    speech = speech_stage(clip, track, path, config, models.analyzer.pose)
+    speech = speech_stage(clip, track, path, config, models.analyzer.pose, sound, shot)
     for message in speech.warnings:
         result.warn("speech", message, clip.clip_id)
     if speech.decision is not None:

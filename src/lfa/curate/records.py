@@ -77,7 +77,7 @@ MEASURES: dict[str, tuple[str, str]] = {
     "euler_sum": ("sum of the yaw, pitch and roll ranges, °", ">="),
     "identity_split_z": ("identity z between the faces before and after the switch (same-pose pairs; "
                          "below the threshold they look like two people)", ">="),
-    "speech_av_score": ("correlation of the speech with the mouth's movement", ">="),
+    "speech_av_score": ("agreement of voice energy with the mouth's movement (against the sound shifted in time)", ">="),
     "duplicate": ("byte-identical to an earlier input (dedup=true keeps the first copy)", ""),
 }
 

@@ -18,11 +18,14 @@ def speech_section(manifest: list[dict], examples_per_status: int = 2) -> list[s
     esc = html.escape
     counts = {s: sum(m["speech_status"] == s for m in rows) for s in STATUSES}
     parts = ["<h2>Speech</h2><p>Speaking status of the accepted clips (speech stage): speaking = the visible "
-             "mouth follows the speech; voiceover = speech the mouth does not follow.</p>",
+             "mouth follows the words heard; voiceover = speech the mouth does not follow (a still mouth, or one "
+             "saying other words); uncertain = speech whose audio-visual evidence is too weak either way; "
+             "unknown = the sound could not be analysed (the reason is in the warnings); silent and "
+             "non_speech_audio: no speech.</p>",
              "<table><tr><th>status</th><th>clips</th></tr>"]
     parts += [f"<tr><td>{s}</td><td>{n}</td></tr>" for s, n in counts.items()]
     parts.append("</table>")
-    examples = [m for s in ("speaking", "voiceover") for m in [r for r in rows if r["speech_status"] == s
+    examples = [m for s in ("speaking", "voiceover", "uncertain") for m in [r for r in rows if r["speech_status"] == s
                                                                  and r.get("speech_curve_t")][:examples_per_status]]
     if examples:
         parts.append("<div class='grid'>")
@@ -45,12 +48,13 @@ def _curves(m: dict) -> str:
     fig, ax = plt.subplots(figsize=(5, 2.6))
     ax.plot(t, mouth, label="mouth opening")
     twin = ax.twinx()
-    twin.plot(t, env, color="tab:orange", alpha=0.7, label="speech envelope")
+    twin.plot(t, env, color="tab:orange", alpha=0.7, label="voice-band energy")
     for seg in m["speech_segments"] or []:
-        ax.axvspan(seg["start"], seg["end"], color="tab:green" if seg["status"] == "speaking" else "tab:red", alpha=0.1)
+        colour = {"speaking": "tab:green", "uncertain": "tab:grey"}.get(seg["status"], "tab:red")
+        ax.axvspan(seg["start"], seg["end"], color=colour, alpha=0.1)
     score = "–" if m["speech_av_score"] is None else f"{m['speech_av_score']:.2f}"
     lag = "–" if m["speech_lag_s"] is None else f"{m['speech_lag_s']:+.2f} s"
     ax.set(xlabel="t (s)", ylabel="mouth", title=f"{m['speech_status']}: AV score {score}, lag {lag}")
-    twin.set_ylabel("envelope")
+    twin.set_ylabel("voice energy")
     fig.legend(fontsize=7, loc="upper right")
     return figure_data_uri(fig)

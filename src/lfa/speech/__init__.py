@@ -1,8 +1,9 @@
 """Speech disambiguation (CoFE): does the person on screen speak, and what do they say?
 
-Audio (PyAV, 16 kHz mono) → voice activity (silero-vad) → transcript (faster-whisper) → lip activity
-(mouth opening from perception's landmarks) → audio-visual agreement with a lag search → a status per
-segment and per clip (speaking, voiceover, silent, non_speech_audio) → an enriched caption."""
+Audio (PyAV, 16 kHz mono, undecodable packets skipped) → voice activity (silero-vad) → transcript
+(faster-whisper) → lip activity (mouth opening from perception's landmarks) → audio-visual agreement
+(lfa.speech.agreement) → a status per segment and per clip (speaking, voiceover, uncertain, silent,
+non_speech_audio; unknown when the sound does not decode) → an enriched caption."""
 
 from lfa.speech.analyze import SpeechModels, SpeechResult, analyze_speech
 from lfa.speech.config import STATUSES, SpeechConfig

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 
 from lfa.registry import ModelStore
-from lfa.speech.agreement import agreement, envelope_at, speech_envelope
-from lfa.speech.asr import Transcript, WhisperAsr
-from lfa.speech.audio import ClipAudio, load_clip_audio
+from lfa.speech.agreement import mouth_curve_energy, segment_evidence
+from lfa.speech.asr import WhisperAsr
 from lfa.speech.caption import template_caption
 from lfa.speech.config import SpeechConfig
 from lfa.speech.lips import MouthSignal
+from lfa.speech.source import SourceSpeech
 from lfa.speech.status import Segment, clip_status, quiet_status, segment_status
 from lfa.speech.syncnet import SyncScore, sync_score, syncnet_follows
 from lfa.speech.vad import SileroVad
@@ -64,16 +64,18 @@ class SpeechResult:
     lag_s: float | None = None
     caption: str = ""
     caption_failure: str | None = None  # why the rewrite endpoint's caption was not used
-    audio: str = "ok"  # ok | no_stream | digital_silence
+    audio: str = "ok"  # ok | no_stream | digital_silence | undecodable
+    reason: str | None = None  # status unknown: why the speech could not be analysed
+    warnings: list[str] = field(default_factory=list)  # e.g. audio packets that did not decode
     mouth: MouthSignal | None = None
-    envelope: np.ndarray | None = None  # speech envelope at the mouth signal's times
+    envelope: np.ndarray | None = None  # voice-band energy at the mouth signal's times
     sync: SyncScore | None = None  # the SyncNet backend's reading, when it ran
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "segments": [s.to_dict() for s in self.segments], "language": self.language,
                 "transcript": self.transcript, "caption": self.caption, "caption_failure": self.caption_failure,
                 "av_score": None if not math.isfinite(self.av_score) else round(self.av_score, 4),
-                "lag_s": self.lag_s, "audio": self.audio,
+                "lag_s": self.lag_s, "audio": self.audio, "reason": self.reason, "warnings": self.warnings,
                 "syncnet": None if self.sync is None else {"offset_frames": self.sync.offset_frames,
                                                            "confidence": round(self.sync.confidence, 4)}}
 
@@ -81,37 +83,44 @@ class SpeechResult:
 def analyze_speech(path: Path, start: float, end: float, mouth: Callable[[], MouthSignal], config: SpeechConfig,
                    models: SpeechModels, base_caption: str | None = None,
                    crops: Callable[[], np.ndarray] | None = None) -> SpeechResult:
-    """The speech of the window [start, end) of ``path``; ``mouth`` reads the main face's mouth signal,
-    ``crops`` its face crops at 25 fps (for the SyncNet backend, when ``config.syncnet``)."""
-    audio = load_clip_audio(path, start, end)
-    result = _analyze(audio, mouth, config, models)
+    """The speech of the window [start, end) of ``path`` (the window taken as its own shot)."""
+    return analyze_window(SourceSpeech(path, config, models), start, end, mouth, config, base_caption, crops)
+
+
+def analyze_window(source: SourceSpeech, start: float, end: float, mouth: Callable[[], MouthSignal],
+                   config: SpeechConfig, base_caption: str | None = None,
+                   crops: Callable[[], np.ndarray] | None = None,
+                   shot: tuple[float, float] | None = None) -> SpeechResult:
+    """The speech of the window [start, end) of ``source`` (its sound read once for all windows; ``shot``:
+    the shot holding the window, transcribed once). ``mouth`` reads the main face's mouth signal, ``crops``
+    its face crops at 25 fps (for the SyncNet backend, when ``config.syncnet``)."""
+    if source.error is not None:
+        result = SpeechResult("unknown", audio="undecodable", reason=source.error)
+    else:
+        result = _analyze(source, start, end, shot or (start, end), mouth, config)
     if config.syncnet and crops is not None and result.segments:
-        result.sync = sync_score(models.syncnet, crops(), audio.samples)
+        result.sync = sync_score(source.models.syncnet, crops(), source.window(start, end).samples)
         follows = syncnet_follows(result.sync, config.syncnet_min_confidence, config.syncnet_max_offset)
         result.status = "speaking" if follows else "voiceover"
     result.caption = template_caption(base_caption, result.status, result.transcript)
     return result
 
 
-def _analyze(audio: ClipAudio, mouth: Callable[[], MouthSignal], config: SpeechConfig,
-             models: SpeechModels) -> SpeechResult:
+def _analyze(source: SourceSpeech, start: float, end: float, shot: tuple[float, float],
+             mouth: Callable[[], MouthSignal], config: SpeechConfig) -> SpeechResult:
+    audio = source.window(start, end)
     if not audio.has_stream:
         return SpeechResult("silent", audio="no_stream")
     if audio.peak_dbfs < config.silence_dbfs:
         return SpeechResult("silent", audio="digital_silence")
-    spans = models.vad.segments(audio.samples, config.min_speech_s)
+    spans = source.spans_in(start, end)
     if sum(b - a for a, b in spans) < config.min_speech_s:
         return SpeechResult(quiet_status(audio, config))
-    transcript: Transcript = models.asr.transcribe(audio.samples, config.language)
+    transcript = source.words_in(start, end, shot)
     signal = mouth()
-    envelope = speech_envelope(audio.samples)
-    segments = []
-    for (a, b), text in zip(spans, transcript.split(spans)):
-        ag = agreement(envelope, audio.start, signal, (audio.start + a, audio.start + b), config.max_lag_s)
-        segments.append(Segment(audio.start + a, audio.start + b, segment_status(ag, config), ag.score, ag.lag_s,
-                                text, ag.mouth_motion))
-    whole = agreement(envelope, audio.start, signal, (audio.start + spans[0][0], audio.start + spans[-1][1]),
-                      config.max_lag_s)
-    curve = envelope_at(envelope, signal.times - audio.start, 1.0 / signal.fps if signal.fps else 0.08)
+    evidence, whole = segment_evidence(audio.samples, audio.start, signal, spans, config.max_lag_s)
+    segments = [Segment(a, b, segment_status(ev, config), ev.score, ev.lag_s, text, ev.mouth_motion)
+                for (a, b), ev, text in zip(spans, evidence, transcript.split(spans))]
     return SpeechResult(clip_status(segments, config), segments, transcript.language, transcript.text, whole.score,
-                        whole.lag_s if math.isfinite(whole.score) else None, mouth=signal, envelope=curve)
+                        whole.lag_s if math.isfinite(whole.score) else None, mouth=signal,
+                        envelope=mouth_curve_energy(audio.samples, audio.start, signal))

@@ -21,6 +21,11 @@ def status_sentence(status: str, transcript: str) -> str:
     if status == "voiceover":
         said = f' saying: "{quote}"' if quote else "."
         return f"The person on screen does not speak; a voice off screen is heard{said}"
+    if status == "uncertain":
+        said = f', saying: "{quote}"' if quote else ""
+        return f"Speech is heard{said}; whether the person on screen is the one speaking is unclear."
+    if status == "unknown":
+        return "Whether the person on screen speaks could not be determined."
     if status == "non_speech_audio":
         return "The person on screen does not speak; only non-speech sound is heard."
     return "The person on screen does not speak."

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from lfa.errors import ConfigError
 
-STATUSES = ("speaking", "voiceover", "silent", "non_speech_audio")
+# unknown: the speech could not be analysed (the reason is recorded); uncertain: speech the mouth may or may not
+# follow, the audio-visual evidence too weak either way
+STATUSES = ("speaking", "voiceover", "uncertain", "silent", "non_speech_audio", "unknown")
 ASR_MODELS = ("whisper_tiny_en", "whisper")  # registry names: the shipped tiny.en, a user-supplied CTranslate2 dir
-VOICEOVER_ACTIONS = ("label", "keep", "drop")
+POLICIES = ("label", "keep", "drop")  # on_voiceover, on_uncertain, on_unknown
 
 
 @dataclass
@@ -25,22 +27,28 @@ class SpeechConfig:
     asr_model: str = "whisper_tiny_en"
     language: str | None = None  # None: detected
     beam_size: int = 1
-    # lip activity and audio-visual agreement
+    merge_gap_s: float = 1.0  # speech segments: voice activity with pauses shorter than this bridged
+    # lip activity and audio-visual agreement (lfa.speech.agreement): per speech segment, the AV score is how far
+    # the mouth's correlation with the voice-band energy at the clip's lag stands above its correlations with the
+    # segment's own sound rotated in time, in units of their spread (segments under 1 s: no score, uncertain)
     lip_fps: float = 12.5  # mouth-opening samples per second along the main track
-    max_lag_s: float = 0.3  # lag search of speech envelope vs mouth, both directions
-    # correlation at the best lag from which a segment is the visible person speaking; set on lfa's renders
-    # (mouth following the speech 0.81-0.89, a still mouth under speech 0.36-0.42), not yet on real video
-    min_av_score: float = 0.6
-    min_mouth_motion: float = 0.02  # std of the mouth-opening ratio below which the mouth is still
+    max_lag_s: float = 0.3  # lag search of the sound vs the mouth, both directions (pooled over the clip)
+    # calibrated on renders whose mouths say the words (bench/speech_sync.py, docs/PERFORMANCE.md): speaking
+    # from min_av_score, voiceover up to max_voiceover_score, uncertain in between
+    min_av_score: float = 1.4
+    max_voiceover_score: float = 1.2
+    min_mouth_motion: float = 0.005  # std of the mouth-opening ratio below which the mouth does not move (voiceover)
     min_speaking_fraction: float = 0.5  # of the speech time, in speaking segments, for a speaking clip
     # optional SyncNet backend (user-supplied, `lfa models add syncnet FILE`): when on, it decides the clip's
     # status by LatentSync's rule, and both signals are reported
     syncnet: bool = False
     syncnet_min_confidence: float = 3.0
     syncnet_max_offset: int = 6  # video frames at 25 fps
-    # curation: what happens to voice-over clips (label: keep, caption says so; keep: keep, caption
-    # unchanged; drop: rejected)
+    # curation: what happens to voice-over, uncertain and unknown clips (label: kept, the caption says so;
+    # keep: kept, caption unchanged; drop: rejected as speech/<status>)
     on_voiceover: str = "label"
+    on_uncertain: str = "label"
+    on_unknown: str = "label"
     # caption rewrite through an OpenAI-compatible chat endpoint (optional; the template otherwise)
     rewrite_endpoint: str | None = None  # e.g. http://localhost:8000/v1
     rewrite_model: str = "Qwen/Qwen2.5-7B-Instruct"
@@ -51,8 +59,11 @@ class SpeechConfig:
     def __post_init__(self) -> None:
         if self.asr_model not in ASR_MODELS:
             raise ConfigError(f"unknown speech.asr_model {self.asr_model!r}", f"use one of {', '.join(ASR_MODELS)}")
-        if self.on_voiceover not in VOICEOVER_ACTIONS:
-            raise ConfigError(f"unknown speech.on_voiceover {self.on_voiceover!r}",
-                              f"use one of {', '.join(VOICEOVER_ACTIONS)}")
+        for key in ("on_voiceover", "on_uncertain", "on_unknown"):
+            if getattr(self, key) not in POLICIES:
+                raise ConfigError(f"unknown speech.{key} {getattr(self, key)!r}", f"use one of {', '.join(POLICIES)}")
+        if self.max_voiceover_score > self.min_av_score:
+            raise ConfigError("speech.max_voiceover_score is above speech.min_av_score",
+                              "keep max_voiceover_score <= min_av_score (between them: uncertain)")
         if self.lip_fps <= 0 or self.max_lag_s < 0:
             raise ConfigError("speech.lip_fps must be > 0 and speech.max_lag_s >= 0", "e.g. lip_fps=12.5, max_lag_s=0.3")

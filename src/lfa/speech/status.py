@@ -1,12 +1,12 @@
 """Status rules: per speech segment and per clip, from the audio state, the speech found and the
-audio-visual agreement. Statuses: speaking, voiceover, silent, non_speech_audio."""
+audio-visual evidence. Statuses: speaking, voiceover, uncertain, silent, non_speech_audio, unknown."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from lfa.speech.agreement import Agreement
+from lfa.speech.agreement import Evidence
 from lfa.speech.audio import ClipAudio
 from lfa.speech.config import SpeechConfig
 
@@ -15,8 +15,8 @@ from lfa.speech.config import SpeechConfig
 class Segment:
     start: float  # source seconds
     end: float
-    status: str  # speaking | voiceover
-    av_score: float  # NaN: not measurable (no mouth seen)
+    status: str  # speaking | voiceover | uncertain
+    av_score: float  # NaN: not measurable (no mouth seen, too short)
     lag_s: float
     text: str
     mouth_motion: float = math.nan
@@ -30,14 +30,16 @@ def _num(v: float) -> float | None:
     return None if not math.isfinite(v) else round(float(v), 4)
 
 
-def follows(ag: Agreement, config: SpeechConfig) -> bool:
-    """Whether the visible mouth follows the speech: it moves, and it moves with the envelope."""
-    return (math.isfinite(ag.score) and ag.score >= config.min_av_score
-            and math.isfinite(ag.mouth_motion) and ag.mouth_motion >= config.min_mouth_motion)
-
-
-def segment_status(ag: Agreement, config: SpeechConfig) -> str:
-    return "speaking" if follows(ag, config) else "voiceover"
+def segment_status(ev: Evidence, config: SpeechConfig) -> str:
+    """speaking: the mouth moves and follows the words (AV score >= min_av_score); voiceover: a still mouth,
+    or a score <= max_voiceover_score; uncertain: in between, or not measurable (no mouth read, too short)."""
+    if math.isfinite(ev.mouth_motion) and ev.mouth_motion < config.min_mouth_motion:
+        return "voiceover"
+    if not math.isfinite(ev.score):
+        return "uncertain"
+    if ev.score >= config.min_av_score:
+        return "speaking"
+    return "voiceover" if ev.score <= config.max_voiceover_score else "uncertain"
 
 
 def quiet_status(audio: ClipAudio, config: SpeechConfig) -> str:
@@ -48,7 +50,11 @@ def quiet_status(audio: ClipAudio, config: SpeechConfig) -> str:
 
 
 def clip_status(segments: list[Segment], config: SpeechConfig) -> str:
-    """speaking when enough of the speech time is in speaking segments, else voiceover."""
+    """uncertain when most of the speech time is; else speaking when enough of the decided speech time is
+    in speaking segments, else voiceover."""
     total = sum(s.end - s.start for s in segments)
+    unsure = sum(s.end - s.start for s in segments if s.status == "uncertain")
+    if total <= 0 or unsure / total > 0.5:
+        return "uncertain"
     speaking = sum(s.end - s.start for s in segments if s.status == "speaking")
-    return "speaking" if total > 0 and speaking / total >= config.min_speaking_fraction else "voiceover"
+    return "speaking" if speaking / (total - unsure) >= config.min_speaking_fraction else "voiceover"

@@ -6,17 +6,20 @@ from pathlib import Path
 
 from lfa.media import probe
 from lfa.registry import ModelStore
-from lfa.speech.analyze import SpeechModels, SpeechResult, analyze_speech
+from lfa.speech.analyze import SpeechModels, SpeechResult, analyze_window
 from lfa.speech.caption import rewrite_caption
 from lfa.speech.config import SpeechConfig
 from lfa.speech.lips import MouthSignal, largest_face_reader, read_mouth_signal
+from lfa.speech.source import SourceSpeech
 
 
 def speech_of_video(path: Path, config: SpeechConfig | None = None, *, store: ModelStore | None = None,
                     models: SpeechModels | None = None, base_caption: str | None = None,
                     cache_dir: Path | None = None) -> SpeechResult:
-    """Status, segments, transcript and caption of ``path``; the caption goes through the configured
-    rewrite endpoint when there is one (the template stays if it fails)."""
+    """Status, segments, transcript and caption of ``path`` (one window, one shot); the caption goes through
+    the configured rewrite endpoint when there is one (the template stays if it fails). Audio packets that
+    do not decode are skipped and named in ``warnings``; a track none of whose packets decodes is
+    ``unknown``, with the ``reason``."""
     config = config or SpeechConfig()
     store = store or ModelStore()
     models = models or SpeechModels(config, store)
@@ -41,6 +44,9 @@ def speech_of_video(path: Path, config: SpeechConfig | None = None, *, store: Mo
 
         return read_crops(path, 0.0, duration, largest)
 
-    result = analyze_speech(path, 0.0, duration, mouth, config, models, base_caption, crops=crops)
+    source = SourceSpeech(path, config, models)
+    result = analyze_window(source, 0.0, duration, mouth, config, base_caption, crops=crops)
+    if source.warning:
+        result.warnings.append(source.warning)
     result.caption, result.caption_failure = rewrite_caption(result.caption, config, cache_dir)
     return result

@@ -15,16 +15,18 @@ from lfa.face import AnalyzerConfig, FaceAnalyzer
 from lfa.media import read_image, write_video
 from lfa.samples import SAMPLE_NAMES, sample_photo
 from lfa.synth import speech as speech_mod
+from lfa.synth import visemes
 from lfa.synth.backgrounds import BACKDROPS, make_backdrop
 from lfa.synth.mesh import HeadModel, fit_head
 from lfa.synth.render import HeadPlacement, Lighting, render
 from lfa.synth.trajectory import resolve
 
 SIDECAR_VERSION = 1
-SPEECH_KINDS = ("none", "on_screen", "voice_over", "mouth_only", "tone", "noise")
+SPEECH_KINDS = ("none", "on_screen", "voice_over", "dubbed", "mouth_only", "tone", "noise")
 # the status speech disambiguation should give each kind (lfa.speech)
-SPEECH_STATUS = {"none": "silent", "on_screen": "speaking", "voice_over": "voiceover", "mouth_only": "silent",
-                 "tone": "non_speech_audio", "noise": "non_speech_audio"}
+SPEECH_STATUS = {"none": "silent", "on_screen": "speaking", "voice_over": "voiceover", "dubbed": "voiceover",
+                 "mouth_only": "silent", "tone": "non_speech_audio", "noise": "non_speech_audio"}
+MOUTH_MODEL = "visemes of faster-whisper's word-timed transcript (lfa.synth.visemes)"
 
 
 @dataclass
@@ -46,9 +48,12 @@ class ClipSpec:
     second_face: SecondFace | None = None
     switch_photo: str | None = None  # identity switch: this photo from switch_at on
     switch_at: float | None = None
-    # none | on_screen (mouth follows the speech) | voice_over (mouth still) | mouth_only (the mouth moves as if
+    # none | on_screen (the mouth says the words of the speech) | voice_over (mouth still) | dubbed (the mouth says
+    # other words: those of mouth_audio, else the next shipped sentence) | mouth_only (the mouth moves as if
     # speaking, the track is silent) | tone (440 Hz) | noise (pink-ish noise): the last two with a still mouth
     speech: str = "none"
+    speech_audio: str | None = None  # a recording (any file with a sound track) instead of a shipped sentence
+    mouth_audio: str | None = None  # dubbed: the recording whose words the mouth says
     audio_stream: bool = True  # False: the file has no audio stream at all
     audio_shift_s: float = 0.0  # the sound comes this much later than the picture (mouth) it belongs to
     speech_at: float = 0.4
@@ -117,15 +122,21 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
     n_audio = int(round(spec.duration * speech_mod.SAMPLE_RATE))
     audio = np.zeros(n_audio, np.float32)
     intervals: list[tuple[float, float]] = []
-    mouth = np.zeros(n, np.float32)
-    if spec.speech in ("on_screen", "voice_over", "mouth_only"):
-        voice = speech_mod.speech_clip(spec.speech_index)
+    mouth, rounding = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    words: list[visemes.TimedWord] = []
+    if spec.speech in ("on_screen", "voice_over", "dubbed", "mouth_only"):
+        voice = speech_mod.speech_recording(spec.speech_audio, spec.speech_index)
         start = int(spec.speech_at * speech_mod.SAMPLE_RATE)
         voice = voice[: max(0, n_audio - start)]
         audio[start : start + len(voice)] = voice
         intervals = [(float(a), float(b)) for a, b in speech_mod.active_intervals(voice, spec.speech_at)]
+        words = visemes.words_of(voice, spec.speech_at)
         if spec.speech in ("on_screen", "mouth_only"):
-            mouth = speech_mod.mouth_envelope(audio, spec.fps, n)
+            mouth, rounding = visemes.mouth_track(words, spec.fps, n, spec.seed)
+        elif spec.speech == "dubbed":
+            other = speech_mod.speech_recording(spec.mouth_audio, spec.speech_index + 1)
+            mouth, rounding = visemes.mouth_track(visemes.words_of(other[: max(0, n_audio - start)], spec.speech_at),
+                                                  spec.fps, n, spec.seed)
         if spec.speech == "mouth_only":
             audio[:] = 0.0
             intervals = []
@@ -133,6 +144,7 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
             shift = int(round(spec.audio_shift_s * speech_mod.SAMPLE_RATE))
             audio = np.concatenate([np.zeros(shift, np.float32), audio[: n_audio - shift]])
             intervals = [(round(a + spec.audio_shift_s, 3), round(b + spec.audio_shift_s, 3)) for a, b in intervals]
+            words = [visemes.TimedWord(w.start + spec.audio_shift_s, w.end + spec.audio_shift_s, w.text) for w in words]
     if spec.speech in ("tone", "noise"):
         audio = speech_mod.non_speech(spec.speech, n_audio, spec.seed)
     cuts = [spec.scene_cut_at] if spec.scene_cut_at is not None else []
@@ -162,7 +174,8 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
                                             (0.75 * spec.width, 0.5 * spec.height), scale2))
             labels.append(("second", Path(sf.photo).stem))
         placements.append(HeadPlacement(head, state.yaw, state.pitch, state.roll,
-                                        (cx * spec.width, (0.55 + state.dy) * spec.height), scale, float(mouth[i])))
+                                        (cx * spec.width, (0.55 + state.dy) * spec.height), scale, float(mouth[i]),
+                                        float(rounding[i])))
         labels.append(("main", head.label))
         image, rendered = render(background, placements, lights[shot])
         image = _degrade(image, spec, np.random.default_rng([spec.seed, i]))
@@ -171,7 +184,7 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
         for (role, identity), p, r in zip(labels, placements, rendered):
             faces.append({"role": role, "identity": identity, "yaw": round(p.yaw, 3), "pitch": round(p.pitch, 3),
                           "roll": round(p.roll, 3), "box": [round(float(v), 2) for v in r.box],
-                          "mouth_open": round(p.mouth_open, 3)})
+                          "mouth_open": round(p.mouth_open, 3), "mouth_round": round(p.mouth_round, 3)})
         records.append({"frame": i, "t": round(t, 4), "shot": shot, "faces": faces[::-1]})
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.stem + ".partial" + out.suffix)
@@ -190,7 +203,9 @@ def render_clip(spec: ClipSpec, out: Path, heads: HeadLibrary | None = None) -> 
         "speech": {"kind": spec.speech, "status": SPEECH_STATUS[spec.speech] if spec.audio_stream else "silent",
                    "source": speech_mod.speech_source() if intervals else None, "intervals": intervals,
                    "audio_stream": spec.audio_stream, "audio_shift_s": spec.audio_shift_s,
-                   "text": speech_mod.TEXTS[spec.speech_index % len(speech_mod.TEXTS)] if intervals else None},
+                   "text": speech_mod.recording_text(spec.speech_audio, spec.speech_index) if intervals else None,
+                   "words": [[round(w.start, 3), round(w.end, 3), w.text] for w in words] if intervals else [],
+                   "mouth_model": MOUTH_MODEL if spec.speech in ("on_screen", "dubbed", "mouth_only") else None},
         "scene_cuts": cuts,
         "spec": asdict(spec),
         "frames": records,

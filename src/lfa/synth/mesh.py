@@ -11,7 +11,7 @@ from the cheeks, hair from above the forehead)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -29,6 +29,7 @@ HAIR_SAMPLE_OFFSET = 0.14  # hair is sampled this far (x face width) above the f
 CLOTH_SAMPLE_OFFSET = 0.6  # clothing this far below the chin
 PIVOT_DEPTH = 0.55  # the head turns about a point this far (x face width) behind the face centre
 JAW_DROP = 0.14  # mouth fully open lowers the jaw by this fraction of the face width
+LIP_ROUND = 0.22  # fully rounded lips narrow the mouth by this fraction of its width (spread: widen it)
 UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 LOWER_OUTER_LIP = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
@@ -76,12 +77,25 @@ class HeadModel:
     def mouth_loop(self) -> np.ndarray:
         return np.array(UPPER_INNER_LIP + LOWER_INNER_LIP[::-1][1:-1], np.int32)
 
-    def posed(self, mouth_open: float = 0.0) -> np.ndarray:
-        """Vertices with the jaw lowered by ``mouth_open`` in [0, 1]."""
+    def posed(self, mouth_open: float = 0.0, mouth_round: float = 0.0) -> np.ndarray:
+        """Vertices with the jaw lowered by ``mouth_open`` in [0, 1] and the lips rounded (> 0, narrower)
+        or spread (< 0, wider) by ``mouth_round`` in [-1, 1]."""
         v = self.vertices.copy()
         if mouth_open:
             v[:, 1] -= mouth_open * JAW_DROP * self.face_width * self.jaw_weights
+        if mouth_round:
+            cx = self.vertices[[61, 291], 0].mean()
+            v[:, 0] -= mouth_round * LIP_ROUND * (self.vertices[:, 0] - cx) * self.lip_weights
         return v
+
+    @cached_property
+    def lip_weights(self) -> np.ndarray:
+        """1 on the lips, fading out over about a mouth width around them (how far rounding pulls)."""
+        v = self.vertices
+        half = 0.5 * np.ptp(v[[61, 291], 0])
+        centre = v[list(UPPER_INNER_LIP + LOWER_INNER_LIP)].mean(0)
+        d = np.hypot((v[:, 0] - centre[0]) / (1.6 * half), (v[:, 1] - centre[1]) / (1.0 * half))
+        return np.clip(1.5 - d, 0.0, 1.0).astype(np.float32)
 
 
 def fit_head(photo: np.ndarray, analyzer: FaceAnalyzer, label: str) -> HeadModel:

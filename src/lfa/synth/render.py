@@ -30,6 +30,7 @@ class HeadPlacement:
     centre: tuple[float, float]
     scale: float
     mouth_open: float = 0.0
+    mouth_round: float = 0.0  # lip rounding (> 0) or spreading (< 0), in [-1, 1]
 
 
 @dataclass
@@ -40,7 +41,7 @@ class RenderedHead:
 
 def project(p: HeadPlacement) -> tuple[np.ndarray, np.ndarray]:
     """Image (x, y) and depth (toward the viewer) of every vertex."""
-    v = p.head.posed(p.mouth_open) @ rotation_from_angles(p.yaw, p.pitch, p.roll).T
+    v = p.head.posed(p.mouth_open, p.mouth_round) @ rotation_from_angles(p.yaw, p.pitch, p.roll).T
     xy = np.column_stack([p.centre[0] + p.scale * v[:, 0], p.centre[1] - p.scale * v[:, 1]])
     return xy.astype(np.float32), v[:, 2]
 

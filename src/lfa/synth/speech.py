@@ -22,6 +22,22 @@ def speech_source() -> str:
     return "espeak-ng" if shutil.which("espeak-ng") else "pytest-audioeval recordings"
 
 
+def speech_recording(path: str | Path | None, index: int, store: ModelStore | None = None) -> np.ndarray:
+    """Mono float32 speech at 16 kHz, peak 0.6: the recording at ``path`` (any file with a sound track),
+    else the shipped sentence ``index`` picks."""
+    if path is None:
+        return speech_clip(index, store)
+    return _normalised(extract_audio(path, SAMPLE_RATE))
+
+
+def recording_text(path: str | Path | None, index: int) -> str | None:
+    """The known text of a recording: the shipped sentence's, or a ``.txt`` beside ``path``."""
+    if path is None:
+        return TEXTS[index % len(TEXTS)]
+    text = Path(path).with_suffix(".txt")
+    return text.read_text().strip() if text.is_file() else None
+
+
 def speech_clip(index: int, store: ModelStore | None = None) -> np.ndarray:
     """Mono float32 speech at 16 kHz; ``index`` picks the sentence."""
     k = index % len(TEXTS)
@@ -33,8 +49,12 @@ def speech_clip(index: int, store: ModelStore | None = None) -> np.ndarray:
             audio = extract_audio(wav, SAMPLE_RATE)
     else:
         audio = extract_audio((store or ModelStore()).path("speech_en", RECORDINGS[k]), SAMPLE_RATE)
-    peak = float(np.abs(audio).max()) or 1.0
-    return (0.6 * audio / peak).astype(np.float32)
+    return _normalised(audio)
+
+
+def _normalised(audio: np.ndarray) -> np.ndarray:
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    return (0.6 * audio / (peak or 1.0)).astype(np.float32)
 
 
 def active_intervals(audio: np.ndarray, offset_s: float, *, frame_s: float = 0.02, threshold: float = 0.02,
@@ -53,15 +73,6 @@ def active_intervals(audio: np.ndarray, offset_s: float, *, frame_s: float = 0.0
         else:
             intervals.append([start, end])
     return [(round(a, 3), round(b, 3)) for a, b in intervals]
-
-
-def mouth_envelope(audio: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
-    """Per video frame, mouth opening in [0, 1] from the speech's RMS (smoothed over ~3 frames)."""
-    hop = SAMPLE_RATE / fps
-    rms = np.array([np.sqrt(np.mean(audio[int(i * hop): int((i + 1) * hop)] ** 2)) if int(i * hop) < len(audio)
-                    else 0.0 for i in range(n_frames)])
-    env = np.clip(rms / (np.percentile(rms[rms > 0], 90) if np.any(rms > 0) else 1.0), 0, 1)
-    return np.convolve(env, np.ones(3) / 3, mode="same").astype(np.float32)
 
 
 def non_speech(kind: str, n: int, seed: int = 0) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 from scenedetect import FrameTimecode
@@ -31,15 +33,50 @@ class ShotBoundaries:
         self.count += 1
 
 
-def clip_windows(cuts: list[float], duration: float, config: ShotConfig) -> tuple[list[tuple[float, float]],
-                                                                                 list[tuple[float, float]]]:
-    """Shots cut into windows of at most ``window_s``; returns (kept, too short)."""
+def shot_spans(cuts: list[float], duration: float) -> list[tuple[float, float]]:
     edges = [0.0, *sorted(c for c in cuts if 0 < c < duration), duration]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def clip_windows(cuts: list[float], duration: float, config: ShotConfig,
+                 speech: Callable[[], list[tuple[float, float]]] | None = None
+                 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Shots cut into windows of at most ``window_s``; returns (kept, too short). ``speech`` gives the
+    voice activity of the file (called only when a shot needs cutting): each cut then moves to the pause
+    nearest its even place, at most ``cut_in_pause_s`` away, so that no word is split."""
     kept, short = [], []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in shot_spans(cuts, duration):
         n = max(1, int(np.ceil((b - a) / config.window_s - 1e-9)))
         step = (b - a) / n
-        for k in range(n):
-            window = (round(a + k * step, 4), round(a + (k + 1) * step, 4))
+        edges = [a + k * step for k in range(n + 1)]
+        if n > 1 and speech is not None and config.cut_in_pause_s > 0:
+            edges = _cuts_in_pauses(edges, speech(), config)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            window = (round(lo, 4), round(hi, 4))
             (kept if window[1] - window[0] >= config.min_clip_s else short).append(window)
     return kept, short
+
+
+def _cuts_in_pauses(edges: list[float], spans: list[tuple[float, float]], config: ShotConfig) -> list[float]:
+    """Inner edges moved into gaps between voice-activity ``spans`` (to the middle of the gap, or as far in
+    as the windows' length limits allow), each window kept within [min_clip_s, window_s]."""
+    a, b = edges[0], edges[-1]
+    if not any(s1 > a and s0 < b for s0, s1 in spans):
+        return edges
+    gaps = [(g0, g1) for g0, g1 in zip([a] + [s1 for _, s1 in spans], [s0 for s0, _ in spans] + [b])
+            if g1 > g0 and g1 > a and g0 < b]
+    out = [a]
+    for k, nominal in enumerate(edges[1:-1], start=1):
+        left = len(edges) - 1 - k  # windows after this cut
+        lo = max(out[-1] + config.min_clip_s, b - left * config.window_s, nominal - config.cut_in_pause_s)
+        hi = min(out[-1] + config.window_s, b - left * config.min_clip_s, nominal + config.cut_in_pause_s)
+        best = None
+        for g0, g1 in gaps:
+            x0, x1 = max(g0, lo), min(g1, hi)
+            if x1 < x0:
+                continue
+            point = min(max((g0 + g1) / 2, x0), x1)  # the gap's middle, or its nearest allowed point
+            if best is None or abs(point - nominal) < abs(best - nominal):
+                best = point
+        out.append(best if best is not None else nominal)
+    return out + [b]

@@ -1,7 +1,9 @@
 """Stage 8, speech disambiguation (CoFE): whether the main face speaks, what it says, and a caption that
-says so. Per clip: :mod:`lfa.speech` on the clip window, the mouth read along the main track (frames the
-scan analysed keep their landmarks' value). At merge: the caption is enriched (template, or the
-configured rewrite endpoint) after the other caption sources ran."""
+says so. Per input: its sound is read once (:class:`lfa.speech.source.SourceSpeech`: voice activity before
+the shots stage windows a long shot, so that cuts fall in pauses; one transcript per shot). Per clip:
+:mod:`lfa.speech` on the clip window, the mouth read along the main track (frames the scan analysed keep
+their landmarks' value). At merge: the caption is enriched (template, or the configured rewrite endpoint)
+after the other caption sources ran."""
 
 from __future__ import annotations
 
@@ -15,21 +17,25 @@ import numpy as np
 
 from lfa.curate.config import CurateConfig
 from lfa.curate.records import Clip, Decision
-from lfa.errors import MediaError
-from lfa.speech import SpeechConfig, SpeechModels, analyze_speech
+from lfa.speech import SpeechConfig, SpeechModels
+from lfa.speech.analyze import analyze_window
 from lfa.speech.caption import rewrite_caption, template_caption
 from lfa.speech.lips import (MouthSignal, interpolated_box, landmark_backend, mouth_opening, read_mouth_signal,
                              track_reader)
+from lfa.speech.source import SourceSpeech
 
 STAGE = "speech"
 COLUMNS = ("speech_status", "speech_av_score", "speech_lag_s", "speech_segments", "transcript", "language",
            "speech_curve_t", "speech_mouth", "speech_envelope", "speech_sync_offset", "speech_sync_conf")
 
 
+POLICY = {"voiceover": "on_voiceover", "uncertain": "on_uncertain", "unknown": "on_unknown"}  # status -> setting
+
+
 @dataclass
 class SpeechOutcome:
     columns: dict[str, Any]
-    decision: Decision | None = None  # a rejection (voice-over clips with on_voiceover=drop)
+    decision: Decision | None = None  # a rejection (voiceover/uncertain/unknown clips whose policy is drop)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -40,15 +46,25 @@ def _models(config: str) -> SpeechModels:
     return SpeechModels(SpeechConfig(**json.loads(config)), threads=1)  # one per worker, like torch
 
 
-def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose: object) -> SpeechOutcome:
-    """The speech columns of one accepted clip; ``pose`` is the scan's pose backend (its landmark model
-    reads the frames between the scan's samples)."""
-    settings = config.speech
-    if not settings.enabled:
-        return SpeechOutcome(dict.fromkeys(COLUMNS))
+def source_speech(path: Path, config: CurateConfig) -> SourceSpeech | None:
+    """The input's sound for all its windows (None with the stage off)."""
     import json
     from dataclasses import asdict
 
+    settings = config.speech
+    return SourceSpeech(path, settings, _models(json.dumps(asdict(settings)))) if settings.enabled else None
+
+
+def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose: object,
+                 source: SourceSpeech | None = None, shot: tuple[float, float] | None = None) -> SpeechOutcome:
+    """The speech columns of one accepted clip; ``pose`` is the scan's pose backend (its landmark model
+    reads the frames between the scan's samples); ``source`` the input's sound (read here when None),
+    ``shot`` the shot holding the clip (transcribed once; the clip itself when None)."""
+    settings = config.speech
+    if not settings.enabled:
+        return SpeechOutcome(dict.fromkeys(COLUMNS))
+    source = source or source_speech(path, config)
+    assert source is not None
     faces = [(fr.frame, fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]
     # the landmarks the pose stage measured on the scanned frames (NaN too: no second landmark pass on them)
     known = {frame: mouth_opening(f.landmarks) for frame, _, f in faces}
@@ -65,14 +81,10 @@ def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose:
         return read_crops(path, clip.start, clip.end, lambda frame: box_at(frame.t),
                           max_side=config.tracking.decode_max_side)
 
-    try:
-        result = analyze_speech(path, clip.start, clip.end, mouth, settings, _models(json.dumps(asdict(settings))),
-                                crops=crops)
-    except MediaError as exc:  # a sound track that does not decode: the clip stays, unlabelled, with a note
-        return SpeechOutcome(dict.fromkeys(COLUMNS), None, [f"speech not analysed: {exc.message}"])
-    warnings = []
+    result = analyze_window(source, clip.start, clip.end, mouth, settings, crops=crops, shot=shot)
+    warnings = [f"speech unknown: {result.reason}"] if result.status == "unknown" else []
     if result.mouth is not None and not np.isfinite(result.mouth.values).any():
-        warnings.append("speech found but the main face's mouth could not be read: status from audio alone")
+        warnings.append("speech found but the main face's mouth could not be read: uncertain")
     curve = result.mouth is not None and result.envelope is not None
     columns = {
         "speech_status": result.status,
@@ -86,9 +98,9 @@ def speech_stage(clip: Clip, track: int, path: Path, config: CurateConfig, pose:
         "speech_sync_conf": result.sync.confidence if result.sync else None,
     }
     decision = None
-    if result.status == "voiceover" and settings.on_voiceover == "drop":
-        score = result.av_score if math.isfinite(result.av_score) else 0.0
-        decision = Decision.reject(STAGE, "voiceover", score, settings.min_av_score, measure="speech_av_score")
+    if result.status in POLICY and getattr(settings, POLICY[result.status]) == "drop":
+        score = result.av_score if math.isfinite(result.av_score) else math.nan
+        decision = Decision.reject(STAGE, result.status, score, settings.min_av_score, measure="speech_av_score")
     return SpeechOutcome(columns, decision, warnings)
 
 
@@ -98,7 +110,7 @@ def enrich_captions(clips: list[dict[str, Any]], settings: SpeechConfig, cache_d
     warnings = []
     for clip in clips:
         status = clip.get("speech_status")
-        if status is None or (status == "voiceover" and settings.on_voiceover == "keep"):
+        if status is None or (status in POLICY and getattr(settings, POLICY[status]) == "keep"):
             continue
         caption = template_caption(clip["caption"], status, clip["transcript"] or "")
         caption, failure = rewrite_caption(caption, settings, cache_dir)

