@@ -68,3 +68,17 @@ def test_cheap_yaw_bound_holds_where_the_cascade_uses_it(without_cascade):
         else:  # a clip that turns: some face reads well beyond the zone
             assert np.abs(cheap).max() > 2 * config.near_frontal_deg, clip_id
     assert sorted(Path(c).stem.rsplit("-", 2)[0] for c in near) == ["frontal_drift", "static_face"]
+
+
+def test_sparse_frontal_sampling_is_off_by_default_and_thins_a_frontal_clip(corpus, analyzer):
+    """``cascade.frontal_sample_fps`` (off: it turns the corpus's identity switch into an accept,
+    docs/PERFORMANCE.md) analyses a head that stays frontal at that rate instead of tracking.sample_fps."""
+    from lfa.curate.scan import scan_video
+    from lfa.face.align import ARCFACE_112
+
+    assert CurateConfig().cascade.frontal_sample_fps == 0
+    dense = scan_video(corpus / "static_face.mp4", CurateConfig(), analyzer, ARCFACE_112)
+    sparse = scan_video(corpus / "static_face.mp4", CurateConfig.load(None, ["cascade.frontal_sample_fps=1"]),
+                        analyzer, ARCFACE_112)
+    assert len(dense.frames) == 12 and len(sparse.frames) == 3
+    assert [round(fr.t) for fr in sparse.frames] == [0, 1, 2]
