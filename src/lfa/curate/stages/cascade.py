@@ -11,7 +11,9 @@
    which must stay below ``constraints.min_yaw_range``. (Each 5th–95th percentile of the fused yaws lies
    inside that span: percentiles of any subset of faces lie between the cheap min and max ± the bound.)
    The rejected row's ``measure`` is ``yaw_range_cheap`` and its value that widened span.
-3. Everything else (the fused pose, identity, speech) runs as without the cascade.
+3. Everything else (the fused pose, identity, speech) runs as without the cascade. Sampling a head that
+   stays frontal more sparsely (``cascade.frontal_sample_fps``, in the scan) is off: at 1 fps it let the
+   standard corpus's identity switch through.
 
 Not shortcut: ``pitch_range`` and ``euler_sum`` (FaithfulFaces): 5 points place the nose against the eyes
 and mouth too loosely in height to bound pitch (its range varies with the face's proportions as much as
