@@ -4,9 +4,22 @@
 2. sampled (default 4 fps) vs exhaustive (every frame analysed): decision agreement and speedup.
 
     .venv/bin/python bench/curate.py [--corpus DIR] [--size 1280x720] [--repeats 3] [--skip-exhaustive]
+    .venv/bin/python bench/curate.py --mix realistic [--photos out/idcal/photos] [--size 1920x1080]
+                                     [--corpus DIR] [--repeats 2]
 
 The videos are lfa's standard synthetic corpus, rendered first (at ``--size``, faces keeping their share
 of the frame height) into ``--corpus`` when that folder holds no videos.
+
+``--mix realistic`` renders instead what real sources look like (issue 30): 20 clips of ``--seconds`` (8),
+16 of them clips that curation must reject (frontal talking heads, static heads, small faces, two
+faces, a scene cut between two frontal shots) and 4 turning heads, of the held-out photos that
+``bench/identity_calibration.py photos`` gathers (``--photos``; the cheap yaw was calibrated on the
+two shipped samples only) or, without them, of the samples. It then times, alternating per repeat:
+decoding only; curation with the cascade (the defaults); curation with ``cascade.enabled=false``; and
+curation of the frontal/static clips alone; and apart, the start-up of the curation workers (spawned
+processes that import lfa and load the models, in parallel as ``curate`` starts them). Ratios are
+printed with the start-up included and without it (at scale a worker pays it once for thousands of
+clips), with the decisions of both configurations side by side.
 """
 
 from __future__ import annotations
@@ -38,6 +51,127 @@ def render_corpus(folder: Path, size: str) -> None:
     build_corpus(folder, specs=specs)
 
 
+MIX_GROUPS = {  # name: (count, trajectory, ClipSpec overrides, must be rejected)
+    "frontal": (5, "frontal", {}, True),
+    "static": (3, "static", {}, True),
+    "small": (2, "frontal", {"face_size": 0.07}, True),
+    "two_faces": (3, "frontal", {"second_face_same": True}, True),
+    "scene_cut": (3, "frontal", {"scene_cut": True}, True),
+    "turning": (4, "yaw-sweep|nod-and-turn|turn-away|yaw-sweep", {}, False),
+}
+
+
+def mix_specs(photos: list[str], size: str, seconds: float) -> dict[str, object]:
+    """The realistic mix: 16 clips to reject, 4 turning; photos taken in turn."""
+    from lfa.synth import ClipSpec
+    from lfa.synth.clip import SecondFace
+
+    width, height = (int(v) for v in size.lower().split("x"))
+    out: dict[str, object] = {}
+    k = 0
+    for group, (count, trajectories, extra, _) in MIX_GROUPS.items():
+        for i in range(count):
+            photo = photos[k % len(photos)]
+            k += 1
+            spec = {"face_size": 0.3 * height / width, "width": width, "height": height, "seed": 300 + k}
+            if "face_size" in extra:
+                spec["face_size"] = extra["face_size"] * height / width
+            if extra.get("second_face_same"):
+                spec["face_size"] *= 0.8
+                spec["second_face"] = SecondFace(photos[k % len(photos)], 1.0, "frontal")
+            if extra.get("scene_cut"):
+                spec["scene_cut_at"] = seconds / 2
+            trajectory = trajectories.split("|")[i % len(trajectories.split("|"))]
+            out[f"{group}_{i}_{Path(photo).stem}"] = ClipSpec(photo, trajectory, seconds, **spec)
+    return out
+
+
+def mix_photos(folder: Path | None, work: Path) -> list[str]:
+    if folder is None or not folder.is_dir():
+        return ["astronaut", "grace_hopper"]
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from identity_calibration import PHOTOS, photo_path
+
+    held_out = ("obama", "biden", "einstein", "lenna", "takeo", "bb_left", "bb_right")  # tongue: no head fit
+    seen: dict[str, str] = {}
+    for identity, name, crop in PHOTOS:
+        if identity in held_out and identity not in seen:
+            seen[identity] = photo_path(folder, work, identity, name, crop)
+    return list(seen.values())
+
+
+def worker_startup(config: CurateConfig) -> float:
+    """Seconds from spawning a worker process to its models loaded (what ``curate`` pays per worker)."""
+    t0 = time.perf_counter()
+    import multiprocessing
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(_load_models, config.to_dict()).result()
+    return time.perf_counter() - t0
+
+
+def _load_models(config: dict) -> None:
+    from lfa.curate.executors import worker_threads
+    from lfa.curate.pipeline import build_models
+
+    with worker_threads():
+        build_models(CurateConfig.from_dict(config))
+
+
+def run_mix(args: argparse.Namespace, workers: int) -> None:
+    from lfa.synth import build_corpus
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = args.corpus or Path(tmp) / "mix"
+        corpus.mkdir(parents=True, exist_ok=True)
+        specs = mix_specs(mix_photos(args.photos, corpus), args.size, args.seconds)
+        build_corpus(corpus, specs=specs)
+        videos = [corpus / f"{name}.mp4" for name in specs]
+        frontal = [v for v in videos if v.stem.startswith(("frontal", "static"))]
+        on = CurateConfig.load(None, args.overrides)
+        off = CurateConfig.load(None, [*args.overrides, "cascade.enabled=false"])
+        times: dict[str, list[float]] = {k: [] for k in ("decode", "decode_frontal", "cascade", "all_models",
+                                                          "cascade_frontal", "startup")}
+        frames = 0
+        for r in range(args.repeats):
+            for key, group in (("decode", videos), ("decode_frontal", frontal)):
+                t0 = time.perf_counter()
+                with ProcessPoolExecutor(workers) as pool:
+                    n = sum(pool.map(decode_only, group))
+                times[key].append(time.perf_counter() - t0)
+                frames = n if key == "decode" else frames
+            for key, config, group in (("cascade", on, videos), ("all_models", off, videos),
+                                       ("cascade_frontal", on, frontal)):
+                t0 = time.perf_counter()
+                curate(group, Path(tmp) / f"{key}{r}", config, workers=workers, report=False)
+                times[key].append(time.perf_counter() - t0)
+            times["startup"].append(worker_startup(on))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        up = med["startup"]
+        print(f"realistic mix at {args.size}: {len(videos)} clips of {args.seconds:g} s ({len(frontal)} frontal/static), "
+              f"{frames} frames, {workers} workers, {args.repeats} repeats (medians); settings {args.overrides}")
+        print(f"worker start-up (spawn, imports, models): {up:.2f} s, paid once per worker")
+        print(f"decode only            : {med['decode']:6.2f} s")
+        for key, dec in (("cascade", "decode"), ("all_models", "decode"), ("cascade_frontal", "decode_frontal")):
+            c = med[key]
+            print(f"{key:22s} : {c:6.2f} s = {c / med[dec]:.2f}x decode with start-up, "
+                  f"{(c - up) / med[dec]:.2f}x without ({med[dec]:.2f} s decode)")
+        a, b = decisions(Path(tmp) / "cascade0"), decisions(Path(tmp) / "all_models0")
+        same = sum(a.get(v) == b.get(v) for v in b)
+        print(f"decisions: cascade vs all models agree on {same}/{len(b)} inputs")
+        counts: dict[str, int] = {}
+        for v, d in b.items():
+            counts[d] = counts.get(d, 0) + 1
+            if a.get(v) != d:
+                print(f"  differs: {Path(v).name}: cascade {a.get(v)} vs all models {d}")
+        print("decisions (all models):", counts)
+        cheap = [row for row in pq.read_table(Path(tmp) / "cascade0" / "rejected.parquet").to_pylist()
+                 if row["measure"] == "yaw_range_cheap"]
+        print(f"rejected by the cheap yaw: {len(cheap)} clips")
+
+
 def decode_only(path: Path) -> int:
     return sum(1 for _ in iter_frames(path))
 
@@ -60,8 +194,15 @@ def main() -> None:
                         help="Curation config override (repeatable); the speech stage is off unless "
                              "--set speech.enabled=true (issue 12 measures curation without it).")
     parser.add_argument("--skip-exhaustive", action="store_true", help="Only the curation/decode ratio.")
+    parser.add_argument("--mix", choices=["realistic"], help="Render and time the realistic mix (issue 30).")
+    parser.add_argument("--photos", type=Path, default=Path("out/idcal/photos"),
+                        help="Held-out face photos for --mix (bench/identity_calibration.py photos).")
+    parser.add_argument("--seconds", type=float, default=8.0, help="Clip length of --mix.")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
+    if args.mix:
+        run_mix(args, workers)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         corpus = args.corpus or Path(tmp) / "corpus"
         if not any(corpus.glob("*.mp4")):

@@ -436,7 +436,8 @@ def test_the_report_says_what_each_value_measures_and_boxes_the_faces(inbox_run)
         assert match, name
         row[name] = match.group(1)
     assert html.escape(MEASURES["single_face_fraction"][0]) in row["pair"] and "must be ≥ 0.8" in row["pair"]
-    assert html.escape(MEASURES["yaw_range"][0]) in row["still"] and "must be ≥ 40" in row["still"]
+    # the still head is rejected by the cascade's cheap yaw (issue 30): the row says so
+    assert html.escape(MEASURES["yaw_range_cheap"][0]) in row["still"] and "must be ≥ 40" in row["still"]
     strips = {}
     for name, cells in row.items():
         data = re.search(r"src='data:image/jpeg;base64,([^']*)'", cells).group(1)

@@ -54,6 +54,18 @@ class ConstraintConfig:
 
 
 @dataclass
+class CascadeConfig:
+    # cheap checks first, the expensive models only where they can change the decision (lfa.curate.stages.
+    # cascade); false runs every model on every clip, with the same decisions
+    enabled: bool = True
+    near_frontal_deg: float = 20.0  # cheap |yaw| (5 points) up to which its error bound below holds
+    yaw_error_deg: float = 12.0  # its largest error there on the calibration renders (docs/PERFORMANCE.md)
+    # > 0: after a sampled frame with one face the cheap yaw reads near frontal, the next one is this much
+    # later (per second); changes the frames of clips in play too (docs/PERFORMANCE.md: off by default)
+    frontal_sample_fps: float = 0.0
+
+
+@dataclass
 class IdentityConfig:
     # Decisions use the pose-aware identity score (lfa.face.identity.score): z-scores against the
     # impostors of each yaw-bucket pair, so one setting holds for frontal and profile alike.
@@ -84,6 +96,7 @@ class CurateConfig:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     captions: CaptionConfig = field(default_factory=CaptionConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
+    cascade: CascadeConfig = field(default_factory=CascadeConfig)
     detector: str = "yunet"
     pose: str = "fused"  # landmark fit where it is reliable, WHENet at large angles (lfa.face.pose.fused)
     identity_model: str = "dlib"
@@ -94,6 +107,9 @@ class CurateConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.dedup, bool):
             raise ConfigError(f"dedup must be true or false, got {self.dedup!r}", "write --set dedup=true")
+        if not isinstance(self.cascade.enabled, bool):
+            raise ConfigError(f"cascade.enabled must be true or false, got {self.cascade.enabled!r}",
+                              "write --set cascade.enabled=false")
         if self.constraints.angle_criterion not in ANGLE_CRITERIA:
             raise ConfigError(f"unknown angle criterion {self.constraints.angle_criterion!r}",
                               f"use one of {', '.join(ANGLE_CRITERIA)}")

@@ -16,7 +16,8 @@ from lfa.curate.config import CurateConfig
 from lfa.curate.records import Clip, Decision, SampledFrame
 from lfa.curate.scan import Progress, face_rows, scan_video
 from lfa.curate.stages.captions import caption_from_metadata
-from lfa.curate.stages.constraints import check_constraints, main_faces
+from lfa.curate.stages.cascade import cheap_angle_decision
+from lfa.curate.stages.constraints import check_box_constraints, check_constraints, main_faces
 from lfa.curate.stages.identity import check_identity, refine_switch
 from lfa.curate.stages.pose import measure_track_pose
 from lfa.curate.stages.references import pick_references
@@ -127,6 +128,14 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
     link_tracks(clip, config.tracking.link_max_cost)
     track = main_track(clip)
     timed = [(fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]  # the main track, in time order
+    if config.cascade.enabled:  # the cheapest evidence first (lfa.curate.stages.cascade)
+        early = check_box_constraints(clip, track, config.constraints)
+        if early.accepted:
+            early = cheap_angle_decision([f for _, f in timed], config.constraints, config.cascade) or early
+        if not early.accepted:  # decided without a pose model: frames.parquet has no pose for this clip
+            result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
+            result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, early, track))
+            return
     measure_track_pose(timed, models.analyzer, guard=config.pose == "fused")
     result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
     decision = check_constraints(clip, track, config.constraints)

@@ -73,6 +73,8 @@ MEASURES: dict[str, tuple[str, str]] = {
     "face_ratio_median": ("median main-face area / frame area", ">="),
     "pose_fraction": ("share of the main face's frames with a head pose", ">="),
     "yaw_range": ("yaw range of the main face, ° (5th–95th percentile)", ">="),
+    "yaw_range_cheap": ("yaw range of the main face from the detector's 5 points (min–max), widened by twice "
+                        "the cheap yaw's error bound, ° (cascade: no pose model ran)", ">="),
     "pitch_range": ("pitch range of the main face, ° (5th–95th percentile)", ">="),
     "euler_sum": ("sum of the yaw, pitch and roll ranges, °", ">="),
     "identity_split_z": ("identity z between the faces before and after the switch (same-pose pairs; "

@@ -15,6 +15,7 @@ from lfa.curate.stages.shots import ShotBoundaries
 from lfa.face.align import FaceTemplate, align_face
 from lfa.face.analyzer import FaceAnalyzer
 from lfa.face.patch import cut_patch
+from lfa.face.pose.cheap import cheap_yaw
 from lfa.media import Frame, VideoInfo, iter_decoded, probe
 from lfa.media.sampling import sample_times
 
@@ -64,6 +65,10 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
     sampled: list[SampledFrame] = []
     decoded, end, reported = 0, 0.0, 0.0
     votes = [0, 0]
+    # cascade.frontal_sample_fps: after a frame with one face that the cheap yaw reads near frontal, the
+    # next analysed frame is 1/frontal_sample_fps later (0: never; see lfa.curate.stages.cascade)
+    sparse = config.cascade.frontal_sample_fps if config.cascade.enabled else 0.0
+    skip_until = -math.inf
     for decoded_frame in iter_decoded(path):
         decoded += 1
         end = decoded_frame.t + 1.0 / fps
@@ -76,12 +81,16 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
             continue
         while targets and targets[0] <= decoded_frame.t + 0.5 / fps:
             targets.pop(0)
+        if decoded_frame.t + 0.5 / fps < skip_until:
+            continue
         frame = Frame(decoded_frame.index, decoded_frame.t, decoded_frame.rgb(config.tracking.decode_max_side))
         faces = [SampledFace(f.box, f.landmarks5, f.score, math.nan, math.nan, math.nan, f.sharpness, f.area_ratio,
                              align_face(frame.image, f.landmarks5, template), patch=cut_patch(frame.image, f.box),
                              pose_missing_reason=NOT_MEASURED)
                  for f in analyzer.find(frame.image)]
         sampled.append(SampledFrame(frame.index, frame.t, faces))
+        if sparse > 0 and len(faces) == 1 and abs(cheap_yaw(faces[0].landmarks5)) <= config.cascade.near_frontal_deg:
+            skip_until = frame.t + 1.0 / sparse
         if faces and votes[1] < ORIENTATION_FRAMES and not _vote_decided(*votes):
             votes[0] += turned_detects_better(analyzer, frame.image, max(f.score for f in faces))
             votes[1] += 1

@@ -23,7 +23,9 @@ def angle_ranges(faces: list[SampledFace], percentiles: tuple[float, float]) -> 
     return {"yaw_range": yaw, "pitch_range": pitch, "roll_range": roll, "euler_sum": yaw + pitch + roll}
 
 
-def check_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -> Decision:
+def check_box_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -> Decision:
+    """The constraints that the detector's boxes decide alone (presence, other prominent faces, size): no
+    pose needed, so curation's cascade takes them before any pose model runs. Accepted: its stats."""
     n = len(clip.frames)
     if track is None or n == 0:
         return Decision.reject(STAGE, "no_face", 0.0, config.min_face_fraction, measure="main_face_fraction")
@@ -54,16 +56,29 @@ def check_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -
         return Decision.reject(STAGE, "face_too_small", px, config.min_face_px, measure="face_px_median")
     if area < config.min_face_area_ratio:
         return Decision.reject(STAGE, "face_too_small", area, config.min_face_area_ratio, measure="face_ratio_median")
+    return Decision.accept(face_fraction=face_fraction, single_face_fraction=single_fraction,
+                           face_ratio_median=area, face_px_median=px)
+
+
+def angle_threshold(config: ConstraintConfig) -> float:
+    return {"yaw_range": config.min_yaw_range, "pitch_range": config.min_pitch_range,
+            "euler_sum": config.min_euler_sum}[config.angle_criterion]
+
+
+def check_constraints(clip: Clip, track: int | None, config: ConstraintConfig) -> Decision:
+    boxes = check_box_constraints(clip, track, config)
+    if not boxes.accepted:
+        return boxes
+    assert track is not None
+    faces = main_faces(clip, track)
     pose_fraction = sum(f.has_pose for f in faces) / len(faces)
     if pose_fraction < config.min_pose_fraction:  # an angle range measured on a few frames says little
         return Decision.reject(STAGE, "pose_unmeasured", pose_fraction, config.min_pose_fraction,
                                measure="pose_fraction")
     ranges = angle_ranges(faces, config.range_percentiles)
     criterion = config.angle_criterion
-    threshold = {"yaw_range": config.min_yaw_range, "pitch_range": config.min_pitch_range,
-                 "euler_sum": config.min_euler_sum}[criterion]
-    stats = {"face_fraction": face_fraction, "pose_fraction": pose_fraction, "single_face_fraction": single_fraction, "face_ratio_median": area,
-             "face_px_median": px, **ranges}
+    threshold = angle_threshold(config)
+    stats = {**boxes.stats, "pose_fraction": pose_fraction, **ranges}
     if ranges[criterion] < threshold:
         return Decision.reject(STAGE, "insufficient_angle_variation", ranges[criterion], threshold,
                                measure=criterion, **stats)
