@@ -60,9 +60,7 @@ def send_third_party_output_to(path: Path) -> Path | None:
         if is_fd2:
             _terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="replace")
             sys.stderr = _terminal
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 2)
-    os.close(fd)
+    _point_fd2_at(path)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_lfa", False):
@@ -76,6 +74,13 @@ def send_third_party_output_to(path: Path) -> Path | None:
     logging.captureWarnings(True)  # Python warnings of libraries: the log file, not the terminal
     _log_path = path
     return path
+
+
+def _point_fd2_at(path: Path) -> None:
+    """File descriptor 2 (what native libraries write to) appends to ``path`` from now on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 @contextmanager
@@ -95,9 +100,7 @@ def native_output_to_log() -> Iterator[None]:
         path = default_log_dir() / "lfa.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         sys.stderr.flush()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 2)
-        os.close(fd)
+        _point_fd2_at(path)
     except OSError:
         os.close(saved)
         yield

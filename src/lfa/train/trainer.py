@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from lfa.errors import ConfigError
-from lfa.train.aligner_data import build_face_pool, draw_pairs
+from lfa.train.aligner_data import FacePool, build_face_pool, draw_pairs
 from lfa.train.cache import Encoders, build_cache, cache_id, load_shard
 from lfa.train.config import TrainConfig, check_batch_split
 from lfa.train.data import Sample, build_samples
@@ -284,9 +284,12 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     pool = None
     if adapter_config.aligner:
         pool_dir = folder / "aligner"
-        build = lambda: build_face_pool(data, samples, split.train, pool_dir,  # noqa: E731
-                                        encoders_loader(Path(base), encoders_file, config), adapter_config.experts,
-                                        adapter_config.min_pose_difference, extract_to=out / "cache" / "clips")
+
+        def build() -> FacePool:
+            return build_face_pool(data, samples, split.train, pool_dir,
+                                   encoders_loader(Path(base), encoders_file, config), adapter_config.experts,
+                                   adapter_config.min_pose_difference, extract_to=out / "cache" / "clips")
+
         if main:
             pool = build()
         accelerator.wait_for_everyone()

@@ -149,31 +149,25 @@ class Validator:
 
     def __init__(self, samples: Sequence[Sample], split: Split, batch: Callable[..., Any], *, draws: int,
                  seed: int, flow: Any, identity_metrics: bool = True) -> None:
-        from lfa.bench.metrics import YAW_EDGES
+        from lfa.bench.metrics import YAW_EDGES, bucket_labels, bucket_of
 
         self.samples, self.rows, self.batch, self.draws = samples, split.val, batch, draws
         self.seed, self.flow = seed + 1, flow
         self.other = [other_identity(samples, r) for r in self.rows] if identity_metrics else None
         if self.other is not None and any(o is None for o in self.other):
             self.other = None
-        self.edges = YAW_EDGES
+        labels = bucket_labels(YAW_EDGES)  # the benchmark's |yaw| buckets, by the window's mean yaw
+        self.buckets = [f"yaw{labels[b]}" for b in bucket_of([samples[r].window_yaw for r in self.rows], YAW_EDGES)]
 
     @property
     def identity_metrics(self) -> bool:
         return self.other is not None
 
-    def _bucket(self, row: int) -> str:
-        yaw = abs(self.samples[row].window_yaw)
-        for lo, hi in zip(self.edges[:-1], self.edges[1:]):
-            if lo <= yaw < hi or (hi == self.edges[-1] and yaw >= hi):
-                return f"yaw{lo:g}_{hi:g}"
-        return f"yaw{self.edges[-2]:g}_{self.edges[-1]:g}"
-
     @torch.no_grad()
     def __call__(self, module: torch.nn.Module) -> dict[str, float]:
         was_training = module.training
         module.eval()
-        own_losses, gains, sensitivity = [], {}, []
+        own_losses, other_losses, sensitivity = [], [], []
         by_person: dict[int, list[float]] = {}
         by_bucket: dict[str, list[float]] = {}
         for j, row in enumerate(self.rows):
@@ -184,10 +178,10 @@ class Validator:
                 if self.other is None:
                     continue
                 other = module(self.batch([row], face_rows=[self.other[j]], **kwargs))
-                gain = float(other.losses["flow"]) - own_losses[-1]
-                gains.setdefault("all", []).append(float(other.losses["flow"]))
+                other_losses.append(float(other.losses["flow"]))
+                gain = other_losses[-1] - own_losses[-1]
                 by_person.setdefault(self.samples[row].cluster_id, []).append(gain)
-                by_bucket.setdefault(self._bucket(row), []).append(gain)
+                by_bucket.setdefault(self.buckets[j], []).append(gain)
                 diff = (own.prediction.float() - other.prediction.float()).abs().mean()
                 sensitivity.append(float(diff / own.prediction.float().abs().mean().clamp_min(1e-12)))
         module.train(was_training)
@@ -195,7 +189,7 @@ class Validator:
         if self.other is not None:
             all_gains = [g for v in by_person.values() for g in v]
             lo, hi = bootstrap_interval(by_person, seed=self.seed)
-            record.update(val_loss_other_face=float(np.mean(gains["all"])), val_id_gain=float(np.mean(all_gains)),
+            record.update(val_loss_other_face=float(np.mean(other_losses)), val_id_gain=float(np.mean(all_gains)),
                           val_id_gain_lo=lo, val_id_gain_hi=hi, val_id_sensitivity=float(np.mean(sensitivity)),
                           val_people=float(len(by_person)))
             record.update({f"val_id_gain_{b}": float(np.mean(v)) for b, v in sorted(by_bucket.items())})
