@@ -217,8 +217,38 @@ def test_an_input_that_kills_its_worker_becomes_a_failure_row(cluster, small_cor
         assert rows(run, name, str(good)) == rows(local_run, name, str(good)), name
 
 
+HOLD_THE_HEAD = """
+import pathlib, sys, time
+import ray
+ray.init(address=sys.argv[1], log_to_driver=False)
+started, release = pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+
+@ray.remote(num_cpus=1, resources={"head": 1})
+def hold():
+    started.touch()
+    while not release.exists():
+        time.sleep(0.05)
+
+ray.get(hold.remote())
+"""
+
+
+def hold_the_head(address: str, folder: Path) -> tuple[subprocess.Popen, Path]:
+    """Occupy the head's one CPU until the returned file exists, so the run's first tasks must go to the
+    worker node (otherwise the head may take them all before the worker node reports its CPU)."""
+    started, release = folder / "head-held", folder / "release-head"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_THE_HEAD, address, str(started), str(release)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not started.exists():
+        assert proc.poll() is None and time.time() < deadline, "could not occupy the head node"
+        time.sleep(0.1)
+    return proc, release
+
+
 def test_worker_node_killed_mid_run_completes_on_the_head(cluster, small_corpus, local_run, tmp_path):
     address, worker = cluster.address, cluster.worker
+    holder, release = hold_the_head(address, tmp_path)
     killed: list[list[int]] = []
 
     def kill_worker_node_while_busy() -> None:  # mid-task: after the first saved result, or 3 s into a task
@@ -230,14 +260,22 @@ def test_worker_node_killed_mid_run_completes_on_the_head(cluster, small_corpus,
             if busy and (list(tmp_path.glob("work/*/*.json")) or time.time() - busy_since > 3):
                 _kill(pids)
                 killed.append(pids)
-                return
+                break
             time.sleep(0.1)
+        release.touch()  # the head takes over
 
     killer = threading.Thread(target=kill_worker_node_while_busy, daemon=True)
     killer.start()
-    summary = curate([small_corpus], tmp_path, CurateConfig.load(None, SETTINGS), executor="ray", address=address,
-                     workers=2, report=False)
-    killer.join(timeout=5)
+    try:
+        summary = curate([small_corpus], tmp_path, CurateConfig.load(None, SETTINGS), executor="ray",
+                         address=address, workers=2, report=False)
+    finally:
+        release.touch()
+        killer.join(timeout=5)
+        try:
+            holder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            holder.kill()
     assert killed, "the worker node never ran a task"
     time.sleep(0.5)
     assert not [p for p in killed[0] if _running(p)]
