@@ -19,6 +19,8 @@ from lfa.model.config import AdapterConfig, parse_overrides
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 PRECISIONS = ("no", "bf16", "fp16")
+PARALLEL = ("ddp", "fsdp")
+BASE_DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,11 @@ class TrainConfig:
     sample_guidance_scale: float = 5.0
     # compute
     mixed_precision: str = "no"
+    base_dtype: str = "auto"  # the frozen base's weights; auto = mixed_precision's dtype (fp32 without it)
     gradient_checkpointing: bool = False
+    parallel: str = "ddp"  # over --launch N processes: ddp (replicas) | fsdp (FSDP2: shards of everything)
+    fsdp_cpu_offload: bool = False  # fsdp: shards, gradients and optimiser states in CPU memory
+    memory_check: bool = True  # on GPUs: refuse a run whose memory plan exceeds the GPU (lfa model plan)
     # identity adapter
     adapter_preset: str = "cofe"
     adapter: dict[str, Any] = field(default_factory=dict)
@@ -99,6 +105,16 @@ class TrainConfig:
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(f"unknown mixed_precision {self.mixed_precision!r}",
                               f"use one of: {', '.join(PRECISIONS)}")
+        if self.parallel not in PARALLEL:
+            raise ConfigError(f"unknown parallel {self.parallel!r}", "use ddp (replicas) or fsdp (sharded)")
+        if self.base_dtype not in BASE_DTYPES:
+            raise ConfigError(f"unknown base_dtype {self.base_dtype!r}", f"use one of: {', '.join(BASE_DTYPES)}")
+        if self.fsdp_cpu_offload and self.parallel != "fsdp":
+            raise ConfigError("fsdp_cpu_offload needs parallel=fsdp", "add --set parallel=fsdp")
+        if self.parallel == "fsdp" and self.sample_every:
+            raise ConfigError("sample_every does not run under parallel=fsdp (one process would render while the "
+                              "others wait on its shards)", "set sample_every=0 and run `lfa generate --adapter "
+                              "OUT/checkpoint-N/adapter` on a checkpoint")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}", "use e.g. 0.999, or 0 (off)")
         if not isinstance(self.sample_every, int) or isinstance(self.sample_every, bool) or self.sample_every < 0:
@@ -113,6 +129,14 @@ class TrainConfig:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}", "use e.g. 1e-4")
         self.adapter_config()  # validates the adapter switches and the flow-matching settings
         self.flow_config()
+
+    @property
+    def base_torch_dtype(self):
+        """The dtype the frozen base transformer is loaded in (trainable weights stay fp32)."""
+        import torch
+
+        name = self.mixed_precision if self.base_dtype == "auto" else self.base_dtype
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(name, torch.float32)
 
     @property
     def bucket_list(self) -> tuple[tuple[int, int], ...]:
