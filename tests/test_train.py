@@ -107,29 +107,16 @@ def test_config_keys_and_bad_input(tiny_base, tmp_path):
         build_samples(tmp_path, config)
 
 
-def test_shipped_accelerate_configs_are_valid(monkeypatch):
-    """docs/accelerate/*.yaml read by this accelerate's `accelerate launch`; the FSDP one builds its plugin."""
+def test_shipped_accelerate_config_is_valid():
+    """docs/accelerate/ddp.yaml read by this accelerate's `accelerate launch` (FSDP is --set parallel=fsdp over it)."""
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser, prepare_multi_gpu_env
-    from accelerate.utils import FullyShardedDataParallelPlugin
-    from diffusers.models.transformers import transformer_wan
 
     folder = Path(__file__).resolve().parents[1] / "docs" / "accelerate"
-    envs = {}
-    for name in ("ddp", "fsdp"):
-        args = launch_command_parser().parse_args(["--config_file", str(folder / f"{name}.yaml"), "-m", "lfa", "train"])
-        args, _, _ = _validate_launch_command(args)
-        envs[name] = prepare_multi_gpu_env(args)
-    assert envs["ddp"]["ACCELERATE_MIXED_PRECISION"] == "bf16" and "ACCELERATE_USE_FSDP" not in envs["ddp"]
-    env = envs["fsdp"]
-    assert env["ACCELERATE_USE_FSDP"] == "true" and hasattr(transformer_wan, env["FSDP_TRANSFORMER_CLS_TO_WRAP"])
-    for key, value in env.items():
-        if key.startswith("FSDP_"):
-            monkeypatch.setenv(key, value)
-    for key in ("FSDP_SYNC_MODULE_STATES", "FSDP_CPU_RAM_EFFICIENT_LOADING"):  # accelerate refuses them on CPU
-        monkeypatch.setenv(key, "false")
-    plugin = FullyShardedDataParallelPlugin()
-    assert plugin.transformer_cls_names_to_wrap == ["WanTransformerBlock"] and plugin.use_orig_params
-    assert plugin.sharding_strategy.name == "FULL_SHARD" and plugin.state_dict_type.name == "SHARDED_STATE_DICT"
+    assert sorted(p.name for p in folder.glob("*.yaml")) == ["ddp.yaml"]
+    args = launch_command_parser().parse_args(["--config_file", str(folder / "ddp.yaml"), "-m", "lfa", "train"])
+    args, _, _ = _validate_launch_command(args)
+    env = prepare_multi_gpu_env(args)
+    assert env["ACCELERATE_MIXED_PRECISION"] == "bf16" and "ACCELERATE_USE_FSDP" not in env
 
 
 def test_samples_have_cross_pose_references_and_the_cache_resumes(tiny_base, tiny_run, trained):
@@ -267,28 +254,79 @@ def test_sigkill_after_step_15_then_resume_gives_the_same_losses(tiny_base, tiny
     assert sorted(board) == list(range(1, 31)) and board[30] == pytest.approx(want[30]["loss"], rel=1e-6)
 
 
-def test_ddp_two_cpu_processes_equal_one_process(tiny_base, two_people, tmp_path, torch_one_thread):
-    """faithfulfaces (LoRA, the aligner's own pair batch, face-weighted flow loss): 2 processes = 1 process."""
-    from lfa.wan.base import load_base
-    from lfa.train.trainer import train
+# faithfulfaces: LoRA, the aligner's own pair batch (replicated under FSDP), face-weighted flow loss
+PARALLEL_SETTINGS = ["max_steps=2", "batch_size=2", "val_every=100", "checkpoint_every=1", "learning_rate=1e-3",
+                     "adapter_preset=faithfulfaces", "lora_rank=4", "aligner_batch_size=16", "face_loss_weight=3",
+                     "val_samples=1", "val_noise_draws=1", "tensorboard=false", "ema_decay=0.5"]
 
-    settings = ["max_steps=2", "batch_size=2", "val_every=100", "checkpoint_every=100", "learning_rate=1e-3",
-                "adapter_preset=faithfulfaces", "lora_rank=4", "aligner_batch_size=16", "face_loss_weight=3",
-                "val_samples=1", "val_noise_draws=1", "tensorboard=false"]
-    outs = {n: tmp_path / f"ddp{n}" for n in (1, 2)}
-    train(tiny_base, two_people, outs[1], load_config(load_base(tiny_base, parts=()).train_defaults, sets=settings))
-    outs[2].mkdir()
-    shutil.copytree(outs[1] / "cache", outs[2] / "cache")
-    cmd = [sys.executable, "-m", "lfa", "train", "--base", str(tiny_base), "--data", str(two_people),
-           "--out", str(outs[2]), "--launch", "2", *[x for s in settings for x in ("--set", s)]]
+
+@pytest.fixture(scope="module")
+def one_process(tiny_base, two_people, tmp_path_factory, torch_one_thread):
+    from lfa.train.trainer import train
+    from lfa.wan.base import load_base
+
+    out = tmp_path_factory.mktemp("one-process")
+    train(tiny_base, two_people, out, load_config(load_base(tiny_base, parts=()).train_defaults, sets=PARALLEL_SETTINGS))
+    return out
+
+
+def launch_two(tiny_base, data, out: Path, *extra: str, like: Path) -> None:
+    """``lfa train --launch 2`` with the parallel tests' settings, on the cache of run ``like``."""
+    if not (out / "cache").exists():
+        out.mkdir(exist_ok=True)
+        shutil.copytree(like / "cache", out / "cache")
+    cmd = [sys.executable, "-m", "lfa", "train", "--base", str(tiny_base), "--data", str(data), "--out", str(out),
+           "--launch", "2", *[x for s in PARALLEL_SETTINGS for x in ("--set", s)], *extra]
     done = subprocess.run(cmd, env=lfa_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    records = {n: [r for r in metrics(out) if "loss" in r] for n, out in outs.items()}
-    assert len(records[1]) == 2 and not (outs[1] / "tensorboard").exists()
+
+
+def losses(out: Path, key: str = "loss") -> list[float]:
+    return [r[key] for r in metrics(out) if "loss" in r]
+
+
+def test_ddp_two_cpu_processes_equal_one_process(tiny_base, two_people, one_process, tmp_path):
+    out = tmp_path / "ddp2"
+    launch_two(tiny_base, two_people, out, like=one_process)
+    records = {n: [r for r in metrics(o) if "loss" in r] for n, o in ((1, one_process), (2, out))}
+    assert len(records[1]) == 2 and not (one_process / "tensorboard").exists()
     assert all(r["alignment_pairs"] == 16 for r in records[1] + records[2])
     for key in ("loss", "alignment"):
         one, two = ([r[key] for r in records[n]] for n in (1, 2))
         assert np.allclose(two, one, rtol=1e-5, atol=0), (key, one, two)
+
+
+def test_fsdp_two_cpu_processes_shard_checkpoints_and_resume(tiny_base, two_people, one_process, tmp_path):
+    """FSDP2 over 2 gloo processes: the losses of one process (1e-4), one shard file per rank in each
+    checkpoint, gathered adapter files equal to one process's, and --resume latest continues exactly."""
+    from safetensors.torch import load_file
+
+    from lfa.model.persistence import WEIGHTS_NAME
+    from lfa.train.trainer import LORA_DIFFUSERS
+
+    out = tmp_path / "fsdp"
+    launch_two(tiny_base, two_people, out, "--set", "parallel=fsdp", like=one_process)
+    for key in ("loss", "flow", "alignment"):
+        assert np.allclose(losses(out, key), losses(one_process, key), rtol=1e-4, atol=0), key
+    shards = sorted(p.name for p in (out / "checkpoint-1" / "sharded").glob("*.distcp"))
+    assert len(shards) >= 2 and (out / "checkpoint-1" / "sharded" / ".metadata").is_file()
+    assert json.loads((out / "checkpoint-1" / "state.json").read_text())["parallel"] == "fsdp"
+    for folder in ("adapter", "adapter_ema", "checkpoint-2/adapter"):
+        for name in (WEIGHTS_NAME, LORA_DIFFUSERS):
+            ours, one = load_file(out / folder / name), load_file(one_process / folder.split("/")[-1] / name)
+            assert sorted(ours) == sorted(one) and len(ours) > 0, (folder, name)
+            assert all(torch.allclose(ours[k], one[k], rtol=1e-3, atol=1e-6) for k in one), (folder, name)
+
+    resumed = tmp_path / "resumed"  # the run killed after checkpoint-1: --resume latest gives the same step 2
+    shutil.copytree(out, resumed, ignore=shutil.ignore_patterns("checkpoint-2", "adapter", "adapter_ema"))
+    launch_two(tiny_base, two_people, resumed, "--set", "parallel=fsdp", "--resume", "latest", like=out)
+    assert [r["step"] for r in metrics(resumed)] == [0, 1, 2]
+    assert np.allclose(losses(resumed), losses(out), rtol=1e-6, atol=0)
+    ddp = subprocess.run([sys.executable, "-m", "lfa", "train", "--base", str(tiny_base), "--data", str(two_people),
+                          "--out", str(resumed), "--resume", "latest", *[x for s in PARALLEL_SETTINGS
+                                                                         for x in ("--set", s)]],
+                         env=lfa_env(), capture_output=True, text=True)
+    assert ddp.returncode == 2 and "parallel=fsdp" in ddp.stderr
 
 
 def test_lora_loads_into_a_diffusers_wan_pipeline(tiny_base, trained, torch_one_thread):

@@ -195,10 +195,21 @@ class IdentityAdapter(nn.Module):
 
     def follow(self, device: torch.device) -> None:
         """Move the adapter to ``device`` if it is elsewhere (called with the input's device at every forward,
-        so it follows ``pipe.to(...)`` and model CPU offload; parameters keep their identity)."""
-        param = next(self.parameters(), None)
-        if param is not None and param.device != device:
+        so it follows ``pipe.to(...)`` and model CPU offload; parameters keep their identity; FSDP's shards stay
+        where FSDP keeps them)."""
+        from torch.distributed.tensor import DTensor
+
+        params = list(self.parameters())
+        plain = [p for p in params if not isinstance(p, DTensor)]  # FSDP places its shards itself
+        if not plain or plain[0].device == device:
+            return
+        if len(plain) == len(params):
             self.to(device)
+            return
+        for module in self.modules():
+            for t in (*module.parameters(recurse=False), *module.buffers(recurse=False)):
+                if not isinstance(t, DTensor) and t.device != device:
+                    t.data = t.data.to(device)
 
     @property
     def scale(self) -> float:
@@ -359,9 +370,10 @@ class IdentityAdapter(nn.Module):
         """``state_dict()`` plus the backbone LoRA under ``lora.``: what ``save_pretrained`` writes."""
         return persistence.full_state_dict(self)
 
-    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``lfa_adapter_config.json`` and ``lfa_adapter.safetensors`` (adapter + LoRA weights)."""
-        return persistence.save_pretrained(self, path)
+    def save_pretrained(self, path: str | os.PathLike[str], state: Mapping[str, torch.Tensor] | None = None) -> Path:
+        """Write ``lfa_adapter_config.json`` and ``lfa_adapter.safetensors`` (adapter + LoRA weights; ``state``:
+        :meth:`adapter_state_dict` gathered from shards)."""
+        return persistence.save_pretrained(self, path, state)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], transformer: nn.Module, *,

@@ -33,7 +33,9 @@ def full_state_dict(adapter: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_pretrained(adapter: nn.Module, path: str | os.PathLike[str]) -> Path:
+def save_pretrained(adapter: nn.Module, path: str | os.PathLike[str],
+                    state: Mapping[str, torch.Tensor] | None = None) -> Path:
+    """``state``: :func:`full_state_dict` gathered elsewhere (a sharded adapter's); default: the adapter's own."""
     from safetensors.torch import save_file
 
     out = Path(path)
@@ -41,7 +43,8 @@ def save_pretrained(adapter: nn.Module, path: str | os.PathLike[str]) -> Path:
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "backbone": backbone_dims(adapter.transformer.config),
             "config": adapter.config.to_dict()}
     (out / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in full_state_dict(adapter).items()}
+    state = full_state_dict(adapter) if state is None else state
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     save_file(tensors, str(out / WEIGHTS_NAME), metadata={"format": FORMAT})
     return out
 

@@ -7,9 +7,11 @@ loss on a fixed validation batch with fixed noise and noise levels), the same as
 and ``adapter/`` (final weights; ``adapter_ema/`` with EMA; ``adapter/pytorch_lora_weights.safetensors``
 is the LoRA in the layout diffusers' ``WanPipeline.load_lora_weights`` reads).
 
-One process, or several under ``accelerate launch`` / ``torchrun`` (DDP; gloo on CPU): the global
-batch is split evenly over processes, and every random draw is keyed by (seed, step, global row), so
-the loss does not depend on the split.
+One process, or several under ``accelerate launch`` / ``torchrun`` (gloo on CPU): DDP replicas, or with
+``parallel=fsdp`` FSDP2 shards (:mod:`lfa.model.sharding`, :mod:`lfa.train.fsdp`; checkpoints then hold
+every rank's shard under ``sharded/`` and the gathered adapter). The global batch is split evenly over
+processes, and every random draw is keyed by (seed, step, global row), so the loss does not depend on
+the split.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import torch
 
 from lfa.errors import ConfigError
+from lfa.train import fsdp
 from lfa.train.aligner_data import FacePool, build_face_pool, draw_pairs
 from lfa.train.cache import Encoders, build_cache, cache_id, load_shard
 from lfa.train.config import TrainConfig, check_batch_split
@@ -203,20 +206,22 @@ def _optimizer(module: Any, config: TrainConfig):
     return optimizer, scheduler
 
 
-def save_adapter(adapter: Any, folder: Path, config: TrainConfig) -> Path:
+def save_adapter(adapter: Any, folder: Path, config: TrainConfig, state: dict[str, torch.Tensor] | None = None) -> Path:
     """``save_pretrained`` plus, with LoRA, the diffusers ``load_lora_weights`` layout for Wan pipelines,
-    plus the data settings generation defaults to (``lfa_training.json``)."""
+    plus the data settings generation defaults to (``lfa_training.json``). ``state``: the adapter's
+    ``adapter_state_dict()`` gathered from FSDP's shards."""
     from diffusers import WanPipeline
 
     from lfa.generate.pipeline import TRAINING_META
-    from lfa.model.lora import lora_state_dict
+    from lfa.model.lora import ADAPTER_NAME, lora_state_dict
+    from lfa.model.persistence import LORA_PREFIX
 
-    adapter.save_pretrained(folder)
+    adapter.save_pretrained(folder, state)
     write_json(folder / TRAINING_META, config.generation_defaults())
     if adapter.config.lora_rank:
-        state = {k: v.detach().cpu().contiguous() for k, v in lora_state_dict(adapter.transformer).items()}
-        from lfa.model.lora import ADAPTER_NAME
-
+        lora = lora_state_dict(adapter.transformer) if state is None else \
+            {k[len(LORA_PREFIX):]: v for k, v in state.items() if k.startswith(LORA_PREFIX)}
+        state = {k: v.detach().cpu().contiguous() for k, v in lora.items()}
         peft_config = adapter.transformer.peft_config[ADAPTER_NAME].to_dict()
         metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in peft_config.items()}
         WanPipeline.save_lora_weights(folder, transformer_lora_layers=state, weight_name=LORA_DIFFUSERS,
@@ -243,6 +248,9 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     out.mkdir(parents=True, exist_ok=True)
     accelerator = _accelerator(config)
     main = accelerator.is_main_process
+    if accelerator.distributed_type.name in ("FSDP", "DEEPSPEED"):
+        raise ConfigError(f"lfa train does not use accelerate's {accelerator.distributed_type.name} wrapping",
+                          "launch with docs/accelerate/ddp.yaml (or --launch N) and add --set parallel=fsdp to shard")
     check_batch_split(config, accelerator.num_processes)
     if main:
         samples, folder, cid, spec = prepare_cache(Path(base), data, out, config, encoders_file=encoders_file,
@@ -269,12 +277,13 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     first = load_shard(paths[0], cid)
     adapter_config = config.adapter_config(**_widths(first, spec, adapter_config.experts))
     torch.manual_seed(config.seed)
-    transformer = load_base(base, parts=("transformer",)).transformer
+    transformer = load_base(base, parts=("transformer",), dtype=config.base_torch_dtype).transformer
     adapter = IdentityAdapter.attach(transformer, adapter_config)
     if config.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     module = IdentityTrainingModule(adapter, config.flow_config(), alignment_weight=config.alignment_weight,
                                     balance_weight=config.balance_weight)
+    units = _shard(module, config, out) if config.parallel == "fsdp" else None
     optimizer, scheduler = _optimizer(module, config)
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     ema = EMA(named, config.ema_decay) if config.ema_decay else None
@@ -306,8 +315,12 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
 
     start = 0
     if resume:
-        start = _resume(out, resume, adapter, optimizer, scheduler, ema, accelerator.process_index)
-    wrapped, optimizer = accelerator.prepare(module, optimizer)
+        start = _resume(out, resume, module, optimizer, scheduler, ema, accelerator.process_index, sharded=units is not None)
+    if units is None:
+        wrapped, optimizer = accelerator.prepare(module, optimizer)
+    else:  # FSDP placed its shards; what it does not hold follows the device
+        wrapped, replicated = module, fsdp.replicated_trainable(module)
+        adapter.follow(accelerator.device)
     scalars = ScalarLog(out, enabled=config.tensorboard and main, resumed_at=start)
     videos = SampleVideos(Path(base), module, data_.shard(val_rows[0]), samples[val_rows[0]], config, out) \
         if config.sample_every and main else None
@@ -316,12 +329,14 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
         _trim_metrics(out / METRICS, start)
 
     def validate() -> dict[str, float]:
-        return validator(accelerator.unwrap_model(wrapped))
+        with accelerator.autocast():
+            return validator(accelerator.unwrap_model(wrapped))
 
-    if start == 0 and main:
+    if start == 0 and (main or units is not None):  # FSDP: every rank takes part in every forward
         record0 = {"step": 0, **split.describe(), **validate()}
-        _append(out / METRICS, record0)
-        scalars.write(record0)
+        if main:
+            _append(out / METRICS, record0)
+            scalars.write(record0)
     if progress and main:
         progress(start, config.max_steps, {})
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -342,14 +357,21 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             batch = data_.batch(mine, step=step, first_row=first_row, seed=config.seed, flow=module.flow,
                                 train=True, face_rows=face_rows, alignment=None if pairs is None else pairs[:2],
                                 alignment_groups=None if pairs is None else pairs[2])
+            batch = to_device(batch, accelerator.device)
             sync = m == config.gradient_accumulation - 1
-            with contextlib.nullcontext() if sync else accelerator.no_sync(wrapped):
+            if units is not None:
+                fsdp.set_gradient_sync(units, sync)
+            with contextlib.nullcontext() if sync or units is not None else accelerator.no_sync(wrapped):
                 with accelerator.autocast():
                     result = wrapped(batch)
                 accelerator.backward(result.loss / config.gradient_accumulation)
             for name, value in {"loss": result.loss, **result.losses}.items():
                 totals[name] = totals.get(name, 0.0) + float(value.detach()) / config.gradient_accumulation
-        if config.max_grad_norm > 0:
+        if units is not None:
+            fsdp.average_replicated_gradients(replicated)
+        if config.max_grad_norm > 0 and units is not None:
+            fsdp.clip_grad_norm_([p for _, p in named], config.max_grad_norm)
+        elif config.max_grad_norm > 0:
             accelerator.clip_grad_norm_([p for _, p in named], config.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -372,19 +394,57 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             with accelerator.autocast():
                 videos(step, ema)
         if step % config.checkpoint_every == 0 or step == config.max_steps:
-            _checkpoint(out, step, order, adapter, optimizer, scheduler, ema, accelerator, config, cid)
+            _checkpoint(out, step, order, module, optimizer, scheduler, ema, accelerator, config, cid,
+                        sharded=units is not None)
         if progress and main:
             progress(step, config.max_steps, record)
-    if main:
-        save_adapter(adapter, out / "adapter", config)
-        if ema is not None:
-            ema.swap()
-            save_adapter(adapter, out / "adapter_ema", config)
-            ema.swap()
+    _save_final(adapter, out / "adapter", config, main, units is not None)
+    if ema is not None:
+        ema.swap()
+        _save_final(adapter, out / "adapter_ema", config, main, units is not None)
+        ema.swap()
     scalars.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(out, config.max_steps, folder, len(samples))
+
+
+def _shard(module: Any, config: TrainConfig, out: Path) -> list[Any]:
+    """FSDP2 over every process of the run (a one-process group when run alone: CPU offload still pays)."""
+    import torch.distributed as dist
+
+    from lfa.model.sharding import shard
+
+    if config.mixed_precision == "fp16":
+        raise ConfigError("parallel=fsdp does not scale fp16 losses", "use --set mixed_precision=bf16")
+    if not dist.is_initialized():
+        store = out / ".fsdp-store"
+        store.unlink(missing_ok=True)
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", init_method=f"file://{store}",
+                                rank=0, world_size=1)
+    return shard(module, cpu_offload=config.fsdp_cpu_offload)
+
+
+def _save_final(adapter: Any, folder: Path, config: TrainConfig, main: bool, sharded: bool) -> None:
+    state = fsdp.gathered(adapter.adapter_state_dict()) if sharded else None  # every rank gathers
+    if main:
+        save_adapter(adapter, folder, config, state)
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    """Tensors anywhere in ``value`` (dataclasses, dicts, lists, tuples) on ``device``."""
+    import dataclasses
+
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: to_device(getattr(value, f.name), device)
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
@@ -402,8 +462,11 @@ def _trim_metrics(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in lines))
 
 
-def _checkpoint(out: Path, step: int, order: BatchOrder, adapter: Any, optimizer: Any, scheduler: Any,
-                ema: EMA | None, accelerator: Any, config: TrainConfig, cid: str) -> None:
+def _checkpoint(out: Path, step: int, order: BatchOrder, module: Any, optimizer: Any, scheduler: Any,
+                ema: EMA | None, accelerator: Any, config: TrainConfig, cid: str, *, sharded: bool = False) -> None:
+    """``checkpoint-<step>/``: the adapter files (gathered under FSDP, so ``lfa generate`` loads them), RNG
+    states per rank, and either the whole optimiser/EMA (DDP, main process) or every rank's shard of the
+    trainable weights, optimiser and EMA (FSDP: ``sharded/``, torch.distributed.checkpoint)."""
     from safetensors.torch import save_file
 
     folder = out / f"checkpoint-{step}"
@@ -416,17 +479,23 @@ def _checkpoint(out: Path, step: int, order: BatchOrder, adapter: Any, optimizer
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+    adapter = module.adapter
+    if sharded:
+        fsdp.save_sharded(tmp, module, optimizer, ema)
+        _save_final(adapter, tmp / "adapter", config, accelerator.is_main_process, True)
     if accelerator.is_main_process:
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    if accelerator.is_main_process and not sharded:
         save_adapter(adapter, tmp / "adapter", config)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         if ema is not None:
             save_file(ema.state_dict(), str(tmp / "ema.safetensors"))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         epoch, index = order.position(step + 1)
         write_json(tmp / "state.json", {"step": step, "epoch": epoch, "next_batch": index, "cache_id": cid,
-                                        "processes": accelerator.num_processes, "config": config.to_dict()})
+                                        "processes": accelerator.num_processes, "parallel": config.parallel,
+                                        "config": config.to_dict()})
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
@@ -435,8 +504,8 @@ def _checkpoint(out: Path, step: int, order: BatchOrder, adapter: Any, optimizer
     accelerator.wait_for_everyone()
 
 
-def _resume(out: Path, resume: str, adapter: Any, optimizer: Any, scheduler: Any, ema: EMA | None,
-            rank: int) -> int:
+def _resume(out: Path, resume: str, module: Any, optimizer: Any, scheduler: Any, ema: EMA | None,
+            rank: int, *, sharded: bool = False) -> int:
     from safetensors.torch import load_file
 
     from lfa.face.nets.weights import load_strict
@@ -449,6 +518,17 @@ def _resume(out: Path, resume: str, adapter: Any, optimizer: Any, scheduler: Any
     if not (folder / "state.json").is_file():
         raise ConfigError(f"{folder}: not a checkpoint (no state.json)", "pass --resume latest or a checkpoint-N folder")
     state = json.loads((folder / "state.json").read_text())
+    written = state.get("parallel", "ddp")
+    if written != ("fsdp" if sharded else "ddp"):
+        raise ConfigError(f"{folder} was written with parallel={written}", f"resume with --set parallel={written}")
+    adapter = module.adapter
+    if sharded:
+        fsdp.load_sharded(folder, module, optimizer, ema)
+        scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+        rng = folder / f"rng-{rank}.pt"
+        if rng.is_file():
+            set_rng_state(torch.load(rng, weights_only=True))
+        return int(state["step"])
     weights = load_file(str(folder / "adapter" / WEIGHTS_NAME))
     load_strict(adapter, {k: v for k, v in weights.items() if not k.startswith(LORA_PREFIX)},
                 folder / "adapter" / WEIGHTS_NAME, "lfa identity adapter")
