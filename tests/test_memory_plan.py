@@ -172,3 +172,11 @@ def test_ddp_figures_equal_a_plain_module():
     assert plan.ddp.gradients == sum(p.numel() * 4 for p in trainable)
     assert plan.ddp.optimizer == sum(2 * p.numel() * 4 + 4 for p in trainable)
     assert plan.ddp.per_gpu / GIB < 0.01
+
+
+def test_cli_base_folder_counts_its_own_encoders(tiny_base):
+    result = CliRunner().invoke(app, ["model", "plan", "--base", str(tiny_base), "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert set(plan["cache_phase"]["encoders"]) == {"text encoder", "VAE"}
+    assert plan["latent"] == [2, 4, 4]  # the base's train_defaults: 5 frames at 32x32

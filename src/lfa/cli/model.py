@@ -113,7 +113,7 @@ def plan(
     config = load_config(defaults, None, set_)
     sizes = {k: v for k, v in (("height", height), ("width", width), ("num_frames", num_frames)) if v is not None}
     config = apply_changes(config, sizes, "the command line")
-    result = plan_training(backbone, config, gpus, name=name)
+    result = plan_training(backbone, config, gpus, name=name, base=base)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

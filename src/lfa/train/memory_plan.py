@@ -283,8 +283,11 @@ def _compute_dtype(config: TrainConfig) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- cache phase
-def cache_encoders(backbone_config: dict[str, Any], config: TrainConfig) -> dict[str, int]:
-    """Parameters of what the cache phase runs, counted on meta from the published configs."""
+def cache_encoders(backbone_config: dict[str, Any], config: TrainConfig, base: Any = None) -> dict[str, int]:
+    """Parameters of what the cache phase runs, counted on meta: from ``base``'s own configs (a diffusers
+    folder; its face encoders are not counted), else from the published configs of the real models."""
+    if base is not None:
+        return _base_encoders(base)
     counts = {"text encoder (UMT5-XXL encoder)": _umt5_xxl(), "Wan2.1 VAE": _wan_vae()}
     if backbone_config.get("image_dim"):
         counts["image encoder (CLIP ViT-H/14)"] = _clip_vision(1280, 32, 16, 5120)
@@ -295,6 +298,27 @@ def cache_encoders(backbone_config: dict[str, Any], config: TrainConfig) -> dict
     if "semantic" in experts:
         counts["face: semantic (CLIP ViT-L/14)"] = _clip_vision(1024, 24, 16, 4096)
     return counts  # the detail expert runs the Wan VAE above
+
+
+def _base_encoders(base: Any) -> dict[str, int]:
+    from pathlib import Path
+
+    import torch
+    from diffusers import AutoencoderKLWan
+    from transformers import AutoConfig, CLIPVisionModel, UMT5EncoderModel
+
+    folder, counts = Path(base), {}
+    with torch.device("meta"):
+        if (folder / "text_encoder" / "config.json").is_file():
+            model = UMT5EncoderModel(AutoConfig.from_pretrained(folder / "text_encoder"))
+            counts["text encoder"] = sum(p.numel() for p in model.parameters())
+        if (folder / "vae" / "config.json").is_file():
+            vae = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(folder / "vae"))
+            counts["VAE"] = sum(p.numel() for p in vae.parameters())
+        if (folder / "image_encoder" / "config.json").is_file():
+            clip = CLIPVisionModel(AutoConfig.from_pretrained(folder / "image_encoder"))
+            counts["image encoder"] = sum(p.numel() for p in clip.parameters())
+    return counts
 
 
 @functools.lru_cache(maxsize=1)
@@ -361,8 +385,10 @@ def _strategy(params: list[_Param], activations: int, parallel: str, gpus: int, 
     return Strategy(parallel, gpus, ckpt, offload, weights, grads, optim, activations, gathered, cpu)
 
 
-def plan_training(backbone_config: dict[str, Any], config: TrainConfig, gpus: int, *, name: str = "") -> MemoryPlan:
-    """The memory plan of training ``config`` on ``gpus`` GPUs (one process each), DDP and FSDP."""
+def plan_training(backbone_config: dict[str, Any], config: TrainConfig, gpus: int, *, name: str = "",
+                  base: Any = None) -> MemoryPlan:
+    """The memory plan of training ``config`` on ``gpus`` GPUs (one process each), DDP and FSDP;
+    ``base``: the diffusers folder whose encoders the cache phase runs (default: the real Wan2.1 ones)."""
     if not isinstance(gpus, int) or gpus < 1:
         raise ConfigError(f"gpus must be a positive integer, got {gpus!r}", "use e.g. --gpus 8")
     check_batch_split(config, gpus)
@@ -374,7 +400,7 @@ def plan_training(backbone_config: dict[str, Any], config: TrainConfig, gpus: in
                                             ema)
                 for par in ("ddp", "fsdp") for ckpt in (False, True) for off in (False, True)
                 if not (off and par == "ddp")}
-    encoders = cache_encoders(backbone_config, config)
+    encoders = cache_encoders(backbone_config, config, base)
     shapes = _shapes(backbone_config, config, micro)
     return MemoryPlan(name=name, gpus=gpus, micro_batch=micro, latent=shapes.latent, tokens=acts["tokens"],
                       compute_dtype=str(_compute_dtype(config)).removeprefix("torch."), parallel=config.parallel,
