@@ -19,7 +19,7 @@ out = Console()
 @app.command()
 def describe(
     config: Path = typer.Argument(None, help="A Wan transformer config.json (or a diffusers model folder)."),
-    preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b or wan2.1-i2v-14b."),
+    preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b, wan2.1-t2v-14b or wan2.1-i2v-14b."),
     adapter_config: Path = typer.Option(None, "--adapter-config", metavar="FILE",
                                         help="Adapter config file, JSON or YAML (default: the preset's)."),
     adapter_preset: str = typer.Option(None, "--adapter-preset",
@@ -81,3 +81,41 @@ def init(
         raise ConfigError(f"unknown base preset {preset!r}", f"use one of: {', '.join(BASE_PRESETS)}")
     folder = init_tiny_base(out_dir, seed=seed, i2v=preset == "tiny-i2v")
     out.print(f"[green]wrote[/] {preset} Wan base (random weights) → {folder}", highlight=False)
+
+
+@app.command("plan")
+def plan(
+    preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b, wan2.1-t2v-14b or wan2.1-i2v-14b."),
+    base: Path = typer.Option(None, metavar="PATH", help="A diffusers Wan folder (reads transformer/config.json)."),
+    height: int = typer.Option(None, help="Frame height (default: the training config's)."),
+    width: int = typer.Option(None, help="Frame width (default: the training config's)."),
+    num_frames: int = typer.Option(None, "--num-frames", help="Frames per window, 4n+1 (default: the config's)."),
+    gpus: int = typer.Option(1, help="GPUs, one training process each."),
+    set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                   help="Training config override KEY=VALUE, as lfa train (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (keys ddp, fsdp: per_gpu_gib and breakdown)."),
+) -> None:
+    """Per-GPU memory of a training run under DDP and FSDP, counted on the meta device (no weights)."""
+    from lfa.model.presets import get_preset, load_backbone_config
+    from lfa.train.config import apply_changes, load_config
+    from lfa.train.memory_plan import format_plan, plan_training
+
+    if (base is None) == (preset is None):
+        raise ConfigError("give exactly one of --preset or --base", "e.g. lfa model plan --preset wan2.1-t2v-14b")
+    defaults: dict = {}
+    if preset is not None:
+        backbone, name = get_preset(preset).config, preset
+    else:
+        backbone, name = load_backbone_config(base), str(base)
+        lfa_base = Path(base) / "lfa_base.json"
+        if lfa_base.is_file():
+            defaults = json.loads(lfa_base.read_text()).get("train_defaults", {})
+    config = load_config(defaults, None, set_)
+    sizes = {k: v for k, v in (("height", height), ("width", width), ("num_frames", num_frames)) if v is not None}
+    config = apply_changes(config, sizes, "the command line")
+    result = plan_training(backbone, config, gpus, name=name, base=base)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    for line in format_plan(result):
+        out.print(line, highlight=False, markup=False)
