@@ -180,3 +180,27 @@ def test_cli_base_folder_counts_its_own_encoders(tiny_base):
     plan = json.loads(result.output)
     assert set(plan["cache_phase"]["encoders"]) == {"text encoder", "VAE"}
     assert plan["latent"] == [2, 4, 4]  # the base's train_defaults: 5 frames at 32x32
+
+
+def test_train_shows_its_plan_and_refuses_on_a_gpu_too_small(tiny_base, monkeypatch):
+    """The trainer's check runs before anything loads: on a (pretended) 1 MiB GPU it names the fix."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from lfa.errors import ConfigError
+    from lfa.train.config import load_config
+    from lfa.train.trainer import _memory_plan
+
+    shown: list[list[str]] = []
+    config = load_config({"height": 32, "width": 32, "num_frames": 5, "max_sequence_length": 16})
+    accelerator = SimpleNamespace(num_processes=1, device="cuda:0")
+    _memory_plan(tiny_base, config, accelerator, shown.append)  # CPU: shown, not checked
+    assert shown and shown[0][0].startswith("memory plan of wan-tiny") and all(len(x) <= 80 for x in shown[0])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=2**20))
+    with pytest.raises(ConfigError, match="GiB per GPU") as err:
+        _memory_plan(tiny_base, config, accelerator, None)
+    assert "memory_check=false" in err.value.fix
+    _memory_plan(tiny_base, load_config(sets=["memory_check=false", "height=32", "width=32", "num_frames=5"]),
+                 accelerator, None)

@@ -463,7 +463,7 @@ def test_i2v_base_trains_and_generates(tiny_base, tiny_run, trained, face_photo,
     other = generator([image], GenerateOptions(**options), first_frame=np.full_like(image, 255))
     assert not np.array_equal(frames, other)  # the first frame conditions the video
     t2v = IdentityGenerator(tiny_base, trained / "adapter", analyzer=analyzer)
-    with pytest.raises(ConfigError, match="needs an image-to-video base"):
+    with pytest.raises(ConfigError, match="needs an image-to-video or Wan2.2 TI2V base"):
         t2v([image], GenerateOptions(**options), first_frame=image)
 
 

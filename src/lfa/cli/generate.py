@@ -17,18 +17,22 @@ def generate(
     base: Path = typer.Option(..., "--base", help="Wan diffusers directory (or a name from `lfa models add`)."),
     adapter: Path = typer.Option(..., "--adapter", help="The adapter/ folder `lfa train` wrote."),
     face: list[Path] = typer.Option(None, "--face", help="Face photo; repeat for several reference views."),
-    image: Path = typer.Option(None, "--image", help="First frame, for an image-to-video base "
-                                                     "(default: the first --face photo)."),
+    image: Path = typer.Option(None, "--image", help="First frame: for an image-to-video base (default: the "
+                                                     "first --face photo), or a Wan2.2 TI2V base (default: none)."),
     prompt: str = typer.Option("", "--prompt", help="What happens in the video."),
     out_path: Path = typer.Option(..., "--out", help="FILE.mp4, or a folder with --spec."),
     spec: Path = typer.Option(None, "--spec", help="Benchmark spec JSONL: one video per item into --out."),
     negative_prompt: str = typer.Option("", "--negative-prompt", help="What the video should not show."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise (same seed, same video)."),
     num_frames: int = typer.Option(None, "--num-frames", help="4n+1 (default: the adapter's training size)."),
-    height: int = typer.Option(None, "--height", help="Multiple of 16 (default: the adapter's training size)."),
-    width: int = typer.Option(None, "--width", help="Multiple of 16 (default: the adapter's training size)."),
+    height: int = typer.Option(None, "--height", help="Multiple of 16, 32 for Wan2.2 TI2V (default: the adapter's "
+                                                     "training size)."),
+    width: int = typer.Option(None, "--width", help="Multiple of 16, 32 for Wan2.2 TI2V (default: the adapter's "
+                                                   "training size)."),
     steps: int = typer.Option(30, "--steps", help="Denoising steps."),
     guidance_scale: float = typer.Option(5.0, "--guidance-scale", help="Text guidance."),
+    guidance_scale_2: float = typer.Option(None, "--guidance-scale-2", help="Text guidance of a Wan2.2 A14B base's "
+                                           "low-noise expert (default: = --guidance-scale)."),
     id_guidance_scale: float = typer.Option(None, "--id-guidance-scale",
                                             help="Identity guidance (default: = --guidance-scale, two branches)."),
     id_scale: float = typer.Option(1.0, "--id-scale", help="Strength of the identity adapter: face "
@@ -56,7 +60,7 @@ def generate(
     if spec is None and out_path.suffix.lower() != ".mp4":
         raise ConfigError(f"--out {out_path} is not an .mp4 file", "pass --out video.mp4 (a folder only with --spec)")
     options = GenerateOptions(prompt, negative_prompt, num_frames, height, width, steps, guidance_scale,
-                              id_guidance_scale, id_scale, seed, fps)
+                              id_guidance_scale, id_scale, seed, fps, guidance_scale_2)
     base_dir = resolve_directory(ModelStore(), base)
     analyzer = FaceAnalyzer()  # the inputs' faces are checked before the (slow) models load
     if spec is None:

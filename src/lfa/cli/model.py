@@ -19,7 +19,8 @@ out = Console()
 @app.command()
 def describe(
     config: Path = typer.Argument(None, help="A Wan transformer config.json (or a diffusers model folder)."),
-    preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b, wan2.1-t2v-14b or wan2.1-i2v-14b."),
+    preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b, wan2.1-t2v-14b, wan2.1-i2v-14b, "
+                                           "wan2.2-ti2v-5b, wan2.2-t2v-a14b or wan2.2-i2v-a14b."),
     adapter_config: Path = typer.Option(None, "--adapter-config", metavar="FILE",
                                         help="Adapter config file, JSON or YAML (default: the preset's)."),
     adapter_preset: str = typer.Option(None, "--adapter-preset",
@@ -35,17 +36,20 @@ def describe(
 
     if (config is None) == (preset is None):
         raise ConfigError("give exactly one of CONFIG or --preset", "e.g. lfa model describe --preset wan2.1-t2v-1.3b")
+    experts = 1
     if preset is not None:
         chosen = get_preset(preset)
-        backbone, source = chosen.config, f"preset {chosen.name}: {chosen.source}"
+        backbone, source, experts = chosen.config, f"preset {chosen.name}: {chosen.source}", chosen.experts
     else:
         backbone, source = load_backbone_config(config), str(config)
+        folder = config if config.is_dir() else config.parent.parent
+        experts = 2 if (folder / "transformer_2" / "config.json").is_file() else 1
     adapter = AdapterConfig.load(adapter_config) if adapter_config else AdapterConfig()
     if adapter_preset:
         adapter = adapter.replace(adapter_preset=adapter_preset)
     if set_:
         adapter = adapter.replace(**parse_overrides(set_))
-    result = describe_model(backbone, adapter)
+    result = describe_model(backbone, adapter, experts=experts)
     result["source"] = source
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -55,9 +59,12 @@ def describe(
     table.add_column("parameters", justify="right")
     table.add_column("% of backbone", justify="right")
     total = result["backbone_params"]
-    table.add_row("backbone", f"{total:,}", "100")
-    for name, count in result["adapter_parts"].items():
-        table.add_row(f"  adapter: {name}", f"{count:,}", f"{100 * count / total:.3f}")
+    table.add_row("backbone" if experts == 1 else f"backbone ({experts} experts)", f"{total:,}", "100")
+    if experts > 1:
+        table.add_row("  per expert", f"{result['per_expert']['backbone_params']:,}", f"{100 / experts:.1f}")
+    per = result["per_expert"]["backbone_params"]
+    for name, count in result["adapter_parts"].items():  # per expert, as a share of its expert
+        table.add_row(f"  adapter: {name}", f"{count:,}", f"{100 * count / per:.3f}")
     table.add_row("adapter (total)", f"{result['adapter_params']:,}", f"{result['adapter_percent']:.3f}")
     out.print(table)
     blocks = result["face_blocks"]
@@ -69,23 +76,27 @@ def describe(
 
 @app.command("init")
 def init(
-    preset: str = typer.Option("tiny", help="What to write: tiny (T2V) or tiny-i2v (image-to-video); random "
-                                             "weights, for tests and laptops."),
+    preset: str = typer.Option("tiny", help="What to write: tiny (Wan2.1 T2V), tiny-i2v (image-to-video), "
+                                             "tiny-wan2.2-ti2v or tiny-wan2.2-a14b (two experts); random weights, "
+                                             "for tests and laptops."),
     out_dir: Path = typer.Option(..., "--out", metavar="DIR", help="A new folder for the diffusers-format Wan base."),
     seed: int = typer.Option(0, help="Seed of the random weights."),
 ) -> None:
-    """Write a complete diffusers-format Wan T2V (or I2V) base with random weights and tiny face encoders."""
+    """Write a complete diffusers-format Wan base (Wan2.1 T2V/I2V, Wan2.2 TI2V or A14B) with random weights and tiny
+    face encoders."""
     from lfa.wan.base import BASE_PRESETS, init_tiny_base
 
     if preset not in BASE_PRESETS:
         raise ConfigError(f"unknown base preset {preset!r}", f"use one of: {', '.join(BASE_PRESETS)}")
-    folder = init_tiny_base(out_dir, seed=seed, i2v=preset == "tiny-i2v")
+    folder = init_tiny_base(out_dir, seed=seed, preset=preset)
     out.print(f"[green]wrote[/] {preset} Wan base (random weights) → {folder}", highlight=False)
 
 
 @app.command("plan")
 def plan(
-    preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b, wan2.1-t2v-14b or wan2.1-i2v-14b."),
+    preset: str = typer.Option(None, help="A built-in backbone: wan2.1-t2v-1.3b, wan2.1-t2v-14b, wan2.1-i2v-14b, "
+                                           "wan2.2-ti2v-5b, wan2.2-t2v-a14b or wan2.2-i2v-a14b (one expert: "
+                                           "A14B trains one at a time)."),
     base: Path = typer.Option(None, metavar="PATH", help="A diffusers Wan folder (reads transformer/config.json)."),
     height: int = typer.Option(None, help="Frame height (default: the training config's)."),
     width: int = typer.Option(None, help="Frame width (default: the training config's)."),
@@ -103,8 +114,10 @@ def plan(
     if (base is None) == (preset is None):
         raise ConfigError("give exactly one of --preset or --base", "e.g. lfa model plan --preset wan2.1-t2v-14b")
     defaults: dict = {}
+    vae_spatial = None
     if preset is not None:
-        backbone, name = get_preset(preset).config, preset
+        chosen = get_preset(preset)
+        backbone, name, vae_spatial = chosen.config, preset, chosen.vae_spatial
     else:
         backbone, name = load_backbone_config(base), str(base)
         lfa_base = Path(base) / "lfa_base.json"
@@ -113,7 +126,7 @@ def plan(
     config = load_config(defaults, None, set_)
     sizes = {k: v for k, v in (("height", height), ("width", width), ("num_frames", num_frames)) if v is not None}
     config = apply_changes(config, sizes, "the command line")
-    result = plan_training(backbone, config, gpus, name=name, base=base)
+    result = plan_training(backbone, config, gpus, name=name, base=base, vae_spatial=vae_spatial)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -25,7 +25,8 @@ def train(
     resume: str = typer.Option(None, "--resume", help="'latest' or a checkpoint-N folder."),
     cache_only: bool = typer.Option(False, "--cache-only", help="Build the caches and exit."),
     encoders: Path = typer.Option(None, "--encoders", help="Face-encoder spec (default: BASE/lfa_encoders.json)."),
-    launch: int = typer.Option(0, "--launch", help="Run N processes (DDP) on this machine through torchrun; "
+    launch: int = typer.Option(0, "--launch", help="Run N processes on this machine through torchrun (DDP; "
+                                                   "FSDP with --set parallel=fsdp); "
                                                    "batch_size (the global batch) must be a multiple of N."),
 ) -> None:
     """Train the identity adapter (and LoRA) by flow matching on a curated run."""
@@ -66,7 +67,9 @@ def train(
 
         result = run_train(folder, data, out_dir, cfg, resume=resume, cache_only=cache_only, encoders_file=encoders,
                            progress=progress, on_cache=on_cache,
-                           on_notice=lambda line: bar.console.print(f"[yellow]note:[/] {line}", highlight=False))
+                           on_notice=lambda line: bar.console.print(f"[yellow]note:[/] {line}", highlight=False),
+                           on_plan=None if cache_only else
+                           lambda lines: bar.console.print("\n".join(lines), style="dim", highlight=False))
     if not main:
         return
     if cache_only:

@@ -12,6 +12,13 @@ angles measured with lfa's own perception (:class:`lfa.face.FaceAnalyzer`).
 An image-to-video base (Wan2.1 I2V) also takes a first frame (``first_frame``, default: the first face
 photo), fitted to the video's size (centre crop + resize) and turned into Wan's first-frame condition
 and CLIP image tokens (:mod:`lfa.wan.frames`), which every branch sees.
+
+Wan2.2: a TI2V base generates from text alone, or with ``first_frame`` kept clean as the video's first
+latent frame (timestep 0 on its tokens, as diffusers' TI2V path). A two-expert (A14B) base denoises with
+``transformer`` at timesteps at or above ``boundary_ratio * 1000`` and ``transformer_2`` below, each with
+its own adapter (``ADAPTER/transformer/``, ``ADAPTER/transformer_2/``; an expert without one runs plain)
+and its own guidance scale (``guidance_scale_2``, default ``guidance_scale``); with ``cpu_offload`` only
+the active expert is on the GPU.
 """
 
 from __future__ import annotations
@@ -44,10 +51,11 @@ class GenerateOptions:
     width: int | None = None
     steps: int = 30
     guidance_scale: float = 5.0
-    id_guidance_scale: float | None = None  # None = guidance_scale (two branches)
+    id_guidance_scale: float | None = None  # None = guidance_scale (the stage's: two branches)
     id_scale: float = 1.0
     seed: int = 0
     fps: float | None = None
+    guidance_scale_2: float | None = None  # Wan2.2 A14B: the low-noise expert's (None = guidance_scale)
 
 
 class OutOfMemory(LfaError):
@@ -89,12 +97,8 @@ def pick_faces(analyzer: Any, images: Sequence[np.ndarray], *, boxes: Sequence[B
     return picked, notes
 
 
-def _check_sizes(options: GenerateOptions) -> None:
-    if (options.num_frames - 1) % 4:
-        raise ConfigError(f"--num-frames must be 4n+1, got {options.num_frames}", "use e.g. 5, 33 or 81")
-    if options.height % 16 or options.width % 16:
-        raise ConfigError(f"--height/--width must be multiples of 16, got {options.height}x{options.width}",
-                          "use e.g. 480x832")
+def _check_sizes(options: GenerateOptions, wan: Any) -> None:
+    wan.check_size(options.num_frames, options.height, options.width, how="--")
     if options.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {options.steps}", "use e.g. 30")
 
@@ -112,19 +116,25 @@ class IdentityGenerator:
         from lfa.wan.encoders import build_encoders, encoder_spec
 
         self.base_path, self.adapter_path = Path(base), Path(adapter)
-        if not (self.adapter_path / CONFIG_NAME).is_file():
+        from lfa.wan.base import EXPERTS
+
+        if not any((folder / CONFIG_NAME).is_file() for folder in (self.adapter_path, *(self.adapter_path / n
+                                                                                          for n in EXPERTS))):
             raise ConfigError(f"{self.adapter_path}: no {CONFIG_NAME}", "pass the adapter/ folder `lfa train` wrote")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cpu_offload = cpu_offload and self.device.type != "cpu"
         self.wan = load_base(self.base_path)
         if vae_tiling:
             self.wan.vae.enable_tiling()
-        meta = json.loads((self.adapter_path / CONFIG_NAME).read_text())
+        folders = adapter_folders(self.adapter_path, self.wan)
+        meta = json.loads((next(iter(folders.values())) / CONFIG_NAME).read_text())
         experts = AdapterConfig.from_dict(meta["config"]).experts
         spec, root = encoder_spec(self.wan.path, encoders_file)
         self.encoders = build_encoders(spec, root, self.wan.vae, experts)
-        self.adapter = IdentityAdapter.from_pretrained(self.adapter_path, self.wan.transformer, encoders=self.encoders)
-        training = self.adapter_path / TRAINING_META
+        self.adapters = {name: IdentityAdapter.from_pretrained(folder, getattr(self.wan, name), encoders=self.encoders)
+                         for name, folder in folders.items()}
+        self.adapter = next(iter(self.adapters.values()))
+        training = next(iter(folders.values())) / TRAINING_META
         self.training = json.loads(training.read_text()) if training.is_file() else {}
         self._analyzer = analyzer
         self.latents: torch.Tensor | None = None
@@ -140,6 +150,7 @@ class IdentityGenerator:
         self.device = next(wan.transformer.parameters()).device
         self.cpu_offload = self.device.type != "cpu"
         self.wan, self.encoders, self.adapter = wan, {}, adapter
+        self.adapters = {"transformer": adapter}
         self.training, self._analyzer = dict(training), None
         self.latents = None
         self._ready()
@@ -147,7 +158,10 @@ class IdentityGenerator:
 
     def _ready(self) -> None:
         self.pipe = self.wan.pipeline()
-        self.wan.transformer.to(self.device)
+        if not (self.cpu_offload and self.wan.two_experts):  # else: each expert visits the GPU for its stage
+            self.wan.transformer.to(self.device)
+            if self.wan.transformer_2 is not None:
+                self.wan.transformer_2.to(self.device)
         if not self.cpu_offload:
             self.wan.text_encoder.to(self.device)
             self.wan.vae.to(self.device)
@@ -185,7 +199,7 @@ class IdentityGenerator:
                 setattr(options, key, self.training.get(key, defaults[key]))
         if options.id_guidance_scale is None:
             options.id_guidance_scale = options.guidance_scale
-        _check_sizes(options)
+        _check_sizes(options, self.wan)
         return options
 
     def __call__(self, images: list[np.ndarray], options: GenerateOptions, *, face_index: int | None = None,
@@ -195,9 +209,9 @@ class IdentityGenerator:
         the person's box in each (a spec's ``reference_box``), ``on_note`` told which face was taken of a
         photo with several; ``first_frame``: an I2V base's first frame (default: the first face photo)."""
         options = self.resolve(options)
-        if first_frame is not None and not self.wan.i2v:
-            raise ConfigError("a first frame (--image) needs an image-to-video base",
-                              "pass a Wan I2V base, or leave --image out")
+        if first_frame is not None and not (self.wan.i2v or self.wan.expand_timesteps):
+            raise ConfigError("a first frame (--image) needs an image-to-video or Wan2.2 TI2V base",
+                              "pass a Wan I2V or TI2V base, or leave --image out")
         faces = self.faces(images, face_index, boxes, on_note)
         references = self._references(images, options) if self.adapter.config.references != "none" else None
         condition = None
@@ -207,6 +221,12 @@ class IdentityGenerator:
 
             frame = fit_to_bucket(images[0] if first_frame is None else first_frame, options.height, options.width)
             condition = first_frame_condition(self.pipe, frame, options.num_frames)
+        elif first_frame is not None:  # TI2V: the first latent frame itself
+            from lfa.model.vae import encode_images
+            from lfa.wan.frames import fit_to_bucket, to_video_tensor
+
+            pixels = to_video_tensor([fit_to_bucket(first_frame, options.height, options.width)])[:, 0]
+            condition = {"first_frame": encode_images(self.wan.vae, pixels[None])[0].cpu()}
         return self.sample(faces, references, options, on_step=on_step, condition=condition)
 
     def sample(self, faces: Any, references: torch.Tensor | None, options: GenerateOptions, *,
@@ -217,73 +237,106 @@ class IdentityGenerator:
         options = self.resolve(options)
         if self.wan.i2v and condition is None:
             raise ConfigError("an image-to-video base needs a first-frame condition", "pass a first frame")
-        scale = self.adapter.scale
+        scales = {name: adapter.scale for name, adapter in self.adapters.items()}
         try:
             return self._sample(faces, references, options, on_step, condition or {})
         except torch.cuda.OutOfMemoryError as exc:
             raise OutOfMemory(f"out of GPU memory at {options.num_frames}x{options.height}x{options.width}",
                               "add --cpu-offload and --vae-tiling, or lower --num-frames/--height/--width") from exc
         finally:
-            self.adapter.scale = scale
+            for name, adapter in self.adapters.items():
+                adapter.scale = scales[name]
 
     @torch.no_grad()
     def _sample(self, faces: Any, references: torch.Tensor | None, o: GenerateOptions, on_step: Any,
                 condition: dict[str, torch.Tensor]) -> np.ndarray:
         from lfa.wan.base import I2V_TEXT_LEN
 
-        pipe, transformer, device = self.pipe, self.wan.transformer, self.device
+        import contextlib
+
+        pipe, wan, device = self.pipe, self.wan, self.device
         length = int(self.training.get("max_sequence_length", 512))
-        if self.wan.image_encoder is not None:
+        if wan.image_encoder is not None:
             length = I2V_TEXT_LEN  # Wan's I2V attention reads the last 512 context tokens as text
         text_device = torch.device("cpu") if self.cpu_offload else device
         if self.cpu_offload:
-            self.wan.text_encoder.to(device)
+            wan.text_encoder.to(device)
         positive, negative = pipe.encode_prompt(o.prompt, o.negative_prompt, do_classifier_free_guidance=True,
                                                 max_sequence_length=length, device=device)
         if self.cpu_offload:
-            self.wan.text_encoder.to(text_device)
-        dtype = next(transformer.parameters()).dtype
+            wan.text_encoder.to(text_device)
+        dtype = next(wan.transformer.parameters()).dtype
         positive, negative = positive.to(device, dtype), negative.to(device, dtype)
         generator = torch.Generator("cpu").manual_seed(o.seed)
-        shape = (1, self.wan.vae.config.z_dim, (o.num_frames - 1) // 4 + 1, o.height // 8, o.width // 8)
+        shape = (1, wan.vae.config.z_dim, *wan.latent_shape(o.num_frames, o.height, o.width))
         latents = torch.randn(shape, generator=generator).to(device)  # as the Wan pipelines draw them
         cond = condition.get("condition")
         cond = None if cond is None else cond[None].to(device, dtype)
         image = condition.get("image_embeds")
         image = None if image is None else image[None].to(device, dtype)
+        first = condition.get("first_frame")  # TI2V: (z, 1, h, w), kept clean
+        first = None if first is None else first[None].to(device, torch.float32)
         features = None
-        self.adapter.scale = o.id_scale
+        for adapter in self.adapters.values():
+            adapter.scale = o.id_scale
         if self.adapter.config.has_face_path:
             features = self.adapter.features(faces).to(device)
         if references is not None:
             references = references.to(device)
         scheduler = pipe.scheduler
         scheduler.set_timesteps(o.steps, device=device)
-        three = o.id_guidance_scale != o.guidance_scale
-        # one conditioning for the whole video: the faces are projected once, not at every step
-        with self.adapter.conditioning(faces=features, references=references, text=positive):
+        boundary = None if not wan.two_experts else wan.boundary_ratio * scheduler.config.num_train_timesteps
+        per_frame = (shape[3] // wan.patch[1]) * (shape[4] // wan.patch[2])
+        active = None
+        # one conditioning per adapter for the whole video: the faces are projected once, not at every step
+        with contextlib.ExitStack() as stack:
+            for adapter in self.adapters.values():
+                stack.enter_context(adapter.conditioning(faces=features, references=references, text=positive))
             for i, t in enumerate(scheduler.timesteps):
+                name = "transformer" if boundary is None or t >= boundary else "transformer_2"
+                if name != active:
+                    active = self._switch(active, name)
+                transformer, adapter = getattr(wan, name), self.adapters.get(name)
+                g = o.guidance_scale if name == "transformer" or o.guidance_scale_2 is None else o.guidance_scale_2
+                g_id = g if o.id_guidance_scale == o.guidance_scale else o.id_guidance_scale  # same: two branches
+                if first is not None:
+                    latents[:, :, :1] = first
                 x = latents.to(dtype)
                 ts = t.expand(1).to(device)
+                if first is not None:  # per-token timesteps, 0 on the clean first frame's tokens
+                    ts = ts[:, None].expand(1, shape[2] * per_frame).clone()
+                    ts[:, :per_frame] = 0
 
                 def run(text: torch.Tensor) -> torch.Tensor:
                     inputs = x if cond is None else torch.cat([x, cond], dim=1)
                     return transformer(hidden_states=inputs, timestep=ts, encoder_hidden_states=text,
                                        encoder_hidden_states_image=image, return_dict=False)[0]
 
-                with self.adapter.suspended():  # no identity: the unconditional and text-only branches
+                plain = adapter.suspended() if adapter is not None else contextlib.nullcontext()
+                three = adapter is not None and g_id != g
+                with plain:  # no identity: the unconditional and text-only branches
                     v_uncond = run(negative).float()
                     v_text = run(positive).float() if three else None
                 v_id = run(positive).float()
                 if v_text is not None:
-                    v = v_uncond + o.guidance_scale * (v_text - v_uncond) + o.id_guidance_scale * (v_id - v_text)
+                    v = v_uncond + g * (v_text - v_uncond) + g_id * (v_id - v_text)
                 else:
-                    v = v_uncond + o.guidance_scale * (v_id - v_uncond)
+                    v = v_uncond + g * (v_id - v_uncond)
                 latents = scheduler.step(v, t, latents, return_dict=False)[0]
                 if on_step:
                     on_step(i + 1, o.steps)
+        if first is not None:
+            latents[:, :, :1] = first
         self.latents = latents.detach().cpu()  # the last sample's normalised latents (bench/identity_flow.py)
         return self._decode(latents)
+
+    def _switch(self, previous: str | None, name: str) -> str:
+        """A two-expert base with ``cpu_offload``: only the active expert on the GPU."""
+        if self.cpu_offload and self.wan.two_experts:
+            if previous is not None:
+                getattr(self.wan, previous).to("cpu")
+            getattr(self.wan, name).to(self.device)
+        return name
 
     def _references(self, images: list[np.ndarray], o: GenerateOptions) -> torch.Tensor:
         from lfa.model.vae import encode_images
@@ -310,6 +363,23 @@ class IdentityGenerator:
         from lfa.registry.directories import directory_hash
 
         return {"base": directory_hash(self.base_path), "adapter": directory_hash(self.adapter_path)}
+
+
+def adapter_folders(path: Path, wan: Any) -> dict[str, Path]:
+    """The adapter folder of each transformer: ``path`` itself for a one-transformer base; for a two-expert
+    base its ``transformer/`` and ``transformer_2/`` subfolders (at least one; ``lfa train`` writes both)."""
+    from lfa.model.persistence import CONFIG_NAME
+    from lfa.wan.base import EXPERTS
+
+    if not wan.two_experts:
+        if not (path / CONFIG_NAME).is_file():
+            raise ConfigError(f"{path}: no {CONFIG_NAME}", "pass the adapter/ folder `lfa train` wrote")
+        return {"transformer": path}
+    found = {name: path / name for name in EXPERTS if (path / name / CONFIG_NAME).is_file()}
+    if not found:
+        raise ConfigError(f"{path}: a two-expert base needs {path}/transformer/ and/or {path}/transformer_2/ "
+                          "(one adapter per expert)", "pass the adapter/ folder `lfa train` wrote on this base")
+    return found
 
 
 def write_result(frames: np.ndarray, out: Path, options: GenerateOptions, extra: dict[str, Any]) -> Path:

@@ -21,6 +21,8 @@ class BackbonePreset:
     description: str
     source: str
     config: dict[str, Any] = field(repr=False)
+    experts: int = 1  # Wan2.2 A14B: two transformers of this config (high- and low-noise)
+    vae_spatial: int = 8  # pixels per latent cell (Wan2.2's VAE: 16)
 
 
 PRESETS: dict[str, BackbonePreset] = {
@@ -88,6 +90,33 @@ PRESETS: dict[str, BackbonePreset] = {
 }
 
 
+_WAN14B = {"added_kv_proj_dim": None, "attention_head_dim": 128, "cross_attn_norm": True, "eps": 1e-06,
+           "ffn_dim": 13824, "freq_dim": 256, "in_channels": 16, "num_attention_heads": 40, "num_layers": 40,
+           "out_channels": 16, "patch_size": [1, 2, 2], "qk_norm": "rms_norm_across_heads", "text_dim": 4096}
+PRESETS.update({
+    "wan2.2-ti2v-5b": BackbonePreset(
+        "wan2.2-ti2v-5b",
+        "Wan2.2 text/image-to-video 5B, 48-channel VAE of 4x16x16 (Wan-AI/Wan2.2-TI2V-5B-Diffusers)",
+        _SOURCE.format(name="Wan2.2-TI2V-5B"),
+        {**_WAN14B, "ffn_dim": 14336, "in_channels": 48, "num_attention_heads": 24, "num_layers": 30,
+         "out_channels": 48},
+        vae_spatial=16,
+    ),
+    "wan2.2-t2v-a14b": BackbonePreset(
+        "wan2.2-t2v-a14b",
+        "Wan2.2 text-to-video A14B: two 14B experts, high noise above boundary 0.875 "
+        "(Wan-AI/Wan2.2-T2V-A14B-Diffusers)",
+        _SOURCE.format(name="Wan2.2-T2V-A14B"), dict(_WAN14B), experts=2,
+    ),
+    "wan2.2-i2v-a14b": BackbonePreset(
+        "wan2.2-i2v-a14b",
+        "Wan2.2 image-to-video A14B: two 14B experts (boundary 0.9), first-frame channels, no CLIP branch "
+        "(Wan-AI/Wan2.2-I2V-A14B-Diffusers)",
+        _SOURCE.format(name="Wan2.2-I2V-14B-720p"), {**_WAN14B, "in_channels": 36}, experts=2,
+    ),
+})
+
+
 def get_preset(name: str) -> BackbonePreset:
     if name not in PRESETS:
         raise ConfigError(f"unknown backbone preset {name!r}", f"use one of: {', '.join(PRESETS)}")
@@ -138,8 +167,10 @@ def build_transformer(backbone_config: dict[str, Any], device: Any = "cpu", dtyp
     return transformer
 
 
-def describe(backbone_config: dict[str, Any], adapter_config: AdapterConfig | None = None) -> dict[str, Any]:
-    """Parameter counts of the backbone and of the adapter in ``adapter_config``, computed on meta."""
+def describe(backbone_config: dict[str, Any], adapter_config: AdapterConfig | None = None, *,
+             experts: int = 1) -> dict[str, Any]:
+    """Parameter counts of the backbone and of the adapter in ``adapter_config``, computed on meta;
+    ``experts`` transformers of this config (Wan2.2 A14B: 2, each with its own adapter) are all counted."""
     from lfa.model.adapter import IdentityAdapter
 
     adapter_config = adapter_config or AdapterConfig()
@@ -150,13 +181,15 @@ def describe(backbone_config: dict[str, Any], adapter_config: AdapterConfig | No
     adapter_params = sum(parts.values())
     inner = adapter.dims["inner_dim"]
     return {
-        "backbone_params": backbone_params,
-        "adapter_params": adapter_params,
+        "backbone_params": backbone_params * experts,
+        "adapter_params": adapter_params * experts,
         "adapter_percent": round(100.0 * adapter_params / backbone_params, 3),
-        "adapter_parts": parts,
+        "adapter_parts": parts,  # per expert
+        "experts": experts,
+        "per_expert": {"backbone_params": backbone_params, "adapter_params": adapter_params},
         "backbone": {"inner_dim": inner, "num_layers": adapter.dims["num_layers"],
                      "in_channels": adapter.dims["in_channels"],
-                     "image_to_video": backbone_config.get("added_kv_proj_dim") is not None},
+                     "image_to_video": backbone_config["in_channels"] != backbone_config.get("out_channels")},
         "face_blocks": adapter.face_blocks,
         "adapter_config": adapter_config.to_dict(),
         "note": "face encoders (ArcFace/IR, CLIP/SigLIP, Wan VAE) are user-supplied and frozen: not counted",

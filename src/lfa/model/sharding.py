@@ -8,7 +8,7 @@ the aligner's InfoNCE), so a hook on the adapter's ``forward`` would miss them. 
 (the aligner, trained encoders) stays whole on every rank; its gradients are averaged by the trainer.
 
 FSDP2 shards each parameter on dim 0 as ``torch.chunk`` does: every rank keeps ``ceil(d0 / N)`` rows
-of storage (the last ranks' padded), which is what :mod:`lfa.model.plan` counts.
+of storage (the last ranks' padded), which is what :mod:`lfa.train.memory_plan` counts.
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ class TrainingBatch:
     ``loss_weights`` (B, 1, F, h, w): per-cell weights of the flow loss (e.g. higher on faces); each
     sample's squared error is averaged with its weights, then samples are averaged (so the loss does not
     depend on how a batch is split over processes).
+    ``first_frame`` (B,) bool (Wan2.2 TI2V): rows whose first latent frame stays clean and conditions the
+    rest, as TI2V's image-to-video mode: per-token timesteps, 0 on that frame, which the loss leaves out.
     """
 
     latents: torch.Tensor
@@ -60,6 +62,7 @@ class TrainingBatch:
     face_keep: torch.Tensor | None = None
     reference_keep: torch.Tensor | None = None
     loss_weights: torch.Tensor | None = None
+    first_frame: torch.Tensor | None = None
 
 
 def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -106,17 +109,21 @@ class IdentityTrainingModule(nn.Module):
         if tuple(sigmas.shape) != (b,):
             raise ConfigError(f"sigmas must be ({b},), got {tuple(sigmas.shape)}", "give one noise level per sample")
         hidden = add_noise(latents, noise, sigmas)
+        t = timesteps(sigmas)
+        weights = batch.loss_weights
+        if batch.first_frame is not None:
+            hidden, t, weights = self._clean_first_frame(batch.first_frame.to(device), latents, hidden, t, weights)
         if batch.condition is not None:
             hidden = torch.cat([hidden, batch.condition.to(device, hidden.dtype)], dim=1)
         face_keep, ref_mask = self._dropout(batch, b, device)
         dtype = next(self.transformer.parameters()).dtype
-        out = self.adapter(hidden.to(dtype), timesteps(sigmas), batch.text.to(device, dtype),
+        out = self.adapter(hidden.to(dtype), t, batch.text.to(device, dtype),
                            faces=batch.faces, references=batch.references, reference_mask=ref_mask,
                            face_keep=face_keep,
                            encoder_hidden_states_image=None if batch.image_embeds is None
                            else batch.image_embeds.to(device, dtype))
         target = flow_target(latents, noise)
-        losses = {"flow": weighted_mse(out.sample, target, batch.loss_weights)}
+        losses = {"flow": weighted_mse(out.sample, target, weights)}
         total = losses["flow"]
         if batch.alignment is not None and self.adapter.aligner is not None:
             losses["alignment"] = self.adapter.identity_alignment_loss(*batch.alignment, batch.alignment_groups)
@@ -130,6 +137,21 @@ class IdentityTrainingModule(nn.Module):
         if ref_mask is not None and batch.references is not None:
             dropped["references"] = ~ref_mask.any(dim=1)
         return TrainingOutput(total, losses, out.sample, target, sigmas, out.gate_weights, dropped)
+
+    def _clean_first_frame(self, keep: torch.Tensor, latents: torch.Tensor, hidden: torch.Tensor, t: torch.Tensor,
+                           weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows of ``keep``: the clean first frame in the input, timestep 0 on its tokens, no loss there."""
+        b, _, frames, h, w = latents.shape
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        hidden = hidden.clone()
+        hidden[keep, :, 0] = latents[keep, :, 0].to(hidden.dtype)
+        per_frame = (h // p_h) * (w // p_w)
+        t = t[:, None].expand(b, (frames // p_t) * per_frame).clone()
+        t[keep, :per_frame] = 0.0
+        mask = torch.ones(b, 1, frames, h, w, device=latents.device)
+        mask[keep, :, 0] = 0.0
+        weights = mask if weights is None else weights.to(mask.device, mask.dtype).expand_as(mask) * mask
+        return hidden, t, weights
 
     def _dropout(self, batch: TrainingBatch, b: int, device: torch.device) -> tuple[torch.Tensor | None,
                                                                                     torch.Tensor | None]:

@@ -94,7 +94,9 @@ class Encoders:
             from lfa.wan.frames import first_frame_condition
 
             tensors.update(first_frame_condition(self.pipeline, fitted[0], sample.num_frames))
-        tensors["face_mask"] = face_mask(sample.boxes, frames[0].shape[:2], sample.bucket).contiguous()
+        tensors["face_mask"] = face_mask(sample.boxes, frames[0].shape[:2], sample.bucket,
+                                         spatial=self.pipeline.vae_scale_factor_spatial,
+                                         temporal=self.pipeline.vae_scale_factor_temporal).contiguous()
         tensors["text"] = self.text(sample.caption)
         by_time = reference_frames(sample)
         tensors.update(self.faces(by_time, sample))

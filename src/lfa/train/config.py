@@ -20,6 +20,7 @@ from lfa.model.config import AdapterConfig, parse_overrides
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 PRECISIONS = ("no", "bf16", "fp16")
 PARALLEL = ("ddp", "fsdp")
+WAN_EXPERTS = ("high", "low", "both")
 BASE_DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -70,6 +71,9 @@ class TrainConfig:
     sample_steps: int = 20  # denoising steps of those samples
     sample_guidance_scale: float = 5.0
     # compute
+    # Wan2.2 bases
+    wan_expert: str = "both"  # A14B: high | low (one expert on its side of the boundary) | both (two phases)
+    first_frame_ratio: float = 0.5  # TI2V: share of windows whose clean first frame conditions (image-to-video)
     mixed_precision: str = "no"
     base_dtype: str = "auto"  # the frozen base's weights; auto = mixed_precision's dtype (fp32 without it)
     gradient_checkpointing: bool = False
@@ -105,6 +109,11 @@ class TrainConfig:
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(f"unknown mixed_precision {self.mixed_precision!r}",
                               f"use one of: {', '.join(PRECISIONS)}")
+        if self.wan_expert not in WAN_EXPERTS:
+            raise ConfigError(f"unknown wan_expert {self.wan_expert!r}", "use high, low or both (Wan2.2 A14B experts; "
+                              "the facial experts are identity_expert, semantic_expert, detail_expert)")
+        if not 0.0 <= self.first_frame_ratio <= 1.0:
+            raise ConfigError(f"first_frame_ratio must be in [0, 1], got {self.first_frame_ratio}", "use e.g. 0.5")
         if self.parallel not in PARALLEL:
             raise ConfigError(f"unknown parallel {self.parallel!r}", "use ddp (replicas) or fsdp (sharded)")
         if self.base_dtype not in BASE_DTYPES:

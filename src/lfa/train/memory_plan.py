@@ -16,8 +16,10 @@ Everything is counted on the meta device, so a 14B backbone costs no memory:
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lfa.errors import ConfigError
@@ -170,10 +172,12 @@ class _Shapes:
     face_tokens: dict[str, int]
 
 
-def _shapes(backbone_config: dict[str, Any], config: TrainConfig, micro: int) -> _Shapes:
+def _shapes(backbone_config: dict[str, Any], config: TrainConfig, micro: int, vae_spatial: int = 8) -> _Shapes:
+    """``vae_spatial``: pixels per latent cell (16 for Wan2.2's VAE)."""
     adapter = config.adapter_config()
-    latent = ((config.num_frames - 1) // 4 + 1, config.height // 8, config.width // 8)
-    detail = (adapter.detail_size // 8 // adapter.detail_patch) ** 2
+    s = vae_spatial
+    latent = ((config.num_frames - 1) // 4 + 1, config.height // s, config.width // s)
+    detail = max(1, adapter.detail_size // s // adapter.detail_patch) ** 2
     tokens = {"identity": IDENTITY_TOKENS, "semantic": SEMANTIC_TOKENS, "detail": detail}
     refs = config.reference_views if adapter.references != "none" else 0
     return _Shapes(micro, latent, refs, {name: tokens[name] for name in adapter.experts})
@@ -241,32 +245,33 @@ def training_step_forward(module: Any, batch: Any) -> Any:
 _SAVED: dict[str, int] = {}  # meta counts already made (the CLI and tests plan the same model several times)
 
 
-def _saved_bytes(backbone_config: dict[str, Any], config: TrainConfig, micro: int, layers: int, dtype: Any) -> int:
-    import json
-
+def _saved_bytes(backbone_config: dict[str, Any], config: TrainConfig, micro: int, layers: int, dtype: Any,
+                 vae_spatial: int = 8) -> int:
     from lfa.model.memory import saved_activation_bytes
 
-    key = json.dumps([backbone_config, config.to_dict(), micro, layers, str(dtype)], sort_keys=True, default=str)
+    key = json.dumps([backbone_config, config.to_dict(), micro, layers, str(dtype), vae_spatial], sort_keys=True,
+                     default=str)
     if key in _SAVED:
         return _SAVED[key]
     module = training_module(backbone_config, config, dtype=dtype, adapter_dtype=dtype, num_layers=layers).train()
-    batch = meta_batch(backbone_config, config, _shapes(backbone_config, config, micro))
+    batch = meta_batch(backbone_config, config, _shapes(backbone_config, config, micro, vae_spatial))
     _SAVED[key] = saved_activation_bytes(lambda: training_step_forward(module, batch), [module], flash_attention=True)
     return _SAVED[key]
 
 
-def activation_bytes(backbone_config: dict[str, Any], config: TrainConfig, micro: int) -> dict[str, int]:
+def activation_bytes(backbone_config: dict[str, Any], config: TrainConfig, micro: int,
+                     vae_spatial: int = 8) -> dict[str, int]:
     """Saved activations of one micro batch: ``full`` (no checkpointing) and ``checkpointed``, plus
     ``per_block`` (autograd's count for a (1 + k)-block model minus a 1-block model, over k)."""
     import torch
 
     dtype = _compute_dtype(config)
     k = config.adapter_config().every_k_blocks
-    one, more = (_saved_bytes(backbone_config, config, micro, n, dtype) for n in (1, 1 + k))
+    one, more = (_saved_bytes(backbone_config, config, micro, n, dtype, vae_spatial) for n in (1, 1 + k))
     per_block = max(0, (more - one) // k)
     layers = int(backbone_config["num_layers"])
     outside = one - per_block
-    shapes = _shapes(backbone_config, config, micro)
+    shapes = _shapes(backbone_config, config, micro, vae_spatial)
     f, h, w = shapes.latent
     patch = backbone_config.get("patch_size", (1, 2, 2))
     tokens = (f // patch[0] + shapes.references) * (h // patch[1]) * (w // patch[2])
@@ -386,22 +391,29 @@ def _strategy(params: list[_Param], activations: int, parallel: str, gpus: int, 
 
 
 def plan_training(backbone_config: dict[str, Any], config: TrainConfig, gpus: int, *, name: str = "",
-                  base: Any = None) -> MemoryPlan:
+                  base: Any = None, vae_spatial: int | None = None) -> MemoryPlan:
     """The memory plan of training ``config`` on ``gpus`` GPUs (one process each), DDP and FSDP;
-    ``base``: the diffusers folder whose encoders the cache phase runs (default: the real Wan2.1 ones)."""
+    ``base``: the diffusers folder whose encoders the cache phase runs (default: the real Wan2.1 ones);
+    ``vae_spatial``: pixels per latent cell (default: ``base``'s VAE, else 8). A Wan2.2 A14B run trains one
+    expert at a time, so one expert's plan is the run's."""
     if not isinstance(gpus, int) or gpus < 1:
         raise ConfigError(f"gpus must be a positive integer, got {gpus!r}", "use e.g. --gpus 8")
     check_batch_split(config, gpus)
     micro = config.batch_size // gpus // config.gradient_accumulation
+    if vae_spatial is None:
+        vae_config = None if base is None else Path(base) / "vae" / "config.json"
+        vae_spatial = 8
+        if vae_config is not None and vae_config.is_file():
+            vae_spatial = int(json.loads(vae_config.read_text()).get("scale_factor_spatial") or 8)
     params = _parameters(training_module(backbone_config, config))
-    acts = activation_bytes(backbone_config, config, micro)
+    acts = activation_bytes(backbone_config, config, micro, vae_spatial)
     ema = config.ema_decay > 0
     variants = {(par, ckpt, off): _strategy(params, acts["checkpointed" if ckpt else "full"], par, gpus, ckpt, off,
                                             ema)
                 for par in ("ddp", "fsdp") for ckpt in (False, True) for off in (False, True)
                 if not (off and par == "ddp")}
     encoders = cache_encoders(backbone_config, config, base)
-    shapes = _shapes(backbone_config, config, micro)
+    shapes = _shapes(backbone_config, config, micro, vae_spatial)
     return MemoryPlan(name=name, gpus=gpus, micro_batch=micro, latent=shapes.latent, tokens=acts["tokens"],
                       compute_dtype=str(_compute_dtype(config)).removeprefix("torch."), parallel=config.parallel,
                       gradient_checkpointing=config.gradient_checkpointing, cpu_offload=config.fsdp_cpu_offload,

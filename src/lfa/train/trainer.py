@@ -21,7 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,14 @@ def prepare_cache(base: Path, data: str | Path, out: Path, config: TrainConfig, 
     """Samples, the cache folder (every shard present afterwards), its id and the encoder spec;
     ``on_sample(sample, built)`` hears each shard, ``on_cache(done, total)`` counts them."""
     from lfa.registry.directories import directory_hash
-    from lfa.wan.base import check_base, check_text_length
+    from lfa.wan.base import check_text_length, load_base
     from lfa.wan.encoders import encoder_spec
 
-    base = check_base(base)
+    wan = load_base(base, parts=())
+    base = wan.path
     check_text_length(base, config.max_sequence_length)
+    for height, width in config.bucket_list:
+        wan.check_size(config.num_frames, height, width)
     samples = build_samples(data, config, extract_to=out / "cache" / "clips")
     spec, _ = encoder_spec(base, encoders_file)
     cid = cache_id(directory_hash(base), spec.to_json(), config)
@@ -122,8 +125,11 @@ def _widths(shard: dict[str, torch.Tensor], spec: dict[str, Any], experts: tuple
 class _Data:
     """Cached shards in memory order of ``samples``; batches as :class:`TrainingBatch` inputs."""
 
-    def __init__(self, paths: list[Path], cid: str, config: TrainConfig, adapter_config: Any) -> None:
+    def __init__(self, paths: list[Path], cid: str, config: TrainConfig, adapter_config: Any,
+                 first_frame_ratio: float = 0.0) -> None:
+        """``first_frame_ratio``: a TI2V base's share of training rows whose clean first frame conditions."""
         self.paths, self.cid, self.config, self.adapter_config = paths, cid, config, adapter_config
+        self.first_frame_ratio = first_frame_ratio
         self._memo: dict[int, dict[str, torch.Tensor]] = {}
 
     def shard(self, i: int) -> dict[str, torch.Tensor]:
@@ -147,7 +153,7 @@ class _Data:
         text = torch.zeros(len(rows), length, shards[0]["text"].shape[-1])
         for j, s in enumerate(shards):
             text[j, : s["text"].shape[0]] = s["text"][:length]
-        noise, sigmas, face_keep, ref_keep = [], [], [], []
+        noise, sigmas, face_keep, ref_keep, first_frame = [], [], [], [], []
         cfg = self.adapter_config
         for j in range(len(rows)):
             gen = row_generator(seed, step, first_row + j)
@@ -155,6 +161,8 @@ class _Data:
             sigmas.append(sample_sigmas(1, flow, generator=gen)[0])
             face_keep.append(bool(torch.rand(1, generator=gen) >= cfg.face_dropout))
             ref_keep.append(bool(torch.rand(1, generator=gen) >= cfg.reference_dropout))
+            if self.first_frame_ratio > 0:
+                first_frame.append(bool(torch.rand(1, generator=gen) < self.first_frame_ratio))
         faces = references = None
         if cfg.experts:
             tokens = {name: torch.stack([s[f"face.{name}"][0] for s in faces_of]) for name in cfg.experts}
@@ -171,7 +179,8 @@ class _Data:
                              noise=torch.stack(noise), sigmas=torch.stack(sigmas),
                              face_keep=torch.tensor(face_keep) if train else None,
                              reference_keep=torch.tensor(ref_keep) if train else None, loss_weights=weights,
-                             condition=condition, image_embeds=image_embeds)
+                             condition=condition, image_embeds=image_embeds,
+                             first_frame=torch.tensor(first_frame) if train and first_frame else None)
 
 
 def check_latent_statistics(data: _Data, rows: list[int], notice: Callable[[str], None], most: int = 32) -> None:
@@ -193,7 +202,8 @@ def _accelerator(config: TrainConfig):
                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
 
-def _optimizer(module: Any, config: TrainConfig):
+def _optimizer(module: Any, config: TrainConfig, steps: int | None = None):
+    """AdamW over the module's groups and the learning-rate schedule over ``steps`` (default ``max_steps``)."""
     from diffusers.optimization import get_scheduler
 
     groups = module.parameter_groups()
@@ -202,7 +212,7 @@ def _optimizer(module: Any, config: TrainConfig):
             group["lr"] = config.lora_learning_rate
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
-                              num_training_steps=config.max_steps)
+                              num_training_steps=steps or config.max_steps)
     return optimizer, scheduler
 
 
@@ -234,12 +244,16 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
           encoders_file: str | os.PathLike[str] | None = None,
           progress: Callable[[int, int, dict[str, float]], None] | None = None,
           on_cache: Callable[[int, int], None] | None = None,
-          on_notice: Callable[[str], None] | None = None) -> TrainResult:
+          on_notice: Callable[[str], None] | None = None,
+          on_plan: Callable[[list[str]], None] | None = None) -> TrainResult:
     """Build missing caches, then train ``config.max_steps`` optimizer steps (continuing a checkpoint with ``resume``).
 
     ``progress(step, total, record)`` follows the steps (first with the step a resumed run starts from and an
     empty record); ``on_cache(done, total)`` follows the cache; ``on_notice(line)`` hears what the run
-    decided on its own (the validation split's fallbacks, skipped metrics, a base's unnormalised latents)."""
+    decided on its own (the validation split's fallbacks, skipped metrics, a base's unnormalised latents);
+    ``on_plan(lines)`` gets the run's memory plan (:mod:`lfa.train.memory_plan`) before anything loads. On
+    GPUs a run whose plan exceeds the GPU stops there with one line naming the setting to change
+    (``memory_check=false`` starts it anyway)."""
     from lfa.model.adapter import IdentityAdapter
     from lfa.model.training import IdentityTrainingModule
     from lfa.wan.base import load_base
@@ -252,6 +266,12 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
         raise ConfigError(f"lfa train does not use accelerate's {accelerator.distributed_type.name} wrapping",
                           "launch with docs/accelerate/ddp.yaml (or --launch N) and add --set parallel=fsdp to shard")
     check_batch_split(config, accelerator.num_processes)
+    _memory_plan(Path(base), config, accelerator, on_plan if main else None)
+    wan = load_base(base, parts=())
+    phases = expert_phases(wan, config)
+    if wan.two_experts and config.sample_every:
+        raise ConfigError("sample_every does not run on a two-expert base (a sample needs both experts)",
+                          "set sample_every=0 and run `lfa generate --adapter OUT/checkpoint-N/adapter`")
     if main:
         samples, folder, cid, spec = prepare_cache(Path(base), data, out, config, encoders_file=encoders_file,
                                                    on_cache=on_cache)
@@ -276,18 +296,7 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     adapter_config = config.adapter_config()
     first = load_shard(paths[0], cid)
     adapter_config = config.adapter_config(**_widths(first, spec, adapter_config.experts))
-    torch.manual_seed(config.seed)
-    transformer = load_base(base, parts=("transformer",), dtype=config.base_torch_dtype).transformer
-    adapter = IdentityAdapter.attach(transformer, adapter_config)
-    if config.gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
-    module = IdentityTrainingModule(adapter, config.flow_config(), alignment_weight=config.alignment_weight,
-                                    balance_weight=config.balance_weight)
-    units = _shard(module, config, out) if config.parallel == "fsdp" else None
-    optimizer, scheduler = _optimizer(module, config)
-    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    ema = EMA(named, config.ema_decay) if config.ema_decay else None
-    data_ = _Data(paths, cid, config, adapter_config)
+    data_ = _Data(paths, cid, config, adapter_config, config.first_frame_ratio if wan.expand_timesteps else 0.0)
     if main:
         check_latent_statistics(data_, split.train, notice)
     pool = None
@@ -309,104 +318,190 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
                    "and InfoNCE needs another person's faces as negatives")
             pool = None
     order = BatchOrder([samples[i].bucket for i in split.train], config.batch_size, config.seed, rows=split.train)
-    validator = Validator(samples, split, data_.batch, draws=config.val_noise_draws, seed=config.seed,
-                          flow=module.flow, identity_metrics=identities >= 2)
     val_rows = split.val
-
-    start = 0
-    if resume:
-        start = _resume(out, resume, module, optimizer, scheduler, ema, accelerator.process_index, sharded=units is not None)
-    if units is None:
-        wrapped, optimizer = accelerator.prepare(module, optimizer)
-    else:  # FSDP placed its shards; what it does not hold follows the device
-        wrapped, replicated = module, fsdp.replicated_trainable(module)
-        adapter.follow(accelerator.device)
-    scalars = ScalarLog(out, enabled=config.tensorboard and main, resumed_at=start)
-    videos = SampleVideos(Path(base), module, data_.shard(val_rows[0]), samples[val_rows[0]], config, out) \
-        if config.sample_every and main else None
+    checkpoint = _checkpoint_to_resume(out, resume)
+    resumed_phase = phases.index(_phase_of(phases, checkpoint)) if checkpoint else 0
     if main:
         config.save(out / "config.json")
-        _trim_metrics(out / METRICS, start)
-
-    def validate() -> dict[str, float]:
-        with accelerator.autocast():
-            return validator(accelerator.unwrap_model(wrapped))
-
-    if start == 0 and (main or units is not None):  # FSDP: every rank takes part in every forward
-        record0 = {"step": 0, **split.describe(), **validate()}
-        if main:
-            _append(out / METRICS, record0)
-            scalars.write(record0)
+        _trim_metrics(out / METRICS, int(checkpoint[1]["step"]) if checkpoint else 0)
+    scalars = ScalarLog(out, enabled=config.tensorboard and main,
+                        resumed_at=int(checkpoint[1]["step"]) if checkpoint else 0)
     if progress and main:
-        progress(start, config.max_steps, {})
+        progress(int(checkpoint[1]["step"]) if checkpoint else 0, config.max_steps, {})
     world, rank = accelerator.num_processes, accelerator.process_index
     local = config.batch_size // world
     micro = local // config.gradient_accumulation
-    wrapped.train()
-    for step in range(start + 1, config.max_steps + 1):
-        t0 = time.perf_counter()
-        rows = order.batch(step)
-        # the aligner's own batch: the same on every process, whatever the split of the diffusion rows
-        pairs = draw_pairs(pool, config.aligner_batch_size, config.seed, step) if pool is not None else None
-        torch.manual_seed(config.seed * 1_000_003 + step * 101 + rank)  # anything the model draws itself
-        totals: dict[str, float] = {}
-        for m in range(config.gradient_accumulation):
-            first_row = rank * local + m * micro
-            mine = rows[first_row: first_row + micro]
-            face_rows = shuffled_faces(samples, mine, config.seed, step) if config.face_shuffle else None
-            batch = data_.batch(mine, step=step, first_row=first_row, seed=config.seed, flow=module.flow,
-                                train=True, face_rows=face_rows, alignment=None if pairs is None else pairs[:2],
-                                alignment_groups=None if pairs is None else pairs[2])
-            batch = to_device(batch, accelerator.device)
-            sync = m == config.gradient_accumulation - 1
-            if units is not None:
-                fsdp.set_gradient_sync(units, sync)
-            with contextlib.nullcontext() if sync or units is not None else accelerator.no_sync(wrapped):
-                with accelerator.autocast():
-                    result = wrapped(batch)
-                accelerator.backward(result.loss / config.gradient_accumulation)
-            for name, value in {"loss": result.loss, **result.losses}.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach()) / config.gradient_accumulation
-        if units is not None:
-            fsdp.average_replicated_gradients(replicated)
-        if config.max_grad_norm > 0 and units is not None:
-            fsdp.clip_grad_norm_([p for _, p in named], config.max_grad_norm)
-        elif config.max_grad_norm > 0:
-            accelerator.clip_grad_norm_([p for _, p in named], config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if ema is not None:
-            ema.update()
-        keys = sorted(totals)
-        reduced = accelerator.reduce(torch.tensor([totals[k] for k in keys], dtype=torch.float64), "mean")
-        record: dict[str, Any] = {"step": step, **{k: float(v) for k, v in zip(keys, reduced)},
-                                  "lr": scheduler.get_last_lr()[0], "step_s": round(time.perf_counter() - t0, 4)}
-        if adapter.aligner is not None:
-            record.update(alignment_pairs=config.aligner_batch_size if pairs else 0,
-                          aligner_temperature=adapter.aligner.temperature)
-        if step % config.val_every == 0 or step == config.max_steps:
-            record.update(validate())
-        if main:
-            _append(out / METRICS, record)
-            scalars.write(record, group_learning_rates(optimizer))
-        if videos is not None and step % config.sample_every == 0:
+
+    for index, phase in enumerate(phases):
+        if index < resumed_phase:  # finished before the checkpoint: its adapter is on disk
+            _check_phase_saved(out, phase)
+            continue
+        torch.manual_seed(config.seed)
+        transformer = getattr(load_base(base, parts=(phase.component,), dtype=config.base_torch_dtype),
+                              phase.component)
+        adapter = IdentityAdapter.attach(transformer, adapter_config)
+        if config.gradient_checkpointing:
+            transformer.enable_gradient_checkpointing()
+        module = IdentityTrainingModule(adapter, replace(config.flow_config(), sigma_range=phase.sigma_range),
+                                        alignment_weight=config.alignment_weight, balance_weight=config.balance_weight)
+        units = _shard(module, config, out) if config.parallel == "fsdp" else None
+        optimizer, scheduler = _optimizer(module, config, phase.last - phase.first + 1)
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        ema = EMA(named, config.ema_decay) if config.ema_decay else None
+        validator = Validator(samples, split, data_.batch, draws=config.val_noise_draws, seed=config.seed,
+                              flow=module.flow, identity_metrics=identities >= 2)
+        start = phase.first - 1
+        if checkpoint and index == resumed_phase:
+            start = _resume(checkpoint, module, optimizer, scheduler, ema, accelerator.process_index,
+                            sharded=units is not None, expert=phase.expert)
+        if units is None:
+            wrapped, optimizer = accelerator.prepare(module, optimizer)
+        else:  # FSDP placed its shards; what it does not hold follows the device
+            wrapped, replicated = module, fsdp.replicated_trainable(module)
+            adapter.follow(accelerator.device)
+        videos = SampleVideos(Path(base), module, data_.shard(val_rows[0]), samples[val_rows[0]], config, out) \
+            if config.sample_every and main else None
+
+        def validate() -> dict[str, float]:
             with accelerator.autocast():
-                videos(step, ema)
-        if step % config.checkpoint_every == 0 or step == config.max_steps:
-            _checkpoint(out, step, order, module, optimizer, scheduler, ema, accelerator, config, cid,
-                        sharded=units is not None)
-        if progress and main:
-            progress(step, config.max_steps, record)
-    _save_final(adapter, out / "adapter", config, main, units is not None)
-    if ema is not None:
-        ema.swap()
-        _save_final(adapter, out / "adapter_ema", config, main, units is not None)
-        ema.swap()
+                return validator(accelerator.unwrap_model(wrapped))
+
+        if start == 0 and (main or units is not None):  # FSDP: every rank takes part in every forward
+            record0 = {"step": 0, **split.describe(), **validate()}
+            if main:
+                _append(out / METRICS, record0)
+                scalars.write(record0)
+        wrapped.train()
+        for step in range(start + 1, phase.last + 1):
+            t0 = time.perf_counter()
+            rows = order.batch(step)
+            # the aligner's own batch: the same on every process, whatever the split of the diffusion rows
+            pairs = draw_pairs(pool, config.aligner_batch_size, config.seed, step) if pool is not None else None
+            torch.manual_seed(config.seed * 1_000_003 + step * 101 + rank)  # anything the model draws itself
+            totals: dict[str, float] = {}
+            for m in range(config.gradient_accumulation):
+                first_row = rank * local + m * micro
+                mine = rows[first_row: first_row + micro]
+                face_rows = shuffled_faces(samples, mine, config.seed, step) if config.face_shuffle else None
+                batch = data_.batch(mine, step=step, first_row=first_row, seed=config.seed, flow=module.flow,
+                                    train=True, face_rows=face_rows, alignment=None if pairs is None else pairs[:2],
+                                    alignment_groups=None if pairs is None else pairs[2])
+                batch = to_device(batch, accelerator.device)
+                totals["sigma_min"] = min(totals.get("sigma_min", 1.0), float(batch.sigmas.min()))
+                totals["sigma_max"] = max(totals.get("sigma_max", 0.0), float(batch.sigmas.max()))
+                sync = m == config.gradient_accumulation - 1
+                if units is not None:
+                    fsdp.set_gradient_sync(units, sync)
+                with contextlib.nullcontext() if sync or units is not None else accelerator.no_sync(wrapped):
+                    with accelerator.autocast():
+                        result = wrapped(batch)
+                    accelerator.backward(result.loss / config.gradient_accumulation)
+                for name, value in {"loss": result.loss, **result.losses}.items():
+                    totals[name] = totals.get(name, 0.0) + float(value.detach()) / config.gradient_accumulation
+            if units is not None:
+                fsdp.average_replicated_gradients(replicated)
+            if config.max_grad_norm > 0 and units is not None:
+                fsdp.clip_grad_norm_([p for _, p in named], config.max_grad_norm)
+            elif config.max_grad_norm > 0:
+                accelerator.clip_grad_norm_([p for _, p in named], config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update()
+            bounds = {k: totals.pop(k) for k in ("sigma_min", "sigma_max")}
+            keys = sorted(totals)
+            reduced = accelerator.reduce(torch.tensor([totals[k] for k in keys], dtype=torch.float64), "mean")
+            record: dict[str, Any] = {"step": step, **{k: float(v) for k, v in zip(keys, reduced)},
+                                      "lr": scheduler.get_last_lr()[0], "step_s": round(time.perf_counter() - t0, 4)}
+            if phase.expert is not None:
+                record.update(expert=phase.expert, **bounds)  # this process's noise levels: the expert's range
+            if adapter.aligner is not None:
+                record.update(alignment_pairs=config.aligner_batch_size if pairs else 0,
+                              aligner_temperature=adapter.aligner.temperature)
+            if step % config.val_every == 0 or step == phase.last:
+                record.update(validate())
+            if main:
+                _append(out / METRICS, record)
+                scalars.write(record, group_learning_rates(optimizer))
+            if videos is not None and step % config.sample_every == 0:
+                with accelerator.autocast():
+                    videos(step, ema)
+            if step % config.checkpoint_every == 0 or step == phase.last:
+                _checkpoint(out, step, order, module, optimizer, scheduler, ema, accelerator, config, cid,
+                            sharded=units is not None, expert=phase.expert)
+            if progress and main:
+                progress(step, config.max_steps, record)
+        _save_final(adapter, phase.folder(out / "adapter"), config, main, units is not None)
+        if ema is not None:
+            ema.swap()
+            _save_final(adapter, phase.folder(out / "adapter_ema"), config, main, units is not None)
+            ema.swap()
+        accelerator.wait_for_everyone()
+        accelerator.free_memory()
+        del module, adapter, transformer, wrapped, optimizer, scheduler, ema
     scalars.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(out, config.max_steps, folder, len(samples))
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Steps ``first..last`` of one transformer: a Wan2.1/TI2V base's only one, or one Wan2.2 A14B expert."""
+
+    expert: str | None  # None (one transformer) | high | low
+    first: int
+    last: int
+    sigma_range: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def component(self) -> str:
+        return "transformer_2" if self.expert == "low" else "transformer"
+
+    def folder(self, adapters: Path) -> Path:
+        """Where this phase's adapter goes: ``adapters`` itself, or its expert's component subfolder."""
+        return adapters if self.expert is None else adapters / self.component
+
+
+def expert_phases(wan: Any, config: TrainConfig) -> list[Phase]:
+    """One phase per trained transformer: a two-expert base trains ``wan_expert`` high (noise levels at or
+    above the boundary), low (below) or both (high for the first half of ``max_steps``, then low)."""
+    if not wan.two_experts:
+        if config.wan_expert != "both":
+            raise ConfigError(f"wan_expert={config.wan_expert} needs a two-expert base (Wan2.2 A14B)",
+                              "leave wan_expert out for this base")
+        return [Phase(None, 1, config.max_steps)]
+    b = float(wan.boundary_ratio)
+    high, low = (b, 1.0), (0.0, b)
+    if config.wan_expert == "high":
+        return [Phase("high", 1, config.max_steps, high)]
+    if config.wan_expert == "low":
+        return [Phase("low", 1, config.max_steps, low)]
+    if config.max_steps < 2:
+        raise ConfigError("wan_expert=both trains two experts one after the other and max_steps is 1",
+                          "set max_steps to 2 or more, or wan_expert=high|low")
+    half = (config.max_steps + 1) // 2
+    return [Phase("high", 1, half, high), Phase("low", half + 1, config.max_steps, low)]
+
+
+def _memory_plan(base: Path, config: TrainConfig, accelerator: Any,
+                 on_plan: Callable[[list[str]], None] | None) -> None:
+    """Show the run's plan; on GPUs, refuse a run that cannot fit (every rank decides the same)."""
+    gpu = torch.cuda.is_available() and config.memory_check
+    if on_plan is None and not gpu:
+        return
+    from lfa.model.presets import load_backbone_config
+    from lfa.train.memory_plan import check_fits, format_plan, plan_training
+    from lfa.wan.base import check_base
+
+    folder = check_base(base)
+    plan = plan_training(load_backbone_config(folder / "transformer"), config, accelerator.num_processes,
+                         name=folder.name, base=folder)
+    if on_plan is not None:
+        on_plan(format_plan(plan))
+    if gpu:
+        check_fits(plan, config.parallel, torch.cuda.get_device_properties(accelerator.device).total_memory)
 
 
 def _shard(module: Any, config: TrainConfig, out: Path) -> list[Any]:
@@ -463,15 +558,18 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 
 def _checkpoint(out: Path, step: int, order: BatchOrder, module: Any, optimizer: Any, scheduler: Any,
-                ema: EMA | None, accelerator: Any, config: TrainConfig, cid: str, *, sharded: bool = False) -> None:
-    """``checkpoint-<step>/``: the adapter files (gathered under FSDP, so ``lfa generate`` loads them), RNG
-    states per rank, and either the whole optimiser/EMA (DDP, main process) or every rank's shard of the
-    trainable weights, optimiser and EMA (FSDP: ``sharded/``, torch.distributed.checkpoint)."""
+                ema: EMA | None, accelerator: Any, config: TrainConfig, cid: str, *, sharded: bool = False,
+                expert: str | None = None) -> None:
+    """``checkpoint-<step>/``: the adapter files (gathered under FSDP, so ``lfa generate`` loads them; a Wan2.2
+    expert's under ``adapter/<its component>/``), RNG states per rank, and either the whole optimiser/EMA
+    (DDP, main process) or every rank's shard of the trainable weights, optimiser and EMA (FSDP: ``sharded/``,
+    torch.distributed.checkpoint); ``state.json`` says the step, data position and expert."""
     from safetensors.torch import save_file
 
     folder = out / f"checkpoint-{step}"
     tmp = out / f".checkpoint-{step}.partial"
     rank = accelerator.process_index
+    adapter_dir = Phase(expert, 0, 0).folder(tmp / "adapter")
     if accelerator.is_main_process:
         import shutil
 
@@ -482,11 +580,11 @@ def _checkpoint(out: Path, step: int, order: BatchOrder, module: Any, optimizer:
     adapter = module.adapter
     if sharded:
         fsdp.save_sharded(tmp, module, optimizer, ema)
-        _save_final(adapter, tmp / "adapter", config, accelerator.is_main_process, True)
+        _save_final(adapter, adapter_dir, config, accelerator.is_main_process, True)
     if accelerator.is_main_process:
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     if accelerator.is_main_process and not sharded:
-        save_adapter(adapter, tmp / "adapter", config)
+        save_adapter(adapter, adapter_dir, config)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         if ema is not None:
             save_file(ema.state_dict(), str(tmp / "ema.safetensors"))
@@ -495,7 +593,7 @@ def _checkpoint(out: Path, step: int, order: BatchOrder, module: Any, optimizer:
         epoch, index = order.position(step + 1)
         write_json(tmp / "state.json", {"step": step, "epoch": epoch, "next_batch": index, "cache_id": cid,
                                         "processes": accelerator.num_processes, "parallel": config.parallel,
-                                        "config": config.to_dict()})
+                                        "expert": expert, "config": config.to_dict()})
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
@@ -504,20 +602,47 @@ def _checkpoint(out: Path, step: int, order: BatchOrder, module: Any, optimizer:
     accelerator.wait_for_everyone()
 
 
-def _resume(out: Path, resume: str, module: Any, optimizer: Any, scheduler: Any, ema: EMA | None,
-            rank: int, *, sharded: bool = False) -> int:
+def _checkpoint_to_resume(out: Path, resume: str | None) -> tuple[Path, dict[str, Any]] | None:
+    """(folder, state) of the checkpoint ``--resume`` names, or None (nothing saved yet: start over)."""
+    if not resume:
+        return None
+    folder = latest_checkpoint(out) if resume == "latest" else Path(resume)
+    if folder is None:
+        return None
+    if not (folder / "state.json").is_file():
+        raise ConfigError(f"{folder}: not a checkpoint (no state.json)", "pass --resume latest or a checkpoint-N folder")
+    return folder, json.loads((folder / "state.json").read_text())
+
+
+def _phase_of(phases: list[Phase], checkpoint: tuple[Path, dict[str, Any]]) -> Phase:
+    folder, state = checkpoint
+    step, expert = int(state["step"]), state.get("expert")
+    for phase in phases:
+        if phase.expert == expert and phase.first - 1 <= step <= phase.last:
+            return phase
+    held = ", ".join(f"{p.expert or 'one transformer'} {p.first}-{p.last}" for p in phases)
+    raise ConfigError(f"{folder} is of expert {expert or '(one transformer)'} at step {step}, which this run's "
+                      f"phases ({held}) do not hold", "resume with the wan_expert and max_steps the run was started with")
+
+
+def _check_phase_saved(out: Path, phase: Phase) -> None:
+    from lfa.model.persistence import CONFIG_NAME
+
+    folder = phase.folder(out / "adapter")
+    if not (folder / CONFIG_NAME).is_file():
+        raise ConfigError(f"{folder}: the {phase.expert} expert's adapter is missing, and the checkpoint is past "
+                          "its phase", "resume from a checkpoint of that phase (--resume OUT/checkpoint-N)")
+
+
+def _resume(checkpoint: tuple[Path, dict[str, Any]], module: Any, optimizer: Any, scheduler: Any, ema: EMA | None,
+            rank: int, *, sharded: bool = False, expert: str | None = None) -> int:
     from safetensors.torch import load_file
 
     from lfa.face.nets.weights import load_strict
     from lfa.model.lora import load_lora_state_dict
     from lfa.model.persistence import LORA_PREFIX, WEIGHTS_NAME
 
-    folder = latest_checkpoint(out) if resume == "latest" else Path(resume)
-    if folder is None:
-        return 0  # nothing saved yet: start from the beginning
-    if not (folder / "state.json").is_file():
-        raise ConfigError(f"{folder}: not a checkpoint (no state.json)", "pass --resume latest or a checkpoint-N folder")
-    state = json.loads((folder / "state.json").read_text())
+    folder, state = checkpoint
     written = state.get("parallel", "ddp")
     if written != ("fsdp" if sharded else "ddp"):
         raise ConfigError(f"{folder} was written with parallel={written}", f"resume with --set parallel={written}")
@@ -529,9 +654,10 @@ def _resume(out: Path, resume: str, module: Any, optimizer: Any, scheduler: Any,
         if rng.is_file():
             set_rng_state(torch.load(rng, weights_only=True))
         return int(state["step"])
-    weights = load_file(str(folder / "adapter" / WEIGHTS_NAME))
+    weights_file = Phase(expert, 0, 0).folder(folder / "adapter") / WEIGHTS_NAME
+    weights = load_file(str(weights_file))
     load_strict(adapter, {k: v for k, v in weights.items() if not k.startswith(LORA_PREFIX)},
-                folder / "adapter" / WEIGHTS_NAME, "lfa identity adapter")
+                weights_file, "lfa identity adapter")
     if adapter.config.lora_rank:
         load_lora_state_dict(adapter.transformer, {k[len(LORA_PREFIX):]: v for k, v in weights.items()
                                                    if k.startswith(LORA_PREFIX)})

@@ -1,12 +1,18 @@
-"""Wan base directories: ``lfa model init --preset tiny|tiny-i2v`` writes one; :func:`load_base` reads any.
+"""Wan base directories: ``lfa model init --preset tiny|tiny-i2v|tiny-wan2.2-ti2v|tiny-wan2.2-a14b`` writes
+one; :func:`load_base` reads any.
 
 A base is a diffusers-format Wan text-to-video folder (``model_index.json``, ``transformer/``,
-``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``) or Wan2.1 image-to-video folder (the same
-plus ``image_encoder/`` and ``image_processor/``: CLIP tokens of the first frame, and a transformer
-whose input carries the first-frame condition channels), plus ``lfa_encoders.json``, which says
-where the face experts come from (see :mod:`lfa.wan.encoders`). Real bases (Wan2.1/2.2
-directories) are user-supplied: add ``lfa_encoders.json`` next to their ``model_index.json`` or
-pass ``--encoders FILE``. Nothing downloads: every loader runs with ``local_files_only``.
+``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``) or image-to-video folder (Wan2.1: the same
+plus ``image_encoder/`` and ``image_processor/`` for CLIP tokens of the first frame; both: a
+transformer whose input carries the first-frame condition channels), plus ``lfa_encoders.json``, which
+says where the face experts come from (see :mod:`lfa.wan.encoders`). Wan2.2 adds two kinds:
+
+- two experts (A14B): ``transformer`` denoises above ``boundary_ratio * 1000``, ``transformer_2`` below;
+- TI2V (5B): ``expand_timesteps``, per-token timesteps, the first frame kept clean when it conditions,
+  and a VAE that compresses 16x16 pixels (:attr:`WanBase.vae_spatial`).
+
+Real bases are user-supplied: add ``lfa_encoders.json`` next to their ``model_index.json`` or pass
+``--encoders FILE``. Nothing downloads: every loader runs with ``local_files_only``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from typing import Any
 
 from lfa.errors import ConfigError, ModelLoadError
 
-BASE_PRESETS = ("tiny", "tiny-i2v")
+BASE_PRESETS = ("tiny", "tiny-i2v", "tiny-wan2.2-ti2v", "tiny-wan2.2-a14b")
+EXPERTS = ("transformer", "transformer_2")  # Wan2.2 A14B: the high-noise expert, then the low-noise one
 PIPELINES = ("WanPipeline", "WanImageToVideoPipeline")
 MODEL_INDEX = "model_index.json"
 I2V_TEXT_LEN = 512
@@ -56,33 +63,43 @@ def _tiny_tokenizer():
                                    model_max_length=512)
 
 
-def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0, i2v: bool = False) -> Path:
-    """Write a complete, randomly initialised, tiny Wan T2V (or, ``i2v``, Wan2.1-style I2V) base to ``out``
-    (seconds on a CPU)."""
+def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0, i2v: bool = False, preset: str | None = None) -> Path:
+    """Write a complete, randomly initialised, tiny Wan base to ``out`` (seconds on a CPU): ``preset`` one of
+    :data:`BASE_PRESETS` (default ``tiny``, or ``tiny-i2v`` with ``i2v``): Wan2.1 T2V, Wan2.1 I2V, a
+    Wan2.2 TI2V-like base (48-channel-style VAE with a 2x2 patch, so 16x16 pixels per latent cell, and
+    ``expand_timesteps``) or a Wan2.2 A14B-like base (two experts, ``boundary_ratio`` 0.875)."""
     import torch
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
     from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
     from lfa.wan.encoders import ENCODERS_FILE, EncoderSpec
 
+    preset = preset or ("tiny-i2v" if i2v else "tiny")
+    if preset not in BASE_PRESETS:
+        raise ConfigError(f"unknown base preset {preset!r}", f"use one of: {', '.join(BASE_PRESETS)}")
+    i2v, ti2v, two = preset == "tiny-i2v", preset == "tiny-wan2.2-ti2v", preset == "tiny-wan2.2-a14b"
     folder = Path(out)
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"{folder} exists and is not empty", "pass a new --out folder")
     folder.mkdir(parents=True, exist_ok=True)
     quiet_progress_bars()
     torch.manual_seed(seed)
-    z_dim, text_dim = 4, 16
+    z_dim, text_dim = (8 if ti2v else 4), 16
     tokenizer = _tiny_tokenizer()
     text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=text_dim, d_kv=8, num_heads=2,
                                                num_layers=1, d_ff=32, relative_attention_num_buckets=8))
+    vae_kind = dict(is_residual=True, in_channels=12, out_channels=12, patch_size=2, scale_factor_spatial=16,
+                    decoder_base_dim=8) if ti2v else {}  # Wan2.2's VAE layout (patchified RGB, 16x16 px per cell)
     vae = AutoencoderKLWan(base_dim=8, z_dim=z_dim, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim)
-    mean, std = latent_statistics(vae)
+                           latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim, **vae_kind)
+    mean, std = latent_statistics(vae, size=64 if ti2v else 32)
     vae.register_to_config(latents_mean=mean, latents_std=std)
     transformer = WanTransformer3DModel.from_config(tiny_transformer_config(text_dim, z_dim, i2v=i2v))
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
     parts: list[tuple[str, Any]] = [("tokenizer", tokenizer), ("text_encoder", text_encoder), ("vae", vae),
                                     ("transformer", transformer), ("scheduler", scheduler)]
+    if two:  # the low-noise expert: the same shape, its own weights
+        parts.append(("transformer_2", WanTransformer3DModel.from_config(tiny_transformer_config(text_dim, z_dim))))
     if i2v:
         from transformers import CLIPImageProcessorPil
 
@@ -105,14 +122,19 @@ def init_tiny_base(out: str | os.PathLike[str], *, seed: int = 0, i2v: bool = Fa
     if i2v:
         index.update(image_encoder=["transformers", "CLIPVisionModel"],
                      image_processor=["transformers", "CLIPImageProcessor"])
+    if two:
+        index.update(transformer_2=["diffusers", "WanTransformer3DModel"], boundary_ratio=0.875)
+    if ti2v:
+        index.update(expand_timesteps=True)
     (folder / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
     spec = EncoderSpec(identity={"kind": "registry", "backend": "dlib"},
                        semantic={"kind": "vision_tower", "path": "lfa_encoders/semantic"},
                        detail={"kind": "vae", "size": 32, "patch": 2})
     (folder / ENCODERS_FILE).write_text(spec.to_json())
+    side = 64 if ti2v else 32  # TI2V: 16x16 px per latent cell, 2x2 cells per token
     (folder / "lfa_base.json").write_text(json.dumps(
-        {"preset": "tiny-i2v" if i2v else "tiny",
-         "train_defaults": {"height": 32, "width": 32, "num_frames": 5, "fps": 8.0,
+        {"preset": preset,
+         "train_defaults": {"height": side, "width": side, "num_frames": 5, "fps": 8.0,
                             # Wan's I2V attention takes the last 512 context tokens as text
                             "max_sequence_length": I2V_TEXT_LEN if i2v else 16,
                             "adapter": TINY_ADAPTER}}, indent=2) + "\n")
@@ -179,17 +201,50 @@ class WanBase:
     i2v: bool = False  # an image-to-video base: first-frame condition channels (+ CLIP image tokens)
     image_encoder: Any = None
     image_processor: Any = None
+    transformer_2: Any = None  # Wan2.2 A14B: the low-noise expert
+    boundary_ratio: float | None = None  # ... used below boundary_ratio * 1000
+    expand_timesteps: bool = False  # Wan2.2 TI2V: per-token timesteps, first frame kept clean
+    vae_spatial: int = 8  # pixels per latent cell (16 for Wan2.2's VAE)
+    vae_temporal: int = 4  # frames per latent frame after the first
+    patch: tuple[int, int, int] = (1, 2, 2)  # the transformer's (t, h, w) patch
+
+    @property
+    def two_experts(self) -> bool:
+        return self.boundary_ratio is not None
+
+    @property
+    def size_multiple(self) -> int:
+        """Heights and widths must be multiples of this: one transformer token (32 px for TI2V)."""
+        return self.vae_spatial * self.patch[1]
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+        return (num_frames - 1) // self.vae_temporal + 1, height // self.vae_spatial, width // self.vae_spatial
+
+    def check_size(self, num_frames: int, height: int, width: int, *, how: str = "--set ") -> None:
+        """One-line errors for a video size this base cannot take."""
+        step, m = self.vae_temporal, self.size_multiple
+        if (num_frames - 1) % step:
+            raise ConfigError(f"num_frames must be {step}n+1 for this base, got {num_frames}",
+                              f"use {step * ((num_frames - 1) // step) + 1}")
+        if height % m or width % m:
+            raise ConfigError(f"height and width must be multiples of {m} for this base "
+                              f"({self.vae_spatial} px per latent cell x a {self.patch[1]}-cell patch), "
+                              f"got {height}x{width}", f"use e.g. {how}height={max(m, height // m * m)} "
+                                                       f"{how}width={max(m, width // m * m)}")
 
     def pipeline(self):
         """A diffusers ``WanPipeline`` (``WanImageToVideoPipeline`` for I2V) over these components."""
         from diffusers import WanImageToVideoPipeline, WanPipeline
 
+        wan22 = dict(transformer_2=self.transformer_2, boundary_ratio=self.boundary_ratio,
+                     expand_timesteps=self.expand_timesteps)
         if self.i2v:
             return WanImageToVideoPipeline(tokenizer=self.tokenizer, text_encoder=self.text_encoder, vae=self.vae,
                                            transformer=self.transformer, scheduler=self.scheduler,
-                                           image_encoder=self.image_encoder, image_processor=self.image_processor)
+                                           image_encoder=self.image_encoder, image_processor=self.image_processor,
+                                           **wan22)
         return WanPipeline(tokenizer=self.tokenizer, text_encoder=self.text_encoder, vae=self.vae,
-                           transformer=self.transformer, scheduler=self.scheduler)
+                           transformer=self.transformer, scheduler=self.scheduler, **wan22)
 
 
 def check_base(path: str | os.PathLike[str]) -> Path:
@@ -210,10 +265,11 @@ def check_base(path: str | os.PathLike[str]) -> Path:
         raise ModelLoadError(f"{folder}: a {meta.get('_class_name')} base; lfa train/generate support Wan "
                              "text-to-video (WanPipeline) and image-to-video (WanImageToVideoPipeline) bases",
                              "pass a Wan2.1/2.2 T2V or Wan2.1 I2V diffusers directory")
-    if (meta.get("transformer_2") or [None])[0] or meta.get("expand_timesteps") or meta.get("boundary_ratio"):
-        raise ModelLoadError(f"{folder}: a two-expert (Wan2.2 A14B) or TI2V base; lfa train/generate run one "
-                             "transformer with a first-frame condition", "pass a Wan2.1 I2V or a Wan2.x T2V directory")
-    parts = ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]
+    two = bool((meta.get("transformer_2") or [None])[0])
+    if two != (meta.get("boundary_ratio") is not None):
+        raise ModelLoadError(f"{folder}: a Wan2.2 two-expert base needs both transformer_2 and boundary_ratio "
+                             "in model_index.json", "restore the model folder")
+    parts = ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"] + (["transformer_2"] if two else [])
     if (meta.get("image_encoder") or [None])[0]:
         parts += ["image_encoder", "image_processor"]
     for part in parts:
@@ -235,7 +291,9 @@ def load_base(path: str | os.PathLike[str], *, dtype: Any = None, parts: tuple[s
     meta = json.loads((folder / MODEL_INDEX).read_text())
     i2v = meta["_class_name"] == "WanImageToVideoPipeline"
     clip = i2v and bool((meta.get("image_encoder") or [None])[0])
-    wanted = set(parts or ("transformer", "vae", "text_encoder", "tokenizer", "scheduler", "image_encoder"))
+    two = bool((meta.get("transformer_2") or [None])[0])
+    wanted = set(parts or ("transformer", "vae", "text_encoder", "tokenizer", "scheduler", "image_encoder",
+                           "transformer_2"))
     loaded: dict[str, Any] = {}
     try:
         if clip and "image_encoder" in wanted:
@@ -245,9 +303,10 @@ def load_base(path: str | os.PathLike[str], *, dtype: Any = None, parts: tuple[s
                 folder / "image_encoder", torch_dtype=torch.float32, local_files_only=True)
             loaded["image_processor"] = CLIPImageProcessorPil.from_pretrained(folder / "image_processor",
                                                                               local_files_only=True)
-        if "transformer" in wanted:
-            loaded["transformer"] = WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=dtype,
-                                                                          local_files_only=True)
+        for name in EXPERTS if two else EXPERTS[:1]:
+            if name in wanted:
+                loaded[name] = WanTransformer3DModel.from_pretrained(folder / name, torch_dtype=dtype,
+                                                                     local_files_only=True)
         if "vae" in wanted:
             loaded["vae"] = AutoencoderKLWan.from_pretrained(folder / "vae", torch_dtype=torch.float32,
                                                              local_files_only=True)
@@ -268,9 +327,14 @@ def load_base(path: str | os.PathLike[str], *, dtype: Any = None, parts: tuple[s
     lfa_meta = folder / "lfa_base.json"
     if lfa_meta.is_file():
         defaults = json.loads(lfa_meta.read_text()).get("train_defaults", {})
+    vae_config = json.loads((folder / "vae" / "config.json").read_text())
+    patch = json.loads((folder / "transformer" / "config.json").read_text()).get("patch_size", (1, 2, 2))
     return WanBase(folder, loaded.get("transformer"), loaded.get("vae"), loaded.get("text_encoder"),
                    loaded.get("tokenizer"), loaded.get("scheduler"), defaults, i2v, loaded.get("image_encoder"),
-                   loaded.get("image_processor"))
+                   loaded.get("image_processor"), loaded.get("transformer_2"),
+                   meta.get("boundary_ratio") if two else None, bool(meta.get("expand_timesteps")),
+                   int(vae_config.get("scale_factor_spatial") or 8), int(vae_config.get("scale_factor_temporal") or 4),
+                   tuple(int(v) for v in patch))
 
 
 def check_text_length(base: WanBase | Path, max_sequence_length: int) -> None:
