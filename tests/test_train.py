@@ -298,7 +298,8 @@ def test_ddp_two_cpu_processes_equal_one_process(tiny_base, two_people, one_proc
 
 def test_fsdp_two_cpu_processes_shard_checkpoints_and_resume(tiny_base, two_people, one_process, tmp_path):
     """FSDP2 over 2 gloo processes: the losses of one process (1e-4), one shard file per rank in each
-    checkpoint, gathered adapter files equal to one process's, and --resume latest continues exactly."""
+    checkpoint, gathered adapter files equal to one process's, and --resume latest continues exactly, with 2
+    processes or with 1."""
     from safetensors.torch import load_file
 
     from lfa.model.persistence import WEIGHTS_NAME
@@ -322,6 +323,14 @@ def test_fsdp_two_cpu_processes_shard_checkpoints_and_resume(tiny_base, two_peop
     launch_two(tiny_base, two_people, resumed, "--set", "parallel=fsdp", "--resume", "latest", like=out)
     assert [r["step"] for r in metrics(resumed)] == [0, 1, 2]
     assert np.allclose(losses(resumed), losses(out), rtol=1e-6, atol=0)
+    one = tmp_path / "one"  # another process count: DCP reshards the 2 ranks' files for 1 process
+    shutil.copytree(out, one, ignore=shutil.ignore_patterns("checkpoint-2", "adapter", "adapter_ema"))
+    alone = subprocess.run([sys.executable, "-m", "lfa", "train", "--base", str(tiny_base), "--data", str(two_people),
+                            "--out", str(one), "--resume", "latest", "--set", "parallel=fsdp",
+                            *[x for s in PARALLEL_SETTINGS for x in ("--set", s)]], env=lfa_env(), capture_output=True,
+                           text=True)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert np.allclose(losses(one), losses(out), rtol=1e-6, atol=0)
     ddp = subprocess.run([sys.executable, "-m", "lfa", "train", "--base", str(tiny_base), "--data", str(two_people),
                           "--out", str(resumed), "--resume", "latest", *[x for s in PARALLEL_SETTINGS
                                                                          for x in ("--set", s)]],
