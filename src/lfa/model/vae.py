@@ -31,7 +31,8 @@ def encode_images(vae: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def encode_video(vae: nn.Module, video: torch.Tensor) -> torch.Tensor:
-    """(B, 3, F, H, W) in [-1, 1], F = 4n+1 -> normalised latents (B, z, n+1, H/8, W/8), as the Wan pipelines:
+    """(B, 3, F, H, W) in [-1, 1], F = 4n+1 -> normalised latents (B, z, n+1, H/s, W/s) (s = 8, or 16 for
+    Wan2.2's VAE), as the Wan pipelines:
     ``(latent - latents_mean) / latents_std`` (the posterior's mode, no sampling)."""
     param = next(vae.parameters())
     latents = vae.encode(video.to(param.device, param.dtype)).latent_dist.mode()
@@ -46,6 +47,7 @@ def patchify(latents: torch.Tensor, patch: int) -> torch.Tensor:
     b, z, h, w = latents.shape
     if h % patch or w % patch:
         raise ConfigError(f"latent size {h}x{w} is not divisible by the detail patch {patch}",
-                          "use a detail_size that is a multiple of 8 * detail_patch")
+                          "use a detail_size that is a multiple of the VAE's pixels per cell (8; 16 for Wan2.2's "
+                          "VAE) times detail_patch")
     x = F.pixel_unshuffle(latents, patch)  # (B, z*p*p, h/p, w/p)
     return x.flatten(2).transpose(1, 2)
