@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from lfa.curate.stages.speech import source_speech, speech_stage
 from lfa.curate.stages.tracking import link_tracks, main_track
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
-from lfa.face.analyzer import build_identity
+from lfa.face.analyzer import build_identity, build_pose
 from lfa.face.identity import IdentityEncoder
 from lfa.face.identity.impostors import encoder_name, impostor_model_for, load_impostor_model
 from lfa.face.identity.score import IdentityScorer
@@ -51,6 +51,23 @@ def build_scorer(config: CurateConfig) -> IdentityScorer:
     return IdentityScorer(model, far=config.identity.far)
 
 
+class LazyPose:
+    """The pose backend, built where it is first used: with the cascade, a worker that sees only clips
+    rejected before any pose model never imports or loads the landmarker and WHENet (about 0.5 s of a
+    worker's start-up). Every attribute is the built backend's."""
+
+    def __init__(self, config: AnalyzerConfig, store: ModelStore) -> None:
+        self._config, self._store, self._backend = config, store, None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._backend is None:
+            self._backend = build_pose(self._config, self._store)
+            assert self._backend is not None
+        return getattr(self._backend, name)
+
+
 def build_models(config: CurateConfig, store: ModelStore | None = None) -> CurateModels:
     store = store or ModelStore()
     analyzer_config = AnalyzerConfig(detector=config.detector, pose=config.pose, identity="none",
@@ -58,7 +75,11 @@ def build_models(config: CurateConfig, store: ModelStore | None = None) -> Curat
                                      detect_max_side=config.tracking.detect_max_side)
     encoder = build_identity(AnalyzerConfig(identity=config.identity_model), store)
     assert encoder is not None
-    return CurateModels(FaceAnalyzer(analyzer_config, store=store), encoder, build_scorer(config))
+    lazy = config.cascade.enabled and config.pose != "none"
+    analyzer = FaceAnalyzer(replace(analyzer_config, pose="none") if lazy else analyzer_config, store=store)
+    if lazy:
+        analyzer.pose = LazyPose(analyzer_config, store)  # type: ignore[assignment]
+    return CurateModels(analyzer, encoder, build_scorer(config))
 
 
 @dataclass
