@@ -5,7 +5,7 @@
 
     .venv/bin/python bench/curate.py [--corpus DIR] [--size 1280x720] [--repeats 3] [--skip-exhaustive]
     .venv/bin/python bench/curate.py --mix realistic [--photos out/idcal/photos] [--size 1920x1080]
-                                     [--corpus DIR] [--repeats 2]
+                                     [--corpus DIR] [--repeats 2] [--variant KEY=VALUE,...]
 
 The videos are lfa's standard synthetic corpus, rendered first (at ``--size``, faces keeping their share
 of the frame height) into ``--corpus`` when that folder holds no videos.
@@ -132,8 +132,12 @@ def run_mix(args: argparse.Namespace, workers: int) -> None:
         frontal = [v for v in videos if v.stem.startswith(("frontal", "static"))]
         on = CurateConfig.load(None, args.overrides)
         off = CurateConfig.load(None, [*args.overrides, "cascade.enabled=false"])
-        times: dict[str, list[float]] = {k: [] for k in ("decode", "decode_frontal", "cascade", "all_models",
-                                                          "cascade_frontal", "startup")}
+        variants = [(f"variant{i}", CurateConfig.load(None, [*args.overrides, *v.split(",")]), v)
+                    for i, v in enumerate(args.variants)]
+        runs = [("cascade", on, videos), ("all_models", off, videos), ("cascade_frontal", on, frontal)]
+        for key, config, _ in variants:
+            runs += [(key, config, videos), (f"{key}_frontal", config, frontal)]
+        times: dict[str, list[float]] = {k: [] for k in ("decode", "decode_frontal", "startup", *(r[0] for r in runs))}
         frames = 0
         for r in range(args.repeats):
             for key, group in (("decode", videos), ("decode_frontal", frontal)):
@@ -142,8 +146,7 @@ def run_mix(args: argparse.Namespace, workers: int) -> None:
                     n = sum(pool.map(decode_only, group))
                 times[key].append(time.perf_counter() - t0)
                 frames = n if key == "decode" else frames
-            for key, config, group in (("cascade", on, videos), ("all_models", off, videos),
-                                       ("cascade_frontal", on, frontal)):
+            for key, config, group in runs:
                 t0 = time.perf_counter()
                 curate(group, Path(tmp) / f"{key}{r}", config, workers=workers, report=False)
                 times[key].append(time.perf_counter() - t0)
@@ -154,18 +157,24 @@ def run_mix(args: argparse.Namespace, workers: int) -> None:
               f"{frames} frames, {workers} workers, {args.repeats} repeats (medians); settings {args.overrides}")
         print(f"worker start-up (spawn, imports, models): {up:.2f} s, paid once per worker")
         print(f"decode only            : {med['decode']:6.2f} s")
-        for key, dec in (("cascade", "decode"), ("all_models", "decode"), ("cascade_frontal", "decode_frontal")):
+        for key, _, _ in runs:
+            dec = "decode_frontal" if key.endswith("_frontal") else "decode"
             c = med[key]
             print(f"{key:22s} : {c:6.2f} s = {c / med[dec]:.2f}x decode with start-up, "
                   f"{(c - up) / med[dec]:.2f}x without ({med[dec]:.2f} s decode)")
-        a, b = decisions(Path(tmp) / "cascade0"), decisions(Path(tmp) / "all_models0")
-        same = sum(a.get(v) == b.get(v) for v in b)
-        print(f"decisions: cascade vs all models agree on {same}/{len(b)} inputs")
+        for key, _, v in variants:
+            print(f"{key}: cascade with --set {v}")
+        b = decisions(Path(tmp) / "all_models0")
+        for key in ("cascade", *(k for k, _, _ in variants)):
+            a = decisions(Path(tmp) / f"{key}0")
+            same = sum(a.get(v) == b.get(v) for v in b)
+            print(f"decisions: {key} vs all models agree on {same}/{len(b)} inputs")
+            for v, d in b.items():
+                if a.get(v) != d:
+                    print(f"  differs: {Path(v).name}: {key} {a.get(v)} vs all models {d}")
         counts: dict[str, int] = {}
         for v, d in b.items():
             counts[d] = counts.get(d, 0) + 1
-            if a.get(v) != d:
-                print(f"  differs: {Path(v).name}: cascade {a.get(v)} vs all models {d}")
         print("decisions (all models):", counts)
         cheap = [row for row in pq.read_table(Path(tmp) / "cascade0" / "rejected.parquet").to_pylist()
                  if row["measure"] == "yaw_range_cheap"]
@@ -198,6 +207,9 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=Path("out/idcal/photos"),
                         help="Held-out face photos for --mix (bench/identity_calibration.py photos).")
     parser.add_argument("--seconds", type=float, default=8.0, help="Clip length of --mix.")
+    parser.add_argument("--variant", dest="variants", action="append", default=[],
+                        help="--mix: also time the cascade with these overrides (KEY=VALUE[,KEY=VALUE]; "
+                             "repeatable), e.g. cascade.frontal_sample_fps=0, side by side.")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
     if args.mix:

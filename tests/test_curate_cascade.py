@@ -41,8 +41,14 @@ def test_cascade_takes_the_same_decisions_as_every_model_on_every_clip(curated_c
     unposed = {Path(r["source"]).stem for r in rows(curated_corpus, "frames")
                if r["track"] >= 0 and r["yaw"] is None and r["pose_source"] is None}
     assert {"two_faces", "small_face", "static_face", "frontal_drift"} <= unposed
-    # accepted clips carry the same measurements either way
-    same = ("yaw_range", "pitch_range", "euler_sum", "identity_min_similarity", "cluster_id", "main_track")
+    # the frontal rejects were read sparsely (cascade.frontal_sample_fps): fewer frames than the full reading
+    def sampled(run: Path, stem: str) -> int:
+        return len({r["t"] for r in rows(run, "frames") if Path(r["source"]).stem == stem})
+
+    assert sampled(curated_corpus, "static_face") <= sampled(without_cascade, "static_face") / 2
+    # accepted clips got the full reading (every sampled frame) and carry the same measurements either way
+    same = ("yaw_range", "pitch_range", "euler_sum", "identity_min_similarity", "cluster_id", "main_track",
+            "sampled_frames")
     full_rows = {r["clip_id"]: r for r in rows(without_cascade, "manifest")}
     for r in rows(curated_corpus, "manifest"):
         assert {k: r[k] for k in same} == {k: full_rows[r["clip_id"]][k] for k in same}, r["clip_id"]
@@ -70,15 +76,27 @@ def test_cheap_yaw_bound_holds_where_the_cascade_uses_it(without_cascade):
     assert sorted(Path(c).stem.rsplit("-", 2)[0] for c in near) == ["frontal_drift", "static_face"]
 
 
-def test_sparse_frontal_sampling_is_off_by_default_and_thins_a_frontal_clip(corpus, analyzer):
-    """``cascade.frontal_sample_fps`` (off: it turns the corpus's identity switch into an accept,
-    docs/PERFORMANCE.md) analyses a head that stays frontal at that rate instead of tracking.sample_fps."""
-    from lfa.curate.scan import scan_video
+def test_a_frontal_stretch_is_read_sparsely_and_its_left_out_frames_are_the_full_scans(corpus, analyzer):
+    """``cascade.frontal_sample_fps`` (default 1): a head that stays alone and near frontal is analysed at
+    that rate in the scan; the frames left out, analysed later (a second decode of that stretch, for the
+    clips the sparse reading cannot reject), are exactly those of the full-rate scan, with the same faces."""
+    from lfa.curate.scan import fill_gaps, scan_video
     from lfa.face.align import ARCFACE_112
 
-    assert CurateConfig().cascade.frontal_sample_fps == 0
-    dense = scan_video(corpus / "static_face.mp4", CurateConfig(), analyzer, ARCFACE_112)
-    sparse = scan_video(corpus / "static_face.mp4", CurateConfig.load(None, ["cascade.frontal_sample_fps=1"]),
-                        analyzer, ARCFACE_112)
-    assert len(dense.frames) == 12 and len(sparse.frames) == 3
-    assert [round(fr.t) for fr in sparse.frames] == [0, 1, 2]
+    assert CurateConfig().cascade.frontal_sample_fps == 1
+    path = corpus / "static_face.mp4"
+    dense = scan_video(path, CurateConfig.load(None, ["cascade.frontal_sample_fps=0"]), analyzer, ARCFACE_112)
+    sparse = scan_video(path, CurateConfig(), analyzer, ARCFACE_112)
+    assert len(dense.frames) == 12 and not dense.gaps
+    assert 3 <= len(sparse.frames) < 8 and sparse.gaps  # the first frames at 4 fps: the upside-down vote
+    assert sparse.upside_down_votes == dense.upside_down_votes and sparse.cuts == dense.cuts
+    filled = fill_gaps(path, sparse, sparse.gaps, 0.0, sparse.duration_s, CurateConfig(), analyzer, ARCFACE_112)
+    merged = sorted(sparse.frames + filled, key=lambda fr: fr.t)
+    assert [fr.t for fr in merged] == [fr.t for fr in dense.frames]
+    for a, b in zip(merged, dense.frames):
+        assert len(a.faces) == len(b.faces) == 1
+        np.testing.assert_array_equal(a.faces[0].box, b.faces[0].box)
+        np.testing.assert_array_equal(a.faces[0].landmarks5, b.faces[0].landmarks5)
+    # off without the cascade: every configuration the cascade does not run reads every sampled frame
+    off = scan_video(path, CurateConfig.load(None, ["cascade.enabled=false"]), analyzer, ARCFACE_112)
+    assert len(off.frames) == 12 and not off.gaps

@@ -60,9 +60,10 @@ class CascadeConfig:
     enabled: bool = True
     near_frontal_deg: float = 20.0  # cheap |yaw| (5 points) up to which its error bound below holds
     yaw_error_deg: float = 12.0  # its largest error there on the calibration renders (docs/PERFORMANCE.md)
-    # > 0: after a sampled frame with one face the cheap yaw reads near frontal, the next one is this much
-    # later (per second); changes the frames of clips in play too (docs/PERFORMANCE.md: off by default)
-    frontal_sample_fps: float = 0.0
+    # > 0: a head that stays alone and near frontal is read at this rate (per second) in the scan instead of
+    # tracking.sample_fps; the frames left out are analysed (a second decode of that stretch) for every clip
+    # that the sparse reading does not reject, so kept clips get the full reading (lfa.curate.scan; 0: off)
+    frontal_sample_fps: float = 1.0
 
 
 @dataclass

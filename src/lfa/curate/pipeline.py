@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from lfa.curate.config import CurateConfig
 from lfa.curate.records import Clip, Decision, SampledFrame
-from lfa.curate.scan import Progress, face_rows, scan_video
+from lfa.curate.scan import Progress, face_rows, fill_gaps, scan_video
 from lfa.curate.stages.captions import caption_from_metadata
 from lfa.curate.stages.cascade import cheap_angle_decision
 from lfa.curate.stages.constraints import check_box_constraints, check_constraints, main_faces
@@ -26,7 +26,7 @@ from lfa.curate.stages.speech import source_speech, speech_stage
 from lfa.curate.stages.tracking import link_tracks, main_track
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
-from lfa.face.analyzer import build_identity
+from lfa.face.analyzer import build_identity, build_pose
 from lfa.face.identity import IdentityEncoder
 from lfa.face.identity.impostors import encoder_name, impostor_model_for, load_impostor_model
 from lfa.face.identity.score import IdentityScorer
@@ -51,6 +51,23 @@ def build_scorer(config: CurateConfig) -> IdentityScorer:
     return IdentityScorer(model, far=config.identity.far)
 
 
+class LazyPose:
+    """The pose backend, built where it is first used: with the cascade, a worker that sees only clips
+    rejected before any pose model never imports or loads the landmarker and WHENet (about 0.5 s of a
+    worker's start-up). Every attribute is the built backend's."""
+
+    def __init__(self, config: AnalyzerConfig, store: ModelStore) -> None:
+        self._config, self._store, self._backend = config, store, None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._backend is None:
+            self._backend = build_pose(self._config, self._store)
+            assert self._backend is not None
+        return getattr(self._backend, name)
+
+
 def build_models(config: CurateConfig, store: ModelStore | None = None) -> CurateModels:
     store = store or ModelStore()
     analyzer_config = AnalyzerConfig(detector=config.detector, pose=config.pose, identity="none",
@@ -58,7 +75,11 @@ def build_models(config: CurateConfig, store: ModelStore | None = None) -> Curat
                                      detect_max_side=config.tracking.detect_max_side)
     encoder = build_identity(AnalyzerConfig(identity=config.identity_model), store)
     assert encoder is not None
-    return CurateModels(FaceAnalyzer(analyzer_config, store=store), encoder, build_scorer(config))
+    lazy = config.cascade.enabled and config.pose != "none"
+    analyzer = FaceAnalyzer(replace(analyzer_config, pose="none") if lazy else analyzer_config, store=store)
+    if lazy:
+        analyzer.pose = LazyPose(analyzer_config, store)  # type: ignore[assignment]
+    return CurateModels(analyzer, encoder, build_scorer(config))
 
 
 @dataclass
@@ -116,6 +137,14 @@ def process_input(path: Path, config: CurateConfig, models: CurateModels,
     for k, (a, b) in enumerate(windows):
         clip = Clip(source, clip_id_for(source, k), a, b, [fr for fr in scan.frames if a <= fr.t < b])
         shot = next((s for s in shots if s[0] <= (a + b) / 2 < s[1]), (a, b))
+        gaps = scan.gaps_in(a, b)
+        if gaps:  # read sparsely where the head stayed frontal (cascade.frontal_sample_fps)
+            # a sparse reading may reject only where every left-out frame lies between two analysed frames
+            # of this window; anything it does not reject gets the full reading
+            if all(a <= g.before and g.after < b for g in gaps) and _reject_early(clip, config, result):
+                continue
+            filled = fill_gaps(path, scan, gaps, a, b, config, models.analyzer, models.encoder.template)
+            clip.frames = sorted(clip.frames + filled, key=lambda fr: fr.t)
         _curate_clip(clip, path, config, models, scan.info, result, allow_split=True, sound=sound, shot=shot)
     if sound is not None and sound.read and sound.warning:
         result.warn("speech", sound.warning)
@@ -125,17 +154,11 @@ def process_input(path: Path, config: CurateConfig, models: CurateModels,
 def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateModels, info: Any,
                  result: InputResult, allow_split: bool, sound: Any = None,
                  shot: tuple[float, float] | None = None) -> None:
+    if config.cascade.enabled and _reject_early(clip, config, result):
+        return
     link_tracks(clip, config.tracking.link_max_cost)
     track = main_track(clip)
     timed = [(fr.t, f) for fr in clip.frames for f in fr.faces if f.track == track]  # the main track, in time order
-    if config.cascade.enabled:  # the cheapest evidence first (lfa.curate.stages.cascade)
-        early = check_box_constraints(clip, track, config.constraints)
-        if early.accepted:
-            early = cheap_angle_decision([f for _, f in timed], config.constraints, config.cascade) or early
-        if not early.accepted:  # decided without a pose model: frames.parquet has no pose for this clip
-            result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
-            result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, early, track))
-            return
     measure_track_pose(timed, models.analyzer, guard=config.pose == "fused")
     result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
     decision = check_constraints(clip, track, config.constraints)
@@ -191,6 +214,22 @@ def _curate_clip(clip: Clip, path: Path, config: CurateConfig, models: CurateMod
                                        if f.track == track]),
         "caption": caption, "caption_source": caption_source, **speech.columns,
     })
+
+
+def _reject_early(clip: Clip, config: CurateConfig, result: InputResult) -> bool:
+    """The cascade's checks before any pose model (lfa.curate.stages.cascade): the box-only constraints,
+    then the cheap yaw. A clip they reject is recorded (frames.parquet without pose) and True returned."""
+    link_tracks(clip, config.tracking.link_max_cost)
+    track = main_track(clip)
+    early = check_box_constraints(clip, track, config.constraints)
+    if early.accepted:
+        faces = [f for fr in clip.frames for f in fr.faces if f.track == track]
+        early = cheap_angle_decision(faces, config.constraints, config.cascade) or early
+    if early.accepted:
+        return False
+    result.frames.extend(row for fr in clip.frames for row in face_rows(clip.source, clip.clip_id, fr))
+    result.rejected.append(_rejected(clip.source, clip.clip_id, clip.start, clip.end, early, track))
+    return True
 
 
 def _finite(v: float) -> float | None:

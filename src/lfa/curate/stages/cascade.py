@@ -11,9 +11,12 @@
    which must stay below ``constraints.min_yaw_range``. (Each 5th–95th percentile of the fused yaws lies
    inside that span: percentiles of any subset of faces lie between the cheap min and max ± the bound.)
    The rejected row's ``measure`` is ``yaw_range_cheap`` and its value that widened span.
-3. Everything else (the fused pose, identity, speech) runs as without the cascade. Sampling a head that
-   stays frontal more sparsely (``cascade.frontal_sample_fps``, in the scan) is off: at 1 fps it let the
-   standard corpus's identity switch through.
+3. Everything else (the fused pose, identity, speech) runs as without the cascade, on the full reading.
+   A head that stays alone and near frontal is read sparsely in the scan (``cascade.frontal_sample_fps``,
+   :func:`lfa.curate.scan.scan_video`); steps 1–2 may reject a clip on those sparse frames, and every clip
+   they do not reject first gets the left-out frames analysed (:func:`lfa.curate.scan.fill_gaps`), so
+   kept clips are measured on every sampled frame (thinning alone, tried first, let the standard corpus's
+   identity switch through).
 
 Not shortcut: ``pitch_range`` and ``euler_sum`` (FaithfulFaces): 5 points place the nose against the eyes
 and mouth too loosely in height to bound pitch (its range varies with the face's proportions as much as
