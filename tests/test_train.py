@@ -303,7 +303,7 @@ def test_fsdp_two_cpu_processes_shard_checkpoints_and_resume(tiny_base, two_peop
     from safetensors.torch import load_file
 
     from lfa.model.persistence import WEIGHTS_NAME
-    from lfa.train.trainer import LORA_DIFFUSERS
+    from lfa.train.checkpoints import LORA_DIFFUSERS
 
     out = tmp_path / "fsdp"
     launch_two(tiny_base, two_people, out, "--set", "parallel=fsdp", like=one_process)
@@ -343,7 +343,7 @@ def test_lora_loads_into_a_diffusers_wan_pipeline(tiny_base, trained, torch_one_
 
     from lfa.model.adapter import IdentityAdapter
     from lfa.wan.base import load_base
-    from lfa.train.trainer import LORA_DIFFUSERS
+    from lfa.train.checkpoints import LORA_DIFFUSERS
 
     pipe = WanPipeline.from_pretrained(tiny_base, local_files_only=True)
     pipe.load_lora_weights(trained / "adapter", weight_name=LORA_DIFFUSERS)

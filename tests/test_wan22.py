@@ -165,7 +165,7 @@ def test_a14b_lora_files_load_into_diffusers_and_give_lfas_output(a14b_base, a14
     from diffusers import WanPipeline
 
     from lfa.model.adapter import IdentityAdapter
-    from lfa.train.trainer import LORA_DIFFUSERS
+    from lfa.train.checkpoints import LORA_DIFFUSERS
     from lfa.wan.base import load_base
 
     pipe = WanPipeline.from_pretrained(a14b_base, local_files_only=True)

@@ -31,17 +31,17 @@ from lfa.errors import ConfigError
 from lfa.train import fsdp
 from lfa.train.aligner_data import FacePool, build_face_pool, draw_pairs
 from lfa.train.cache import Encoders, build_cache, cache_id, load_shard
+from lfa.train.checkpoints import checkpoint_to_resume, resume_from, save_checkpoint, save_final
 from lfa.train.config import TrainConfig, check_batch_split
 from lfa.train.data import Sample, build_samples
+from lfa.train.experts import check_phase_saved, expert_phases, phase_of
 from lfa.train.regions import loss_weights
 from lfa.train.sampling import SampleVideos
 from lfa.train.scalars import ScalarLog, group_learning_rates
-from lfa.train.state import (EMA, BatchOrder, latest_checkpoint, prune_checkpoints, rng_state, row_generator,
-                             set_rng_state, write_json)
+from lfa.train.state import EMA, BatchOrder, row_generator
 from lfa.train.validation import Validator, shuffled_faces, split_samples
 
 METRICS = "metrics.jsonl"
-LORA_DIFFUSERS = "pytorch_lora_weights.safetensors"
 
 
 @dataclass
@@ -216,29 +216,6 @@ def _optimizer(module: Any, config: TrainConfig, steps: int | None = None):
     return optimizer, scheduler
 
 
-def save_adapter(adapter: Any, folder: Path, config: TrainConfig, state: dict[str, torch.Tensor] | None = None) -> Path:
-    """``save_pretrained`` plus, with LoRA, the diffusers ``load_lora_weights`` layout for Wan pipelines,
-    plus the data settings generation defaults to (``lfa_training.json``). ``state``: the adapter's
-    ``adapter_state_dict()`` gathered from FSDP's shards."""
-    from diffusers import WanPipeline
-
-    from lfa.generate.pipeline import TRAINING_META
-    from lfa.model.lora import ADAPTER_NAME, lora_state_dict
-    from lfa.model.persistence import LORA_PREFIX
-
-    adapter.save_pretrained(folder, state)
-    write_json(folder / TRAINING_META, config.generation_defaults())
-    if adapter.config.lora_rank:
-        lora = lora_state_dict(adapter.transformer) if state is None else \
-            {k[len(LORA_PREFIX):]: v for k, v in state.items() if k.startswith(LORA_PREFIX)}
-        state = {k: v.detach().cpu().contiguous() for k, v in lora.items()}
-        peft_config = adapter.transformer.peft_config[ADAPTER_NAME].to_dict()
-        metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in peft_config.items()}
-        WanPipeline.save_lora_weights(folder, transformer_lora_layers=state, weight_name=LORA_DIFFUSERS,
-                                      transformer_lora_adapter_metadata=metadata)
-    return folder
-
-
 def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str | os.PathLike[str],
           config: TrainConfig, *, resume: str | None = None, cache_only: bool = False,
           encoders_file: str | os.PathLike[str] | None = None,
@@ -319,8 +296,8 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             pool = None
     order = BatchOrder([samples[i].bucket for i in split.train], config.batch_size, config.seed, rows=split.train)
     val_rows = split.val
-    checkpoint = _checkpoint_to_resume(out, resume)
-    resumed_phase = phases.index(_phase_of(phases, checkpoint)) if checkpoint else 0
+    checkpoint = checkpoint_to_resume(out, resume)
+    resumed_phase = phases.index(phase_of(phases, checkpoint)) if checkpoint else 0
     if main:
         config.save(out / "config.json")
         _trim_metrics(out / METRICS, int(checkpoint[1]["step"]) if checkpoint else 0)
@@ -334,7 +311,7 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
 
     for index, phase in enumerate(phases):
         if index < resumed_phase:  # finished before the checkpoint: its adapter is on disk
-            _check_phase_saved(out, phase)
+            check_phase_saved(out, phase)
             continue
         torch.manual_seed(config.seed)
         transformer = getattr(load_base(base, parts=(phase.component,), dtype=config.base_torch_dtype),
@@ -352,7 +329,7 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
                               flow=module.flow, identity_metrics=identities >= 2)
         start = phase.first - 1
         if checkpoint and index == resumed_phase:
-            start = _resume(checkpoint, module, optimizer, scheduler, ema, accelerator.process_index,
+            start = resume_from(checkpoint, module, optimizer, scheduler, ema, accelerator.process_index,
                             sharded=units is not None, expert=phase.expert)
         if units is None:
             wrapped, optimizer = accelerator.prepare(module, optimizer)
@@ -428,14 +405,14 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
                 with accelerator.autocast():
                     videos(step, ema)
             if step % config.checkpoint_every == 0 or step == phase.last:
-                _checkpoint(out, step, order, module, optimizer, scheduler, ema, accelerator, config, cid,
+                save_checkpoint(out, step, order, module, optimizer, scheduler, ema, accelerator, config, cid,
                             sharded=units is not None, expert=phase.expert)
             if progress and main:
                 progress(step, config.max_steps, record)
-        _save_final(adapter, phase.folder(out / "adapter"), config, main, units is not None)
+        save_final(adapter, phase.folder(out / "adapter"), config, main, units is not None)
         if ema is not None:
             ema.swap()
-            _save_final(adapter, phase.folder(out / "adapter_ema"), config, main, units is not None)
+            save_final(adapter, phase.folder(out / "adapter_ema"), config, main, units is not None)
             ema.swap()
         accelerator.wait_for_everyone()
         accelerator.free_memory()
@@ -444,45 +421,6 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(out, config.max_steps, folder, len(samples))
-
-
-@dataclass(frozen=True)
-class Phase:
-    """Steps ``first..last`` of one transformer: a Wan2.1/TI2V base's only one, or one Wan2.2 A14B expert."""
-
-    expert: str | None  # None (one transformer) | high | low
-    first: int
-    last: int
-    sigma_range: tuple[float, float] = (0.0, 1.0)
-
-    @property
-    def component(self) -> str:
-        return "transformer_2" if self.expert == "low" else "transformer"
-
-    def folder(self, adapters: Path) -> Path:
-        """Where this phase's adapter goes: ``adapters`` itself, or its expert's component subfolder."""
-        return adapters if self.expert is None else adapters / self.component
-
-
-def expert_phases(wan: Any, config: TrainConfig) -> list[Phase]:
-    """One phase per trained transformer: a two-expert base trains ``wan_expert`` high (noise levels at or
-    above the boundary), low (below) or both (high for the first half of ``max_steps``, then low)."""
-    if not wan.two_experts:
-        if config.wan_expert != "both":
-            raise ConfigError(f"wan_expert={config.wan_expert} needs a two-expert base (Wan2.2 A14B)",
-                              "leave wan_expert out for this base")
-        return [Phase(None, 1, config.max_steps)]
-    b = float(wan.boundary_ratio)
-    high, low = (b, 1.0), (0.0, b)
-    if config.wan_expert == "high":
-        return [Phase("high", 1, config.max_steps, high)]
-    if config.wan_expert == "low":
-        return [Phase("low", 1, config.max_steps, low)]
-    if config.max_steps < 2:
-        raise ConfigError("wan_expert=both trains two experts one after the other and max_steps is 1",
-                          "set max_steps to 2 or more, or wan_expert=high|low")
-    half = (config.max_steps + 1) // 2
-    return [Phase("high", 1, half, high), Phase("low", half + 1, config.max_steps, low)]
 
 
 def _memory_plan(base: Path, config: TrainConfig, accelerator: Any,
@@ -520,12 +458,6 @@ def _shard(module: Any, config: TrainConfig, out: Path) -> list[Any]:
     return shard(module, cpu_offload=config.fsdp_cpu_offload)
 
 
-def _save_final(adapter: Any, folder: Path, config: TrainConfig, main: bool, sharded: bool) -> None:
-    state = fsdp.gathered(adapter.adapter_state_dict()) if sharded else None  # every rank gathers
-    if main:
-        save_adapter(adapter, folder, config, state)
-
-
 def to_device(value: Any, device: torch.device) -> Any:
     """Tensors anywhere in ``value`` (dataclasses, dicts, lists, tuples) on ``device``."""
     import dataclasses
@@ -557,115 +489,3 @@ def _trim_metrics(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in lines))
 
 
-def _checkpoint(out: Path, step: int, order: BatchOrder, module: Any, optimizer: Any, scheduler: Any,
-                ema: EMA | None, accelerator: Any, config: TrainConfig, cid: str, *, sharded: bool = False,
-                expert: str | None = None) -> None:
-    """``checkpoint-<step>/``: the adapter files (gathered under FSDP, so ``lfa generate`` loads them; a Wan2.2
-    expert's under ``adapter/<its component>/``), RNG states per rank, and either the whole optimiser/EMA
-    (DDP, main process) or every rank's shard of the trainable weights, optimiser and EMA (FSDP: ``sharded/``,
-    torch.distributed.checkpoint); ``state.json`` says the step, data position and expert."""
-    from safetensors.torch import save_file
-
-    folder = out / f"checkpoint-{step}"
-    tmp = out / f".checkpoint-{step}.partial"
-    rank = accelerator.process_index
-    adapter_dir = Phase(expert, 0, 0).folder(tmp / "adapter")
-    if accelerator.is_main_process:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    torch.save(rng_state(), tmp / f"rng-{rank}.pt")
-    adapter = module.adapter
-    if sharded:
-        fsdp.save_sharded(tmp, module, optimizer, ema)
-        _save_final(adapter, adapter_dir, config, accelerator.is_main_process, True)
-    if accelerator.is_main_process:
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    if accelerator.is_main_process and not sharded:
-        save_adapter(adapter, adapter_dir, config)
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        if ema is not None:
-            save_file(ema.state_dict(), str(tmp / "ema.safetensors"))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        epoch, index = order.position(step + 1)
-        write_json(tmp / "state.json", {"step": step, "epoch": epoch, "next_batch": index, "cache_id": cid,
-                                        "processes": accelerator.num_processes, "parallel": config.parallel,
-                                        "expert": expert, "config": config.to_dict()})
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-        prune_checkpoints(out, config.keep_checkpoints)
-    accelerator.wait_for_everyone()
-
-
-def _checkpoint_to_resume(out: Path, resume: str | None) -> tuple[Path, dict[str, Any]] | None:
-    """(folder, state) of the checkpoint ``--resume`` names, or None (nothing saved yet: start over)."""
-    if not resume:
-        return None
-    folder = latest_checkpoint(out) if resume == "latest" else Path(resume)
-    if folder is None:
-        return None
-    if not (folder / "state.json").is_file():
-        raise ConfigError(f"{folder}: not a checkpoint (no state.json)", "pass --resume latest or a checkpoint-N folder")
-    return folder, json.loads((folder / "state.json").read_text())
-
-
-def _phase_of(phases: list[Phase], checkpoint: tuple[Path, dict[str, Any]]) -> Phase:
-    folder, state = checkpoint
-    step, expert = int(state["step"]), state.get("expert")
-    for phase in phases:
-        if phase.expert == expert and phase.first - 1 <= step <= phase.last:
-            return phase
-    held = ", ".join(f"{p.expert or 'one transformer'} {p.first}-{p.last}" for p in phases)
-    raise ConfigError(f"{folder} is of expert {expert or '(one transformer)'} at step {step}, which this run's "
-                      f"phases ({held}) do not hold", "resume with the wan_expert and max_steps the run was started with")
-
-
-def _check_phase_saved(out: Path, phase: Phase) -> None:
-    from lfa.model.persistence import CONFIG_NAME
-
-    folder = phase.folder(out / "adapter")
-    if not (folder / CONFIG_NAME).is_file():
-        raise ConfigError(f"{folder}: the {phase.expert} expert's adapter is missing, and the checkpoint is past "
-                          "its phase", "resume from a checkpoint of that phase (--resume OUT/checkpoint-N)")
-
-
-def _resume(checkpoint: tuple[Path, dict[str, Any]], module: Any, optimizer: Any, scheduler: Any, ema: EMA | None,
-            rank: int, *, sharded: bool = False, expert: str | None = None) -> int:
-    from safetensors.torch import load_file
-
-    from lfa.face.nets.weights import load_strict
-    from lfa.model.lora import load_lora_state_dict
-    from lfa.model.persistence import LORA_PREFIX, WEIGHTS_NAME
-
-    folder, state = checkpoint
-    written = state.get("parallel", "ddp")
-    if written != ("fsdp" if sharded else "ddp"):
-        raise ConfigError(f"{folder} was written with parallel={written}", f"resume with --set parallel={written}")
-    adapter = module.adapter
-    if sharded:
-        fsdp.load_sharded(folder, module, optimizer, ema)
-        scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-        rng = folder / f"rng-{rank}.pt"
-        if rng.is_file():
-            set_rng_state(torch.load(rng, weights_only=True))
-        return int(state["step"])
-    weights_file = Phase(expert, 0, 0).folder(folder / "adapter") / WEIGHTS_NAME
-    weights = load_file(str(weights_file))
-    load_strict(adapter, {k: v for k, v in weights.items() if not k.startswith(LORA_PREFIX)},
-                weights_file, "lfa identity adapter")
-    if adapter.config.lora_rank:
-        load_lora_state_dict(adapter.transformer, {k[len(LORA_PREFIX):]: v for k, v in weights.items()
-                                                   if k.startswith(LORA_PREFIX)})
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    if ema is not None:
-        ema.load_state_dict(load_file(str(folder / "ema.safetensors")))
-    rng = folder / f"rng-{rank}.pt"
-    if rng.is_file():
-        set_rng_state(torch.load(rng, weights_only=True))
-    return int(state["step"])
