@@ -285,10 +285,15 @@ def losses(out: Path, key: str = "loss") -> list[float]:
     return [r[key] for r in metrics(out) if "loss" in r]
 
 
-def test_ddp_two_cpu_processes_equal_one_process(tiny_base, two_people, one_process, tmp_path):
-    out = tmp_path / "ddp2"
+@pytest.fixture(scope="module")
+def ddp_two(tiny_base, two_people, one_process, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp") / "ddp2"
     launch_two(tiny_base, two_people, out, like=one_process)
-    records = {n: [r for r in metrics(o) if "loss" in r] for n, o in ((1, one_process), (2, out))}
+    return out
+
+
+def test_ddp_two_cpu_processes_equal_one_process(one_process, ddp_two):
+    records = {n: [r for r in metrics(o) if "loss" in r] for n, o in ((1, one_process), (2, ddp_two))}
     assert len(records[1]) == 2 and not (one_process / "tensorboard").exists()
     assert all(r["alignment_pairs"] == 16 for r in records[1] + records[2])
     for key in ("loss", "alignment"):
@@ -296,8 +301,8 @@ def test_ddp_two_cpu_processes_equal_one_process(tiny_base, two_people, one_proc
         assert np.allclose(two, one, rtol=1e-5, atol=0), (key, one, two)
 
 
-def test_fsdp_two_cpu_processes_shard_checkpoints_and_resume(tiny_base, two_people, one_process, tmp_path):
-    """FSDP2 over 2 gloo processes: the losses of one process (1e-4), one shard file per rank in each
+def test_fsdp_two_cpu_processes_shard_checkpoints_and_resume(tiny_base, two_people, one_process, ddp_two, tmp_path):
+    """FSDP2 over 2 gloo processes: the losses of DDP over 2 processes (1e-4), one shard file per rank in each
     checkpoint, gathered adapter files equal to one process's, and --resume latest continues exactly, with 2
     processes or with 1."""
     from safetensors.torch import load_file
@@ -308,7 +313,7 @@ def test_fsdp_two_cpu_processes_shard_checkpoints_and_resume(tiny_base, two_peop
     out = tmp_path / "fsdp"
     launch_two(tiny_base, two_people, out, "--set", "parallel=fsdp", like=one_process)
     for key in ("loss", "flow", "alignment"):
-        assert np.allclose(losses(out, key), losses(one_process, key), rtol=1e-4, atol=0), key
+        assert np.allclose(losses(out, key), losses(ddp_two, key), rtol=1e-4, atol=0), key
     shards = sorted(p.name for p in (out / "checkpoint-1" / "sharded").glob("*.distcp"))
     assert len(shards) >= 2 and (out / "checkpoint-1" / "sharded" / ".metadata").is_file()
     assert json.loads((out / "checkpoint-1" / "state.json").read_text())["parallel"] == "fsdp"
