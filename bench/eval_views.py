@@ -15,10 +15,17 @@ turning ±75° (``yaw-sweep``), the wrong-person "model" is the next evaluated p
 Conditions, the same videos scored (the analysis cache shares them):
 
 - ``none``: the reference alone;
-- ``renders``: plus ``eval_references`` at ±45° and ±75° rendered from the *same photo* with another seed
-  and backdrop (renders of one photo share its texture: an optimistic case);
-- ``other photo``: Obama only (the one person with several photos): the reference and the videos from
-  ``obama.jpg``, the views at ±45° and ±75° from ``obama2.jpg`` — another "clip" of the person.
+- ``renders 45/75``: plus ``eval_references`` at ±45° and ±75° rendered from the *same photo* with another
+  seed and backdrop (renders of one photo share its texture: an optimistic case) — the first check;
+- ``renders 45/60/75``: the same views and ±60° (denser views, as ``make-spec`` now picks them: one per
+  15° of |yaw|, so a person whose 75° view shows no face keeps a pose-matched view at 60°);
+- ``other photo 45/75`` and ``other photo 45/60/75``: Obama only (the one person with several photos): the
+  reference and the videos from ``obama.jpg``, the views from ``obama2.jpg`` — another "clip" of the person.
+
+A view is kept only where the benchmark's one detection path (``FaceAnalyzer.find``, YuNet at
+``DETECT_MAX_SIDE``) finds a face, as ``make-spec`` does. The figures are per condition and per person
+(``results.json``): genuine and wrong-person frames verified at 60–90°, pooled over the person's items.
+Evaluated people are all the held-out photos that give a face: tongue gives none, so four people.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ from identity_calibration import PHOTOS, photo_path  # noqa: E402
 
 CALIBRATION = ("astronaut", "grace_hopper", "lenna", "bb_left", "bb_right")  # tongue: no mesh fit at full size
 EVALUATED = ("obama", "biden", "einstein", "takeo")
-VIEW_YAWS = (-75.0, -45.0, 45.0, 75.0)
+VIEW_YAWS = (-75.0, -60.0, -45.0, 45.0, 60.0, 75.0)
+SPARSE = (-75.0, -45.0, 45.0, 75.0)  # the first check's views
 SIZE = 320
 
 
@@ -83,7 +91,7 @@ def main() -> None:
     from lfa.media import write_image
     from lfa.synth import ClipSpec, HeadLibrary, render_clip
 
-    root = args.out
+    root = args.out.resolve()  # the specs hold absolute paths (a spec's relative paths are its folder's)
     root.mkdir(parents=True, exist_ok=True)
     (root / "crops").mkdir(exist_ok=True)
     photos = {}
@@ -98,7 +106,8 @@ def main() -> None:
     genuine, wrong, refs = root / "genuine", root / "wrong", root / "refs"
     for folder in (genuine, wrong, refs):
         folder.mkdir(exist_ok=True)
-    specs: dict[str, list[dict]] = {"none": [], "renders": [], "other photo": []}
+    specs: dict[str, list[dict]] = {"none": [], "renders 45/75": [], "renders 45/60/75": [],
+                                    "other photo 45/75": [], "other photo 45/60/75": []}
     dropped: list[str] = []
     for p, person in enumerate(EVALUATED):
         for v in range(2):
@@ -109,43 +118,60 @@ def main() -> None:
                                      seed=1 + v), video, heads)
             ref = refs / f"{item}.png"
             write_image(ref, still(heads, photos[person], 0.0, 20 + v))
-            views = []
+            views, yaws = [], []
             for yaw in VIEW_YAWS:  # as make-spec does, a view is kept only where a face is detected
                 path = refs / f"{item}.view{yaw:+.0f}.png"
                 image = still(heads, photos[person], yaw, 60 + v, "field")
                 if analyzer.find(image):
                     write_image(path, image)
                     views.append(str(path))
+                    yaws.append(yaw)
                 else:
                     dropped.append(path.name)
             labels = {"cluster_id": person, "target_yaw": [-75, 75]}
             line = {"id": item, "reference": str(ref), "prompt": "A person turns their head.", "labels": labels}
             specs["none"].append(line)
-            specs["renders"].append({**line, "eval_references": views})
+            specs["renders 45/75"].append({**line, "eval_references": [
+                x for x, y in zip(views, yaws) if y in SPARSE]})
+            specs["renders 45/60/75"].append({**line, "eval_references": views})
             if person == "obama":
-                other = []
+                other, other_yaws = [], []
                 for yaw in VIEW_YAWS:
                     path = refs / f"{item}.obama2{yaw:+.0f}.png"
                     image = still(heads, obama_other, yaw, 80 + v)
                     if analyzer.find(image):
                         write_image(path, image)
                         other.append(str(path))
+                        other_yaws.append(yaw)
                     else:
                         dropped.append(path.name)
-                specs["other photo"].append({**line, "eval_references": other})
+                specs["other photo 45/75"].append({**line, "eval_references": [
+                    x for x, y in zip(other, other_yaws) if y in SPARSE]})
+                specs["other photo 45/60/75"].append({**line, "eval_references": other})
     for p, person in enumerate(EVALUATED):  # the wrong person: the next person's genuine video
         nxt = EVALUATED[(p + 1) % len(EVALUATED)]
         for v in range(2):
             shutil.copy(genuine / f"{nxt}-{v}.mp4", wrong / f"{person}-{v}.mp4")
     results = {}
     for name, lines in specs.items():
-        spec = root / f"spec-{name.replace(' ', '_')}.jsonl"
+        tag = name.replace(" ", "_").replace("/", "-")
+        spec = root / f"spec-{tag}.jsonl"
         spec.write_text("".join(json.dumps(line) + "\n" for line in lines))
         config = BenchConfig(identities=("dlib",), impostors=impostors, cache_dir=root / "cache",
                              workers=args.workers)
-        res = run_bench(spec, {"genuine": genuine, "wrong": wrong}, root / f"bench-{name.replace(' ', '_')}", config,
-                        report=False)
+        res = run_bench(spec, {"genuine": genuine, "wrong": wrong}, root / f"bench-{tag}", config, report=False)
         agg = res.aggregates
+        per_person = {}
+        for person in sorted({line["labels"]["cluster_id"] for line in lines}):
+            ids = [line["id"] for line in lines if line["labels"]["cluster_id"] == person]
+            entry = {}
+            for model in ("genuine", "wrong"):
+                hs = [res.headlines[(model, i)] for i in ids if (model, i) in res.headlines]
+                hs = [h for h in hs if "60_90" in h.frames]
+                n = sum(h.frames["60_90"] for h in hs)
+                entry[model] = [sum(h.verified["60_90"] for h in hs if h.reached["60_90"]), n]
+                entry[f"{model}_matched"] = [sum(h.matched["60_90"] for h in hs), sum(h.posed("60_90") for h in hs)]
+            per_person[person] = entry
         results[name] = {
             "items": len(lines), "people": sorted({line["labels"]["cluster_id"] for line in lines}),
             "genuine_verified_60_90": agg["genuine"]["verified_yaw_60_90"],
@@ -153,19 +179,28 @@ def main() -> None:
             "genuine_score": agg["genuine"]["score"], "wrong_score": agg["wrong"]["score"],
             "genuine_matched_60_90": agg["genuine"]["matched_yaw_60_90"],
             "frames_60_90": agg["genuine"]["frames_yaw_60_90"],
+            "wrong_frames_60_90": agg["wrong"]["frames_yaw_60_90"],
+            "per_person": per_person,
             "impostors": res.summary["headline"]["impostors"]}
     results["views_left_out"] = dropped  # type: ignore[assignment]
     (root / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"{'eval views':<12} {'people':>6} {'items':>5} {'genuine 60-90':>13} {'wrong 60-90':>11} "
+    print(f"{'eval views':<20} {'people':>6} {'items':>5} {'genuine 60-90':>13} {'wrong 60-90':>11} "
           f"{'genuine score':>13} {'matched 60-90':>13}")
     for name, r in results.items():
         if name == "views_left_out":
             continue
-        print(f"{name:<12} {len(r['people']):>6} {r['items']:>5} {r['genuine_verified_60_90']:>13.0%} "
+        print(f"{name:<20} {len(r['people']):>6} {r['items']:>5} {r['genuine_verified_60_90']:>13.0%} "
               f"{r['wrong_verified_60_90']:>11.0%} {r['genuine_score']:>13.3f} {r['genuine_matched_60_90']:>13.0%}")
+    print("per person, genuine / wrong person verified at 60-90 (frames), genuine pose-matched:")
+    for name, r in results.items():
+        if name == "views_left_out":
+            continue
+        for person, e in r["per_person"].items():
+            g, w, m = e["genuine"], e["wrong"], e["genuine_matched"]
+            print(f"  {name:<20} {person:<9} {g[0]:>3}/{g[1]:<3} {w[0]:>3}/{w[1]:<3} matched {m[0]}/{m[1]}")
     print(f"views without a detected face, left out: {', '.join(dropped) or 'none'}")
     print(f"frames at 60-90 per model: {results['none']['frames_60_90']} (none/renders), "
-          f"{results['other photo']['frames_60_90']} (other photo)")
+          f"{results['other photo 45/75']['frames_60_90']} (other photo)")
 
 
 if __name__ == "__main__":

@@ -265,6 +265,7 @@ def test_make_spec_writes_eval_references_past_45_degrees_from_the_persons_other
     and the table and labels say where each view came from."""
     from typer.testing import CliRunner
 
+    from lfa.bench.make_spec import view_slot
     from lfa.cli import app
 
     out = tmp_path / "spec.jsonl"
@@ -277,6 +278,7 @@ def test_make_spec_writes_eval_references_past_45_degrees_from_the_persons_other
     clips = {r["clip_id"]: r for r in pq.read_table(curated_corpus / "manifest.parquet").to_pylist()}
     items = load_spec(out)
     assert items
+    dense = 0
     for item in items:
         assert item.eval_references and len(item.eval_boxes) == len(item.eval_references)
         assert item.references[0] not in item.eval_references
@@ -287,6 +289,12 @@ def test_make_spec_writes_eval_references_past_45_degrees_from_the_persons_other
             reach = max(side * c[key] for c in mine for key in ("yaw_min", "yaw_max"))
             if reach > 50:
                 assert any(side * v["yaw"] > 45 for v in views), (item.id, side, views)
+            if reach > 75:  # dense: the extreme and a view in between (the main track's frames), 15° slots apart
+                far = sorted(side * v["yaw"] for v in views if side * v["yaw"] > 45)
+                assert len(far) >= 2 and any(v["role"] == "track" for v in views), (item.id, side, views)
+                dense += 1
+        slots = [view_slot(v["yaw"], v["pitch"]) for v in views]
+        assert len(slots) == len(set(slots)), slots  # one view per slot
         for v in views:  # every view is a curated reference frame of the person, named in the labels
             assert str(clips[v["clip"]]["cluster_id"]) == item.labels["cluster_id"]
             assert v["same_clip"] == (v["clip"] == item.id)
@@ -295,5 +303,44 @@ def test_make_spec_writes_eval_references_past_45_degrees_from_the_persons_other
         table = lines[next(i for i, line in enumerate(lines) if "evaluation views" in line):]
         row = next(line for line in table if line.startswith(f"│ {item.id[:10]}"))
         assert str(sum(not v["same_clip"] for v in views)) in row
+    assert dense  # some person turns past 75°: the dense views were checked
     image = read_image(items[0].eval_references[0])
     assert image.ndim == 3
+
+
+def test_make_spec_view_candidates_cover_yaw_densely_from_the_extremes_and_the_track_between():
+    """Issue 31: one view slot per side and 15° of |yaw| (the pose-matching window), filled from the
+    curated extremes and the main track's frames in between, so a person whose 80° view shows no face
+    still has a pose-matched view near 67°; other clips of the person first, then nearest the slot's middle."""
+    from lfa.bench.make_spec import VIEW_TRIES, candidate_views, slot_middle, view_slot
+
+    assert [view_slot(y, 0.0) for y in (10, 20, 50, -62, 74.9, 75, 88, -95)] == [
+        None, "+15_30", "+45_60", "-60_75", "+60_75", "+75_", "+75_", "-75_"]
+    assert view_slot(5.0, 25.0) == "up" and view_slot(5.0, -25.0) == "down"
+    assert slot_middle(62.0) == slot_middle(-70.0) == 67.5 and slot_middle(80.0) == 82.5
+    own = {"clip_id": "a", "cluster_id": "p", "references": [
+        {"role": "frontal", "t": 0.0, "yaw": 0.0, "pitch": 0.0},
+        {"role": "yaw_max", "t": 4.0, "yaw": 84.0, "pitch": 0.0, "box": [1.0, 2.0, 3.0, 4.0]},
+        {"role": "yaw_min", "t": 8.0, "yaw": -50.0, "pitch": 0.0}]}
+    other = {"clip_id": "b", "cluster_id": "p", "references": []}
+    stranger = {"clip_id": "c", "cluster_id": "q", "references": [{"role": "yaw_max", "t": 1.0, "yaw": 70.0}]}
+    tracks = {"a": [{"t": t / 10, "yaw": y, "pitch": 0.0, "box": [0.0, 0.0, 9.0, 9.0]}
+                    for t, y in enumerate([0, 20, 35, 47, 52, 58, 61, 66, 68, 70, 73, 79, 86, -10, -40, -50])]
+              + [{"t": 4.0, "yaw": 84.0, "pitch": 0.0, "box": [0.0, 0.0, 9.0, 9.0]}],
+              "b": [{"t": 0.5, "yaw": 64.0, "pitch": 0.0, "box": None}],
+              "c": [{"t": 0.5, "yaw": 67.5, "pitch": 0.0, "box": None}]}
+    views = candidate_views(own, [own, other, stranger], tracks=tracks)
+    assert all(v["clip"]["cluster_id"] == "p" for v in views)  # never another person's frames
+    by_slot: dict[str, list] = {}
+    for v in views:
+        by_slot.setdefault(v["slot"], []).append(v)
+    assert set(by_slot) == {"+15_30", "+30_45", "+45_60", "+60_75", "+75_", "-30_45", "-45_60"}
+    far = by_slot["+60_75"]  # the person's other clip first, then the own clip nearest 67.5°, VIEW_TRIES of them
+    assert [(v["clip"]["clip_id"], v["yaw"]) for v in far] == [("b", 64.0), ("a", 68.0), ("a", 66.0), ("a", 70.0)]
+    assert sum(v["clip"]["clip_id"] == "a" for v in far) == VIEW_TRIES
+    # the curated extreme stays a candidate (its role and box kept), not duplicated by its track frame
+    assert [(v["role"], v["yaw"]) for v in by_slot["+75_"]] == [("yaw_max", 84.0), ("track", 79.0), ("track", 86.0)]
+    extreme = next(v for v in by_slot["+75_"] if v["role"] == "yaw_max")
+    assert extreme["box"] == [1.0, 2.0, 3.0, 4.0] and sum(v["yaw"] == 84.0 for v in by_slot["+75_"]) == 1
+    # without frames.parquet: the curated extremes alone, as before
+    assert {v["slot"] for v in candidate_views(own, [own, other])} == {"+75_", "-45_60"}

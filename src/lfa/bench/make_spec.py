@@ -32,11 +32,15 @@ overlapping the curated box (:mod:`lfa.face.choose`; without a curated box, the 
 another of its |yaw| bucket.
 
 **Evaluation views** (``eval_references``, scoring only: never handed to a generator): per item, one view
-per side (yaw > 0, yaw < 0) and |yaw| bucket past the frontal one, and one looking up and one looking
-down, from ``lfa curate``'s reference frames at the extremes of yaw and pitch (roles ``yaw_min``,
-``yaw_max``, ``pitch_min``, ``pitch_max``) of the person's *other* held-out clips where they have one for
-that slot, else of the item's own clip; each checked by detection at its curated box. The item's labels
-say where each view came from (``eval_views``).
+per side (yaw > 0, yaw < 0) and 15° step of |yaw| past the frontal bucket (``VIEW_EDGES``: 15–30, 30–45,
+45–60, 60–75, 75° and beyond; 15° is the pose-matching window, ``lfa.face.identity.score.MAX_DYAW``, so a
+frame between two views is within 15° of one of them), and one looking up and one looking down. A view
+comes from ``lfa curate``'s reference frames at the extremes of yaw and pitch (roles ``yaw_min``,
+``yaw_max``, ``pitch_min``, ``pitch_max``) and, where the run's ``frames.parquet`` is beside the
+manifest, from the clip's main-track frames in between (role ``track``: per clip and step, the frames
+nearest the step's middle, ``VIEW_TRIES`` of them); the person's *other* held-out clips before the item's
+own clip. Each is checked by detection at its curated box (the next candidate of the step is tried when
+no face is found there). The item's labels say where each view came from (``eval_views``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ OPTIONAL = ("caption", "split", "reference_image", "reference_time", "references
 SEARCH_FPS = 2.0
 VIEW_ROLES = ("yaw_min", "yaw_max", "pitch_min", "pitch_max")  # lfa curate's reference frames used as views
 PITCH_VIEW_DEG = 15.0  # a view with |yaw| under the first bucket edge is a slot of its own past this pitch
+VIEW_EDGES = (15.0, 30.0, 45.0, 60.0, 75.0)  # |yaw| steps of the view slots (MAX_DYAW apart); the last is open
+VIEW_TRIES = 3  # main-track frames per clip and slot offered as views (the next is tried where no face is found)
 FAR_VIEW_DEG = 45.0  # the table notes items without a view past this |yaw|
 
 
@@ -294,37 +300,89 @@ def reference_face(row: dict[str, Any], analyzer: Callable[[], FaceAnalyzer], fr
     return image, tuple(float(v) for v in face.box)  # type: ignore[return-value]
 
 
-def view_slot(yaw: float, pitch: float, edges: tuple[float, ...] = YAW_EDGES) -> str | None:
-    """The slot a view fills: side and |yaw| bucket past the frontal one (``"+45_60"``), or for a near-frontal
-    view looking up or down past ``PITCH_VIEW_DEG``, ``"up"`` / ``"down"``; None for a frontal view."""
+def view_slot(yaw: float, pitch: float, edges: tuple[float, ...] = VIEW_EDGES) -> str | None:
+    """The slot a view fills: side and |yaw| step past the frontal one (``"+45_60"``, the last ``"+75_"``),
+    or for a near-frontal view looking up or down past ``PITCH_VIEW_DEG``, ``"up"`` / ``"down"``; None for a
+    frontal view."""
     if math.isnan(yaw):
         return None
-    b = int(bucket_of(np.array([abs(yaw)]), edges)[0])
+    b = int(np.searchsorted(np.asarray(edges), abs(yaw), side="right"))
     if b > 0:
-        return f"{'+' if yaw > 0 else '-'}{bucket_labels(edges)[b]}"
+        hi = f"{edges[b]:g}" if b < len(edges) else ""
+        return f"{'+' if yaw > 0 else '-'}{edges[b - 1]:g}_{hi}"
     if not math.isnan(pitch) and abs(pitch) > PITCH_VIEW_DEG:
         return "up" if pitch > 0 else "down"
     return None
 
 
-def candidate_views(row: dict[str, Any], candidates: list[dict[str, Any]], edges: tuple[float, ...] = YAW_EDGES
-                    ) -> list[dict[str, Any]]:
-    """The curated reference frames that could be ``row``'s evaluation views, best first per slot: the
-    person's other held-out clips before the item's own clip, then the larger |yaw| (or |pitch|)."""
+def slot_middle(yaw: float, edges: tuple[float, ...] = VIEW_EDGES) -> float:
+    """The middle |yaw| of the view slot ``yaw`` falls in (the open last slot: its edge + half a step)."""
+    b = int(np.searchsorted(np.asarray(edges), abs(yaw), side="right"))
+    if b == 0:
+        return 0.0
+    lo = edges[b - 1]
+    hi = edges[b] if b < len(edges) else lo + (edges[-1] - edges[-2] if len(edges) > 1 else 15.0)
+    return (lo + hi) / 2
+
+
+def track_frames(manifest: str | Path, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per clip of ``rows``, its main track's posed frames from the ``frames.parquet`` beside the manifest
+    (``lfa curate``'s run): ``t``, ``box``, ``yaw``, ``pitch``; empty without the file or a ``main_track``."""
+    import pyarrow.parquet as pq
+
+    run = Path(manifest).resolve().parent
+    frames = run / "frames.parquet"
+    if not frames.is_file():
+        return {}
+    try:
+        manifest_t = pq.read_table(manifest, columns=["clip_id", "main_track"])
+        table = pq.read_table(frames, columns=["clip_id", "track", "t", "box", "yaw", "pitch"])
+    except Exception:  # not lfa curate's tables: views from the reference frames alone
+        return {}
+    wanted = {str(r["clip_id"]) for r in rows}
+    main = {str(r["clip_id"]): r["main_track"] for r in manifest_t.to_pylist() if str(r["clip_id"]) in wanted}
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in table.to_pylist():
+        clip = str(r["clip_id"])
+        if clip in main and main[clip] == r["track"] and r["yaw"] is not None and math.isfinite(r["yaw"]) \
+                and r["t"] is not None:
+            out[clip].append(r)
+    return out
+
+
+def candidate_views(row: dict[str, Any], candidates: list[dict[str, Any]], edges: tuple[float, ...] = VIEW_EDGES,
+                    tracks: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The frames that could be ``row``'s evaluation views, best first per slot: the person's other
+    held-out clips before the item's own clip, then the nearer the slot's middle |yaw| (the up/down slots:
+    the larger |pitch|). Curated reference frames (roles) and, from ``tracks``, up to ``VIEW_TRIES``
+    main-track frames per clip and slot (role ``track``)."""
     out = []
     for clip in candidates:
         if clip["cluster_id"] != row["cluster_id"]:
             continue
-        for ref in clip.get("references") or []:
-            if not ref or ref.get("role") not in VIEW_ROLES or ref.get("t") is None or ref.get("yaw") is None:
-                continue
+        frames = [dict(ref) for ref in clip.get("references") or []
+                  if ref and ref.get("role") in VIEW_ROLES and ref.get("t") is not None and ref.get("yaw") is not None]
+        seen = {round(float(ref["t"]), 3) for ref in frames}
+        per_slot: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for f in (tracks or {}).get(clip["clip_id"], []):
+            slot = view_slot(float(f["yaw"]), math.nan, edges)
+            if slot is not None and round(float(f["t"]), 3) not in seen:
+                per_slot[slot].append({**f, "role": "track"})
+        for slot, fs in per_slot.items():
+            frames += sorted(fs, key=lambda f: (abs(abs(f["yaw"]) - slot_middle(f["yaw"], edges)), f["t"]))[:VIEW_TRIES]
+        for ref in frames:
             yaw, pitch = float(ref["yaw"]), float(ref["pitch"] if ref.get("pitch") is not None else math.nan)
             slot = view_slot(yaw, pitch, edges)
             if slot is not None:
                 out.append({"clip": clip, "role": ref["role"], "t": float(ref["t"]), "box": ref.get("box"),
                             "yaw": yaw, "pitch": pitch, "slot": slot, "own": clip["clip_id"] == row["clip_id"]})
-    return sorted(out, key=lambda v: (v["slot"], v["own"], -max(abs(v["yaw"]), abs(np.nan_to_num(v["pitch"]))),
-                                      v["clip"]["clip_id"], v["role"]))
+
+    def rank(v: dict[str, Any]) -> float:
+        if v["slot"] in ("up", "down"):
+            return -abs(np.nan_to_num(v["pitch"]))
+        return abs(abs(v["yaw"]) - slot_middle(v["yaw"], edges))
+
+    return sorted(out, key=lambda v: (v["slot"], v["own"], rank(v), v["clip"]["clip_id"], v["t"], v["role"]))
 
 
 def view_image(view: dict[str, Any], analyzer: Callable[[], FaceAnalyzer], frame_side: int | None
@@ -380,6 +438,7 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
         return None
 
     chosen, why = select_balanced(candidates, per_bucket, per_cluster, seed, edges, accept)
+    tracks = track_frames(manifest, candidates) if eval_views else {}
     ref_dir = out.parent / "references"
     ref_dir.mkdir(parents=True, exist_ok=True)
     items, item_views = [], []
@@ -397,10 +456,10 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
         if eval_views:
             filled: set[str] = set()
             used = []
-            for v in candidate_views(r, candidates, edges):
+            for v in candidate_views(r, candidates, VIEW_EDGES, tracks):
                 if v["slot"] in filled:
                     continue
-                key = (v["clip"]["clip_id"], v["role"])
+                key = (v["clip"]["clip_id"], v["role"] if v["role"] != "track" else f"t{v['t']:.3f}")
                 if key not in written:
                     found = view_image(v, get_analyzer, frame_side)
                     if found is not None:
@@ -414,7 +473,8 @@ def make_spec(manifest: str | Path, out: str | Path, *, n_items: int = 100, per_
                 views.append(written[key])  # type: ignore[arg-type]
                 used.append(v)
             if used:
-                labels["eval_views"] = [{"clip": v["clip"]["clip_id"], "role": v["role"], "yaw": round(v["yaw"], 1),
+                labels["eval_views"] = [{"clip": v["clip"]["clip_id"], "role": v["role"], "t": round(v["t"], 3),
+                                         "yaw": round(v["yaw"], 1),
                                          "pitch": round(v["pitch"], 1), "same_clip": v["own"]} for v in used]
             info.own, info.other = sum(v["own"] for v in used), sum(not v["own"] for v in used)
             yaws = [v["yaw"] for v in used]

@@ -141,8 +141,9 @@ def make_spec_cmd(
     seed: int = typer.Option(0, help="Seed of the choice: which clusters are held out (without a split column) "
                              "and which clips of a bucket are taken; recorded in heldout_clusters.json."),
     eval_views: bool = typer.Option(True, "--eval-views/--no-eval-views",
-                                    help="Write eval_references: views of each item's person at the extremes of yaw "
-                                    "and pitch (other held-out clips first), for scoring only."),
+                                    help="Write eval_references: views of each item's person, one per 15 degrees of "
+                                    "yaw per side and one up and one down (other held-out clips first), for "
+                                    "scoring only."),
 ) -> None:
     """Build a spec from a curated manifest: held-out identities, balanced over yaw ranges, frontal references."""
     from collections import Counter
