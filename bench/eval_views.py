@@ -58,6 +58,24 @@ def still(heads, photo: str, yaw: float, seed: int, backdrop: str = "photo") -> 
     return image
 
 
+def render_views(heads, analyzer, photo: str, seed: int, backdrop: str, prefix: Path,
+                 dropped: list[str]) -> dict[float, str]:
+    """{yaw: path} of the views at :data:`VIEW_YAWS` written as ``<prefix><yaw>.png``; as make-spec does, a view
+    is kept only where a face is detected (the others' names go to ``dropped``)."""
+    from lfa.media import write_image
+
+    kept = {}
+    for yaw in VIEW_YAWS:
+        path = prefix.with_name(f"{prefix.name}{yaw:+.0f}.png")
+        image = still(heads, photo, yaw, seed, backdrop)
+        if analyzer.find(image):
+            write_image(path, image)
+            kept[yaw] = str(path)
+        else:
+            dropped.append(path.name)
+    return kept
+
+
 def fit_impostors(heads, analyzer, photos: dict[str, str], out: Path) -> Path:
     from lfa.face.identity.impostors import fit_impostor_model
     from lfa.face.identity.score import FaceSet
@@ -118,36 +136,17 @@ def main() -> None:
                                      seed=1 + v), video, heads)
             ref = refs / f"{item}.png"
             write_image(ref, still(heads, photos[person], 0.0, 20 + v))
-            views, yaws = [], []
-            for yaw in VIEW_YAWS:  # as make-spec does, a view is kept only where a face is detected
-                path = refs / f"{item}.view{yaw:+.0f}.png"
-                image = still(heads, photos[person], yaw, 60 + v, "field")
-                if analyzer.find(image):
-                    write_image(path, image)
-                    views.append(str(path))
-                    yaws.append(yaw)
-                else:
-                    dropped.append(path.name)
+            views = render_views(heads, analyzer, photos[person], 60 + v, "field", refs / f"{item}.view", dropped)
             labels = {"cluster_id": person, "target_yaw": [-75, 75]}
             line = {"id": item, "reference": str(ref), "prompt": "A person turns their head.", "labels": labels}
             specs["none"].append(line)
-            specs["renders 45/75"].append({**line, "eval_references": [
-                x for x, y in zip(views, yaws) if y in SPARSE]})
-            specs["renders 45/60/75"].append({**line, "eval_references": views})
+            specs["renders 45/75"].append({**line, "eval_references": [x for y, x in views.items() if y in SPARSE]})
+            specs["renders 45/60/75"].append({**line, "eval_references": list(views.values())})
             if person == "obama":
-                other, other_yaws = [], []
-                for yaw in VIEW_YAWS:
-                    path = refs / f"{item}.obama2{yaw:+.0f}.png"
-                    image = still(heads, obama_other, yaw, 80 + v)
-                    if analyzer.find(image):
-                        write_image(path, image)
-                        other.append(str(path))
-                        other_yaws.append(yaw)
-                    else:
-                        dropped.append(path.name)
+                other = render_views(heads, analyzer, obama_other, 80 + v, "photo", refs / f"{item}.obama2", dropped)
                 specs["other photo 45/75"].append({**line, "eval_references": [
-                    x for x, y in zip(other, other_yaws) if y in SPARSE]})
-                specs["other photo 45/60/75"].append({**line, "eval_references": other})
+                    x for y, x in other.items() if y in SPARSE]})
+                specs["other photo 45/60/75"].append({**line, "eval_references": list(other.values())})
     for p, person in enumerate(EVALUATED):  # the wrong person: the next person's genuine video
         nxt = EVALUATED[(p + 1) % len(EVALUATED)]
         for v in range(2):

@@ -23,6 +23,7 @@ the active expert is on the GPU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -116,17 +117,12 @@ class IdentityGenerator:
         from lfa.wan.encoders import build_encoders, encoder_spec
 
         self.base_path, self.adapter_path = Path(base), Path(adapter)
-        from lfa.wan.base import EXPERTS
-
-        if not any((folder / CONFIG_NAME).is_file() for folder in (self.adapter_path, *(self.adapter_path / n
-                                                                                          for n in EXPERTS))):
-            raise ConfigError(f"{self.adapter_path}: no {CONFIG_NAME}", "pass the adapter/ folder `lfa train` wrote")
+        folders = adapter_folders(self.adapter_path, load_base(self.base_path, parts=()))  # before the slow load
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.cpu_offload = cpu_offload and self.device.type != "cpu"
         self.wan = load_base(self.base_path)
         if vae_tiling:
             self.wan.vae.enable_tiling()
-        folders = adapter_folders(self.adapter_path, self.wan)
         meta = json.loads((next(iter(folders.values())) / CONFIG_NAME).read_text())
         experts = AdapterConfig.from_dict(meta["config"]).experts
         spec, root = encoder_spec(self.wan.path, encoders_file)
@@ -251,8 +247,6 @@ class IdentityGenerator:
     def _sample(self, faces: Any, references: torch.Tensor | None, o: GenerateOptions, on_step: Any,
                 condition: dict[str, torch.Tensor]) -> np.ndarray:
         from lfa.wan.base import I2V_TEXT_LEN
-
-        import contextlib
 
         pipe, wan, device = self.pipe, self.wan, self.device
         length = int(self.training.get("max_sequence_length", 512))

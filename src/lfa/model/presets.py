@@ -25,74 +25,32 @@ class BackbonePreset:
     vae_spatial: int = 8  # pixels per latent cell (Wan2.2's VAE: 16)
 
 
+# Wan-T2V-14B; the other Wan configs differ from it in the keys they name.
+_WAN14B = {"added_kv_proj_dim": None, "attention_head_dim": 128, "cross_attn_norm": True, "eps": 1e-06,
+           "ffn_dim": 13824, "freq_dim": 256, "in_channels": 16, "num_attention_heads": 40, "num_layers": 40,
+           "out_channels": 16, "patch_size": [1, 2, 2], "qk_norm": "rms_norm_across_heads", "text_dim": 4096}
 PRESETS: dict[str, BackbonePreset] = {
     "wan2.1-t2v-1.3b": BackbonePreset(
         "wan2.1-t2v-1.3b",
         "Wan2.1 text-to-video 1.3B (Wan-AI/Wan2.1-T2V-1.3B-Diffusers)",
         _SOURCE.format(name="Wan-T2V-1.3B"),
-        {
-            "added_kv_proj_dim": None,
-            "attention_head_dim": 128,
-            "cross_attn_norm": True,
-            "eps": 1e-06,
-            "ffn_dim": 8960,
-            "freq_dim": 256,
-            "in_channels": 16,
-            "num_attention_heads": 12,
-            "num_layers": 30,
-            "out_channels": 16,
-            "patch_size": [1, 2, 2],
-            "qk_norm": "rms_norm_across_heads",
-            "text_dim": 4096,
-        },
+        {**_WAN14B, "ffn_dim": 8960, "num_attention_heads": 12, "num_layers": 30},
     ),
     "wan2.1-t2v-14b": BackbonePreset(
         "wan2.1-t2v-14b",
         "Wan2.1 text-to-video 14B (Wan-AI/Wan2.1-T2V-14B-Diffusers)",
         _SOURCE.format(name="Wan-T2V-14B"),
-        {
-            "added_kv_proj_dim": None,
-            "attention_head_dim": 128,
-            "cross_attn_norm": True,
-            "eps": 1e-06,
-            "ffn_dim": 13824,
-            "freq_dim": 256,
-            "in_channels": 16,
-            "num_attention_heads": 40,
-            "num_layers": 40,
-            "out_channels": 16,
-            "patch_size": [1, 2, 2],
-            "qk_norm": "rms_norm_across_heads",
-            "text_dim": 4096,
-        },
+        dict(_WAN14B),
     ),
     "wan2.1-i2v-14b": BackbonePreset(
         "wan2.1-i2v-14b",
         "Wan2.1 image-to-video 14B, 480P and 720P share it (Wan-AI/Wan2.1-I2V-14B-480P-Diffusers)",
         _SOURCE.format(name="Wan-I2V-14B-480p"),
-        {
-            "image_dim": 1280,
-            "added_kv_proj_dim": 5120,
-            "attention_head_dim": 128,
-            "cross_attn_norm": True,
-            "eps": 1e-06,
-            "ffn_dim": 13824,
-            "freq_dim": 256,
-            "in_channels": 36,
-            "num_attention_heads": 40,
-            "num_layers": 40,
-            "out_channels": 16,
-            "patch_size": [1, 2, 2],
-            "qk_norm": "rms_norm_across_heads",
-            "text_dim": 4096,
-        },
+        {**_WAN14B, "image_dim": 1280, "added_kv_proj_dim": 5120, "in_channels": 36},
     ),
 }
 
 
-_WAN14B = {"added_kv_proj_dim": None, "attention_head_dim": 128, "cross_attn_norm": True, "eps": 1e-06,
-           "ffn_dim": 13824, "freq_dim": 256, "in_channels": 16, "num_attention_heads": 40, "num_layers": 40,
-           "out_channels": 16, "patch_size": [1, 2, 2], "qk_norm": "rms_norm_across_heads", "text_dim": 4096}
 PRESETS.update({
     "wan2.2-ti2v-5b": BackbonePreset(
         "wan2.2-ti2v-5b",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from lfa.errors import ConfigError
 from lfa.train import fsdp
 from lfa.train.config import TrainConfig
-from lfa.train.experts import Phase
+from lfa.train.experts import adapter_folder
 from lfa.train.state import EMA, BatchOrder, latest_checkpoint, prune_checkpoints, rng_state, set_rng_state, write_json
 
 LORA_DIFFUSERS = "pytorch_lora_weights.safetensors"
@@ -67,10 +68,8 @@ def save_checkpoint(out: Path, step: int, order: BatchOrder, module: Any, optimi
     folder = out / f"checkpoint-{step}"
     tmp = out / f".checkpoint-{step}.partial"
     rank = accelerator.process_index
-    adapter_dir = Phase(expert, 0, 0).folder(tmp / "adapter")
+    adapter_dir = adapter_folder(tmp / "adapter", expert)
     if accelerator.is_main_process:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
@@ -92,8 +91,6 @@ def save_checkpoint(out: Path, step: int, order: BatchOrder, module: Any, optimi
         write_json(tmp / "state.json", {"step": step, "epoch": epoch, "next_batch": index, "cache_id": cid,
                                         "processes": accelerator.num_processes, "parallel": config.parallel,
                                         "expert": expert, "config": config.to_dict()})
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
         prune_checkpoints(out, config.keep_checkpoints)
@@ -132,7 +129,7 @@ def resume_from(checkpoint: tuple[Path, dict[str, Any]], module: Any, optimizer:
         if rng.is_file():
             set_rng_state(torch.load(rng, weights_only=True))
         return int(state["step"])
-    weights_file = Phase(expert, 0, 0).folder(folder / "adapter") / WEIGHTS_NAME
+    weights_file = adapter_folder(folder / "adapter", expert) / WEIGHTS_NAME
     weights = load_file(str(weights_file))
     load_strict(adapter, {k: v for k, v in weights.items() if not k.startswith(LORA_PREFIX)},
                 weights_file, "lfa identity adapter")

@@ -27,11 +27,20 @@ class Phase:
 
     @property
     def component(self) -> str:
-        return "transformer_2" if self.expert == "low" else "transformer"
+        return component(self.expert)
 
     def folder(self, adapters: Path) -> Path:
-        """Where this phase's adapter goes: ``adapters`` itself, or its expert's component subfolder."""
-        return adapters if self.expert is None else adapters / self.component
+        return adapter_folder(adapters, self.expert)
+
+
+def component(expert: str | None) -> str:
+    """The base's component an expert is: ``transformer`` (one transformer, or high noise) or ``transformer_2``."""
+    return "transformer_2" if expert == "low" else "transformer"
+
+
+def adapter_folder(adapters: Path, expert: str | None) -> Path:
+    """Where an expert's adapter goes: ``adapters`` itself (one transformer), or its component's subfolder."""
+    return adapters if expert is None else adapters / component(expert)
 
 
 def expert_phases(wan: Any, config: TrainConfig) -> list[Phase]:

@@ -356,6 +356,7 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             pairs = draw_pairs(pool, config.aligner_batch_size, config.seed, step) if pool is not None else None
             torch.manual_seed(config.seed * 1_000_003 + step * 101 + rank)  # anything the model draws itself
             totals: dict[str, float] = {}
+            drawn: list[float] = []  # the noise levels of this process's rows
             for m in range(config.gradient_accumulation):
                 first_row = rank * local + m * micro
                 mine = rows[first_row: first_row + micro]
@@ -363,9 +364,8 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
                 batch = data_.batch(mine, step=step, first_row=first_row, seed=config.seed, flow=module.flow,
                                     train=True, face_rows=face_rows, alignment=None if pairs is None else pairs[:2],
                                     alignment_groups=None if pairs is None else pairs[2])
+                drawn += batch.sigmas.tolist()  # drawn on the CPU: no device sync
                 batch = to_device(batch, accelerator.device)
-                totals["sigma_min"] = min(totals.get("sigma_min", 1.0), float(batch.sigmas.min()))
-                totals["sigma_max"] = max(totals.get("sigma_max", 0.0), float(batch.sigmas.max()))
                 sync = m == config.gradient_accumulation - 1
                 if units is not None:
                     fsdp.set_gradient_sync(units, sync)
@@ -386,13 +386,12 @@ def train(base: str | os.PathLike[str], data: str | os.PathLike[str], out: str |
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
                 ema.update()
-            bounds = {k: totals.pop(k) for k in ("sigma_min", "sigma_max")}
             keys = sorted(totals)
             reduced = accelerator.reduce(torch.tensor([totals[k] for k in keys], dtype=torch.float64), "mean")
             record: dict[str, Any] = {"step": step, **{k: float(v) for k, v in zip(keys, reduced)},
                                       "lr": scheduler.get_last_lr()[0], "step_s": round(time.perf_counter() - t0, 4)}
             if phase.expert is not None:
-                record.update(expert=phase.expert, **bounds)  # this process's noise levels: the expert's range
+                record.update(expert=phase.expert, sigma_min=min(drawn), sigma_max=max(drawn))
             if adapter.aligner is not None:
                 record.update(alignment_pairs=config.aligner_batch_size if pairs else 0,
                               aligner_temperature=adapter.aligner.temperature)
