@@ -43,12 +43,16 @@ def sharded_parameters(module: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
             yield name, p
 
 
-def shard_rows(shape: torch.Size | tuple[int, ...], world: int) -> int:
-    """Elements one rank stores of a parameter of ``shape`` sharded on dim 0 over ``world`` ranks."""
+def shard_rows(shape: torch.Size | tuple[int, ...], world: int, rank: int | None = None) -> int:
+    """Elements one rank stores of a parameter of ``shape`` sharded on dim 0 over ``world`` ranks: the padded
+    ``ceil(d0 / N)`` rows FSDP keeps for the parameter and its gradient on every rank, or, with ``rank``, the
+    rows that rank really owns (what ``zeros_like`` of its shard, an optimiser state, holds)."""
     if not shape:
         return 1
-    rest = math.prod(shape[1:])
-    return math.ceil(shape[0] / world) * rest
+    rest, rows = math.prod(shape[1:]), math.ceil(shape[0] / world)
+    if rank is not None:
+        rows = max(0, min(rows, shape[0] - rank * rows))
+    return rows * rest
 
 
 def shard(module: nn.Module, *, cpu_offload: bool = False, mesh=None) -> list[nn.Module]:

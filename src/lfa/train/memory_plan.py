@@ -45,6 +45,7 @@ class Strategy:
     activations: int
     gathered: int  # FSDP: unsharded parameters of the unit computing + the one prefetched, and its gradients
     cpu: int
+    optimizer_by_rank: tuple[int, ...] = ()  # FSDP: each rank's optimiser states (rank 0's is ``optimizer``)
 
     @property
     def per_gpu(self) -> int:
@@ -120,11 +121,12 @@ class _Param:
     def numel(self) -> int:
         return math.prod(self.shape)
 
-    def local(self, world: int) -> int:
-        """Elements rank 0 stores under FSDP over ``world`` ranks (all of them when replicated)."""
+    def local(self, world: int, rank: int | None = None) -> int:
+        """Elements a rank stores under FSDP over ``world`` ranks (padded; with ``rank``: that rank's own rows;
+        all of them when replicated)."""
         from lfa.model.sharding import shard_rows
 
-        return shard_rows(self.shape, world) if self.sharded else self.numel
+        return shard_rows(self.shape, world, rank) if self.sharded else self.numel
 
 
 def training_module(backbone_config: dict[str, Any], config: TrainConfig, *, device: Any = "meta",
@@ -370,8 +372,7 @@ def _strategy(params: list[_Param], activations: int, parallel: str, gpus: int, 
         local = p.local(world) if parallel == "fsdp" else p.numel
         w = local * p.itemsize
         g = local * p.itemsize if p.trainable else 0
-        # AdamW: exp_avg + exp_avg_sq in the parameter's dtype, a 0-dim float32 step; EMA: one more copy
-        o = (2 + ema) * local * p.itemsize + 4 if p.trainable else 0
+        o = _optimizer_bytes(p, local, ema)
         if offload and p.sharded:
             cpu += w + g + o
         else:
@@ -387,7 +388,14 @@ def _strategy(params: list[_Param], activations: int, parallel: str, gpus: int, 
         full = [sum(p.numel * p.itemsize for p in ps) for ps in units.values()]
         grad = [sum(p.numel * p.itemsize for p in ps if p.trainable) for ps in units.values()]
         gathered = 2 * max(full, default=0) + max(grad, default=0)
-    return Strategy(parallel, gpus, ckpt, offload, weights, grads, optim, activations, gathered, cpu)
+    by_rank = tuple(sum(_optimizer_bytes(p, p.local(world, r), ema) for p in params if not (offload and p.sharded))
+                    for r in range(world)) if parallel == "fsdp" else ()
+    return Strategy(parallel, gpus, ckpt, offload, weights, grads, optim, activations, gathered, cpu, by_rank)
+
+
+def _optimizer_bytes(p: _Param, local: int, ema: bool) -> int:
+    """AdamW's exp_avg + exp_avg_sq in the parameter's dtype and a 0-dim float32 step; EMA: one more copy."""
+    return (2 + ema) * local * p.itemsize + 4 if p.trainable else 0
 
 
 def plan_training(backbone_config: dict[str, Any], config: TrainConfig, gpus: int, *, name: str = "",
