@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/speech_sync.py --split calibration --calibrate   # choose the thresholds
     .venv/bin/python bench/speech_sync.py --split heldout --old             # report, before and after
+    .venv/bin/python bench/speech_sync.py --split calibration --calibrate --candidate sum   # a candidate measure
+    .venv/bin/python bench/speech_sync.py --split heldout --candidate sum --thresholds 2.3 2.3
 
 Renders talking heads (``lfa.synth``, mouth from visemes of faster-whisper's word-timed transcript, not
 from the sound) over real recordings: the three English ones lfa ships (pytest-audioeval: counting,
@@ -19,13 +21,18 @@ Polish, Hindi, Japanese and Chinese voices, other seeds (mouth lead, lighting) a
 
 Per speech segment: the decision (speaking, voiceover, uncertain) against the truth; printed as a table of
 accuracy on decided segments and the share called uncertain, per kind. ``--old`` scores the same
-signals with the issue-14 measure too (envelope correlation ≥ 0.6 and a moving mouth).
+signals with the issue-14 measure too (envelope correlation ≥ 0.6 and a moving mouth). ``--candidate``
+scores them with a measure that was tried and not adopted (docs/PERFORMANCE.md): the shipped AV score
+combined with a *level score* (the mouth opening against the voice-band energy over the segment and 1 s
+around it, against rotations of the sound over that window), as their sum or as the smaller of the two.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import subprocess
 import sys
 import wave
@@ -167,9 +174,11 @@ def collect(case: Case, folder: Path, heads: HeadLibrary, models: SpeechModels, 
     return data
 
 
-def decide(data: dict, config: SpeechConfig, old: bool = False) -> list[tuple[float, float, str, float]]:
-    """Per voice-activity segment: (start, end, status, AV score) under the current measure (or the old one)."""
-    from lfa.speech.agreement import segment_evidence
+def decide(data: dict, config: SpeechConfig, old: bool = False,
+           candidate: str | None = None) -> list[tuple[float, float, str, float]]:
+    """Per voice-activity segment: (start, end, status, AV score) under the current measure (or the old one, or
+    a candidate: ``sum`` or ``min`` of the AV score and the level score)."""
+    from lfa.speech.agreement import segment_evidence, voice_energy
     from lfa.speech.status import segment_status
 
     from lfa.speech.source import merge_pauses
@@ -180,7 +189,46 @@ def decide(data: dict, config: SpeechConfig, old: bool = False) -> list[tuple[fl
         return [(a, b, *old_status(data["samples"], mouth, (a, b))) for a, b in spans]
     spans = merge_pauses(spans, config.merge_gap_s)  # the segments the stage decides
     evidence, _ = segment_evidence(data["samples"], 0.0, mouth, spans, config.max_lag_s)
+    if candidate is not None:
+        energy = voice_energy(data["samples"])
+        combine = {"sum": lambda x, y: x + y, "min": min}[candidate]
+        levels = [level_score(energy, 0.0, mouth, span, config.max_lag_s) for span in spans]
+        evidence = [dataclasses.replace(ev, score=float(combine(ev.score, lv)) if math.isfinite(lv) else math.nan)
+                    for ev, lv in zip(evidence, levels)]
     return [(a, b, segment_status(ev, config), ev.score) for (a, b), ev in zip(spans, evidence)]
+
+
+CONTEXT_S = 1.0  # level score: around a segment, the silence in which a speaking mouth closes
+MOUTH_LEAD_S = 0.06  # level score: the middle of its lag search (the sound that much later than the picture)
+LEVEL_LAG_STEP_S = 0.04
+LEVEL_ROTATION_S = 0.3, 0.08  # rotations of the window's sound: from 0.3 s to its length - 0.3 s, every 80 ms
+
+
+def level_score(energy: np.ndarray, audio_start: float, mouth: MouthSignal, segment: tuple[float, float],
+                max_lag_s: float) -> float:
+    """The candidate's level score: how far the mouth opening's correlation with the voice-band energy over
+    ``segment`` and 1 s either side (best lag within ±max_lag_s of 60 ms) stands above the same with the
+    sound rotated over that window, in units of their spread (NaN: too few frames or rotations)."""
+    from lfa.speech.agreement import MIN_FRAMES, MIN_NULL, _pearson, energy_at
+
+    window = 1.0 / mouth.fps if mouth.fps > 0 else 0.08
+    a, b = segment
+    mask = (mouth.times >= a - CONTEXT_S) & (mouth.times < b + CONTEXT_S) & np.isfinite(mouth.values)
+    if mask.sum() < MIN_FRAMES:
+        return math.nan
+    times, opening = mouth.times[mask], mouth.values[mask]
+    span = float(times[-1] + window - times[0])
+    lags = MOUTH_LEAD_S + np.arange(-max_lag_s, max_lag_s + 1e-9, LEVEL_LAG_STEP_S)
+
+    def best(rotation: float) -> float:
+        t = times[0] + np.mod(times - times[0] + rotation, span) - audio_start
+        return max(_pearson(opening, np.nan_to_num(energy_at(energy, t + lag, window), nan=0.0)) for lag in lags)
+
+    edge, step = LEVEL_ROTATION_S
+    null = np.array([best(float(s)) for s in np.arange(edge, span - edge + 1e-9, step)])
+    if len(null) < MIN_NULL:
+        return math.nan
+    return (best(0.0) - float(null.mean())) / max(float(null.std()), 1.0 / math.sqrt(max(int(mask.sum()) - 3, 1)))
 
 
 def calibrate(results: list[tuple[Case, list]], max_uncertain: float = 0.15) -> tuple[float, float, tuple]:
@@ -258,12 +306,18 @@ def main() -> None:
     parser.add_argument("--details", action="store_true", help="print every segment")
     parser.add_argument("--calibrate", action="store_true",
                         help="choose min_av_score and max_voiceover_score on this split (use: --split calibration)")
+    parser.add_argument("--candidate", choices=("sum", "min"),
+                        help="score with a candidate measure (the AV score with the level score) instead")
+    parser.add_argument("--thresholds", type=float, nargs=2, metavar=("MIN_AV", "MAX_VOICEOVER"),
+                        help="min_av_score and max_voiceover_score to decide with (default: SpeechConfig's)")
     args = parser.parse_args()
     from lfa.face import AnalyzerConfig, FaceAnalyzer
 
     args.out.mkdir(parents=True, exist_ok=True)
     recs = recordings(args.out / "cache")
     config = SpeechConfig()
+    if args.thresholds:
+        config = SpeechConfig(min_av_score=args.thresholds[0], max_voiceover_score=args.thresholds[1])
     models = SpeechModels(config)
     analyzer = FaceAnalyzer(AnalyzerConfig(pose="mediapipe", identity="none"))
     heads = HeadLibrary(analyzer)
@@ -271,7 +325,7 @@ def main() -> None:
     results, old = [], []
     for case in chosen:
         data = collect(case, args.out / "clips", heads, models, analyzer)
-        results.append((case, decide(data, config)))
+        results.append((case, decide(data, config, candidate=args.candidate)))
         if args.old:
             old.append((case, decide(data, config, old=True)))
         if args.details:
@@ -280,7 +334,8 @@ def main() -> None:
     (args.out / f"cases-{args.split}.json").write_text(json.dumps([c.__dict__ for c in chosen], indent=1))
     if args.old:
         summarise(old, f"issue-14 measure (envelope correlation >= 0.6, moving mouth), split {args.split}")
-    summarise(results, f"this measure (min_av_score {config.min_av_score}, max_voiceover_score "
+    measure = f"candidate {args.candidate}" if args.candidate else "this measure"
+    summarise(results, f"{measure} (min_av_score {config.min_av_score}, max_voiceover_score "
                        f"{config.max_voiceover_score}), split {args.split}")
     if args.calibrate:
         hi, lo, key = calibrate(results)
