@@ -297,6 +297,23 @@ def test_shot_scores_equal_pyscenedetect(corpus):
     assert cuts >= 1  # the corpus' scene cut
 
 
+def test_result_json_is_asdicts_text():
+    import json
+    from dataclasses import asdict
+
+    from lfa.curate.pipeline import InputResult
+    from lfa.curate.store import result_json
+    from lfa.face.types import HeadPose
+
+    result = InputResult("a.mp4", clips=[{"clip_id": "a-000", "yaw": [1.5, -2.0], "pose": HeadPose(1.0, 2.0, 3.0)}],
+                         rejected=[{"reason": "no_face", "t": (0.0, 4.0)}], frames=[{"box": [1.0, 2.0], "n": None}],
+                         failure={"error": "x"}, decoded_frames=7)
+    result.warn("scan", "odd")
+    assert result_json(result) == json.dumps(asdict(result))
+    with pytest.raises(TypeError):
+        result_json(InputResult("b.mp4", frames=[{"x": np.zeros(2)}]))
+
+
 def test_vlm_captions_retry_and_cache(corpus, tmp_path):
     from lfa.curate.stages.captions import VlmCaptioner
     from lfa.errors import LfaError

@@ -264,15 +264,17 @@ class DecodedFrame:
         return rotate_upright(cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR if bgr else cv2.COLOR_YUV2RGB), self.rotation)
 
 
-def iter_decoded(path: PathLike, *, start: float = 0.0, end: float | None = None) -> Iterator[DecodedFrame]:
-    """Every frame in ``[start, end)``, unconverted; same truncation rule as :func:`iter_frames`."""
-    return _iter_selected(path, None, None, None, start, end)
+def iter_decoded(path: PathLike, *, start: float = 0.0, end: float | None = None,
+                 info: VideoInfo | None = None) -> Iterator[DecodedFrame]:
+    """Every frame in ``[start, end)``, unconverted; same truncation rule as :func:`iter_frames`. ``info``:
+    the file's :func:`probe`, where the caller has it (probing opens the file and decodes a frame)."""
+    return _iter_selected(path, None, None, None, start, end, info)
 
 
 def _iter_selected(path: PathLike, fps: float | None, indices: Sequence[int] | np.ndarray | None,
                    times: Sequence[float] | np.ndarray | None, start: float,
-                   end: float | None) -> Iterator[DecodedFrame]:
-    info = probe(path)
+                   end: float | None, info: VideoInfo | None = None) -> Iterator[DecodedFrame]:
+    info = info or probe(path)
     stop = info.duration_s + 1.0 / info.fps if end is None else float(end)
     targets = _targets(info, fps, indices, times, max(0.0, float(start)), stop)
     container, stream = open_video(path)
