@@ -264,6 +264,56 @@ def test_clip_windows_and_clustering():
     assert [r["clips"] for r in clusters.rows()] == [3, 2]
 
 
+def test_shot_scores_equal_pyscenedetect(corpus):
+    """ShotBoundaries (BGR thumbnails straight from YUV, its own HSV difference) gives PySceneDetect's
+    ContentDetector's scores and cuts bit for bit, on RGB thumbnails converted the old way."""
+    import cv2
+    from scenedetect import FrameTimecode
+    from scenedetect.detectors import ContentDetector
+
+    from lfa.curate.config import ShotConfig
+    from lfa.curate.stages.shots import ShotBoundaries
+    from lfa.media import iter_decoded
+
+    config = ShotConfig()
+    rng = np.random.default_rng(0)
+    greyish = [np.clip(128 + rng.integers(-3, 4, size=(90, 160, 3)), 0, 255).astype(np.uint8) for _ in range(6)]
+    streams = [[(f.thumbnail(config.analysis_width), f.thumbnail(config.analysis_width, bgr=True))
+                for f in iter_decoded(v)] for v in sorted(corpus.glob("*.mp4"))]
+    noise = greyish + [rng.integers(0, 256, size=(90, 160, 3), dtype=np.uint8) for _ in range(6)]
+    streams.append([(rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)) for rgb in noise])
+    cuts = 0
+    for frames in streams:
+        ours, library = ShotBoundaries(config, 25.0), ContentDetector(config.threshold, min_scene_len=12)
+        theirs = []
+        for k, (rgb, bgr) in enumerate(frames):
+            ours.add(bgr, bgr=True)
+            h, w = rgb.shape[:2]
+            small = cv2.resize(rgb, (160, round(h * 160 / w)), interpolation=cv2.INTER_AREA)
+            theirs += library.process_frame(FrameTimecode(k, 25.0), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+            assert ours.score() == library._frame_score
+        assert ours.cuts == [c.frame_num / 25.0 for c in theirs]
+        cuts += len(theirs)
+    assert cuts >= 1  # the corpus' scene cut
+
+
+def test_result_json_is_asdicts_text():
+    import json
+    from dataclasses import asdict
+
+    from lfa.curate.pipeline import InputResult
+    from lfa.curate.store import result_json
+    from lfa.face.types import HeadPose
+
+    result = InputResult("a.mp4", clips=[{"clip_id": "a-000", "yaw": [1.5, -2.0], "pose": HeadPose(1.0, 2.0, 3.0)}],
+                         rejected=[{"reason": "no_face", "t": (0.0, 4.0)}], frames=[{"box": [1.0, 2.0], "n": None}],
+                         failure={"error": "x"}, decoded_frames=7)
+    result.warn("scan", "odd")
+    assert result_json(result) == json.dumps(asdict(result))
+    with pytest.raises(TypeError):
+        result_json(InputResult("b.mp4", frames=[{"x": np.zeros(2)}]))
+
+
 def test_vlm_captions_retry_and_cache(corpus, tmp_path):
     from lfa.curate.stages.captions import VlmCaptioner
     from lfa.errors import LfaError

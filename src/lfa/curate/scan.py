@@ -111,14 +111,14 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
     waiting: list[DecodedFrame] = []  # sampled frames of the current sparse stretch, not analysed yet
     cuts_before = 0
     gaps: list[Gap] = []
-    for decoded_frame in iter_decoded(path):
+    for decoded_frame in iter_decoded(path, info=info):
         decoded += 1
         end = decoded_frame.t + 1.0 / fps
         if progress and end - reported >= 1.0:
             progress(str(path), end, info.duration_s)
             reported = end
         # shot detection needs every frame, but small: a thumbnail costs a tenth of a converted frame
-        shots.add(decoded_frame.thumbnail(config.shots.analysis_width))
+        shots.add(decoded_frame.thumbnail(config.shots.analysis_width, bgr=True), bgr=True)
         if not targets or decoded_frame.t + 0.5 / fps < targets[0]:
             continue
         while targets and targets[0] <= decoded_frame.t + 0.5 / fps:
@@ -159,7 +159,7 @@ def fill_gaps(path: Path, scan: Scan, gaps: list[Gap], a: float, b: float, confi
     eps = 0.25 / scan.fps
     out: list[SampledFrame] = []
     k = 0
-    for decoded_frame in iter_decoded(path, start=max(0.0, wanted[0] - eps), end=wanted[-1] + eps):
+    for decoded_frame in iter_decoded(path, start=max(0.0, wanted[0] - eps), end=wanted[-1] + eps, info=scan.info):
         while k < len(wanted) and wanted[k] < decoded_frame.t - eps:
             k += 1  # not found again (an exotic stream): left out
         if k == len(wanted):

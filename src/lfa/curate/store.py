@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from lfa.curate.pipeline import InputResult
@@ -22,6 +22,18 @@ def input_key(path: Path) -> str:
         size = mtime = -1
     ident = f"{path.absolute()}|{size}|{mtime}"
     return hashlib.sha1(ident.encode()).hexdigest()[:20]
+
+
+def result_json(result: InputResult) -> str:
+    """``json.dumps(dataclasses.asdict(result))``, the same text without asdict's deep copy of every row
+    (the rows are plain lists, dicts and numbers; a dataclass met anywhere becomes a dict as asdict makes it)."""
+    return json.dumps(result, default=_fields_of)
+
+
+def _fields_of(obj: object) -> dict:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 class ResultStore:
@@ -44,5 +56,5 @@ class ResultStore:
     def save(self, key: str, result: InputResult) -> None:
         path = self.path(key)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        tmp.write_text(json.dumps(asdict(result)))
+        tmp.write_text(result_json(result))
         os.replace(tmp, path)

@@ -239,14 +239,16 @@ class DecodedFrame:
         """Upright RGB uint8, scaled (area) so that its longer side is at most ``max_side``."""
         return _to_image(self.video_frame, self.rotation, max_side)
 
-    def thumbnail(self, width: int) -> np.ndarray:
+    def thumbnail(self, width: int, bgr: bool = False) -> np.ndarray:
         """Upright RGB uint8 about ``width`` pixels wide (the stored width divided by an integer, area
         averaged), made from the YUV 4:2:0 planes with OpenCV: ~10x cheaper than :meth:`rgb`, whose
         libswscale call costs ~3 ms per frame at any size. Colours are approximate (BT.601, chroma
-        averaged): for whole-frame statistics such as shot detection. Other pixel formats use :meth:`rgb`."""
+        averaged): for whole-frame statistics such as shot detection. Other pixel formats use :meth:`rgb`.
+        ``bgr``: the same pixels in OpenCV's BGR order (converted so directly, not by swapping afterwards)."""
         vf = self.video_frame
         if vf.format.name not in ("yuv420p", "yuvj420p") or vf.width < 2 or vf.height < 2:
-            return self.rgb(width)
+            image = self.rgb(width)
+            return cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if bgr else image
         w, h = vf.width, vf.height
         k = max(1, w // max(1, width))
         tw, th = max(1, w // k), max(1, h // k)
@@ -259,18 +261,20 @@ class DecodedFrame:
         yuv = cv2.merge(small)
         if vf.format.name == "yuv420p":  # limited ("TV") range: stretch to full range first
             yuv = cv2.LUT(yuv, _TV_TO_FULL_RANGE)
-        return rotate_upright(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB), self.rotation)
+        return rotate_upright(cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR if bgr else cv2.COLOR_YUV2RGB), self.rotation)
 
 
-def iter_decoded(path: PathLike, *, start: float = 0.0, end: float | None = None) -> Iterator[DecodedFrame]:
-    """Every frame in ``[start, end)``, unconverted; same truncation rule as :func:`iter_frames`."""
-    return _iter_selected(path, None, None, None, start, end)
+def iter_decoded(path: PathLike, *, start: float = 0.0, end: float | None = None,
+                 info: VideoInfo | None = None) -> Iterator[DecodedFrame]:
+    """Every frame in ``[start, end)``, unconverted; same truncation rule as :func:`iter_frames`. ``info``:
+    the file's :func:`probe`, where the caller has it (probing opens the file and decodes a frame)."""
+    return _iter_selected(path, None, None, None, start, end, info)
 
 
 def _iter_selected(path: PathLike, fps: float | None, indices: Sequence[int] | np.ndarray | None,
                    times: Sequence[float] | np.ndarray | None, start: float,
-                   end: float | None) -> Iterator[DecodedFrame]:
-    info = probe(path)
+                   end: float | None, info: VideoInfo | None = None) -> Iterator[DecodedFrame]:
+    info = info or probe(path)
     stop = info.duration_s + 1.0 / info.fps if end is None else float(end)
     targets = _targets(info, fps, indices, times, max(0.0, float(start)), stop)
     container, stream = open_video(path)
