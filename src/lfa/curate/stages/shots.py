@@ -22,7 +22,10 @@ class _ContentScores(ContentDetector):
     _last_hsv: np.ndarray | None = None
 
     def _calculate_frame_score(self, timecode: FrameTimecode, frame_img: np.ndarray) -> float:
-        if self.stats_manager is not None or self._weights.delta_edges != 0.0:
+        # the library's own code where this shortcut does not apply, or where a later PySceneDetect
+        # renamed what it reads
+        if getattr(self, "stats_manager", None) is not None or getattr(getattr(self, "_weights", None),
+                                                                      "delta_edges", 1.0) != 0.0:
             return super()._calculate_frame_score(timecode, frame_img)
         hsv = cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV)
         last, self._last_hsv = self._last_hsv, hsv
