@@ -124,7 +124,8 @@ def main() -> None:
     calibration = CALIBRATION + (more[::2] if args.wide_impostors else ())
     evaluated = FIRST + (more[1::2] if args.wide_impostors else more)
     if args.impostors is not None:
-        fitted = set(json.loads(args.impostors.read_text())["provenance"]["identity_names"])
+        provenance = json.loads(args.impostors.read_text())["provenance"]
+        fitted = set(provenance["identity_names"]) | set(provenance.get("cohort", {}).get("identity_names", []))
         evaluated = tuple(p for p in FIRST + more if p not in fitted)
     if args.people:
         evaluated = tuple(args.people.split(","))
@@ -143,6 +144,13 @@ def main() -> None:
     impostors = None if args.spec_impostors else args.impostors or root / "impostors.json"
     if impostors is not None and not impostors.is_file():
         fit_impostors(heads, analyzer, photos, calibration, impostors)
+    from lfa.face.identity.impostors import default_impostor_model, load_impostor_model
+
+    chain = load_impostor_model(impostors) if impostors is not None else default_impostor_model()
+    seen = {str(i) for _, ids in chain.cohorts() for i in ids} & set(evaluated)
+    if seen:  # a frame falls back on a cohort where its own has under 20 faces in the bucket
+        print(f"warning: the impostor cohorts (fallbacks included) hold evaluated people: {sorted(seen)}; "
+              "their wrong-person figures are not held out where a bucket falls back on them", flush=True)
     genuine, wrong, refs = root / "genuine", root / "wrong", root / "refs"
     for folder in (genuine, wrong, refs):
         folder.mkdir(exist_ok=True)

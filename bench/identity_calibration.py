@@ -203,8 +203,14 @@ def _sets(faces: dict[str, np.ndarray], mask: np.ndarray, yaw_key: str) -> dict[
     return out
 
 
-def cmd_fit(root: Path, backend: str, out: Path, yaw_key: str, leave_out: tuple[str, ...] = ()) -> None:
-    from lfa.face.identity.impostors import fit_impostor_model
+def cmd_fit(root: Path, backend: str, out: Path, yaw_key: str, leave_out: tuple[str, ...] = (),
+            pairs_from: Path | None = None) -> None:
+    """The impostor model of these renders; with ``pairs_from``, only its per-reference cohort (what the
+    benchmark's per-frame scores are calibrated against), the bucket-pair statistics (curation's
+    set-vs-set decisions) kept from that file."""
+    from dataclasses import replace
+
+    from lfa.face.identity.impostors import fit_impostor_model, load_impostor_model
 
     faces = load_faces(root, backend)
     sets = _sets(faces, ~np.isin(faces["identity"], leave_out), yaw_key)
@@ -228,8 +234,19 @@ def cmd_fit(root: Path, backend: str, out: Path, yaw_key: str, leave_out: tuple[
                    f"--identity {backend}{' --more' if more else ''} && bench/identity_calibration.py fit "
                    f"--identity {backend} "
                    f"--yaw {'measured' if yaw_key == 'yaw' else 'true'}"})
+    if pairs_from is not None:
+        kept = load_impostor_model(pairs_from)
+        cohort = {"data": model.provenance["data"], "photo_licences": model.provenance["photo_licences"],
+                  "identities": len(sets),
+                  "identity_names": sorted(set(model.cohort_identity.tolist())),
+                  "faces": len(model.cohort_identity), "command": model.provenance["command"]
+                  + f" --pairs-from {pairs_from.name}"}
+        model = replace(kept, cohort=model.cohort, cohort_identity=model.cohort_identity,
+                        provenance={**kept.provenance, "cohort": cohort})
     model.save(out)
-    print(f"wrote {out}: {model.n_pairs} impostor pairs, {len(sets)} identities, {n_frames} faces")
+    print(f"wrote {out}: {model.n_pairs} impostor pairs, {len(sets)} identities, {n_frames} faces"
+          if pairs_from is None else f"wrote {out}: a cohort of {len(sets)} identities, the pair statistics of "
+          f"{pairs_from}")
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -353,6 +370,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--more", action="store_true", help="embed: the 21 people of HELD_OUT_PHOTOS too")
     ap.add_argument("--leave-out", default="", help="fit: identities to leave out, comma-separated")
+    ap.add_argument("--pairs-from", type=Path, default=None,
+                    help="fit: take the bucket-pair statistics from this model file, fit only the cohort")
     args = ap.parse_args()
     yaw_key = "yaw" if args.yaw == "measured" else "true_yaw"
     if args.command == "photos":
@@ -361,7 +380,7 @@ def main() -> None:
         cmd_embed(args.dir, args.identity, args.more)
     elif args.command == "fit":
         cmd_fit(args.dir, args.identity, args.out or args.dir / f"impostors-{args.identity}.json", yaw_key,
-                tuple(x for x in args.leave_out.split(",") if x))
+                tuple(x for x in args.leave_out.split(",") if x), args.pairs_from)
     else:
         summary = evaluate(args.dir, args.identity, args.folds, yaw_key)
         if args.json:
