@@ -114,6 +114,8 @@ def main() -> None:
                          "its provenance does not name")
     ap.add_argument("--people", default="", help="evaluate only these people (comma-separated), in this order")
     args = ap.parse_args()
+    if sum((args.wide_impostors, args.spec_impostors, args.impostors is not None)) > 1:
+        ap.error("give one of --wide-impostors, --spec-impostors and --impostors")
 
     from lfa.bench import BenchConfig, run_bench
     from lfa.face import AnalyzerConfig, FaceAnalyzer

@@ -287,7 +287,7 @@ def test_shot_scores_equal_pyscenedetect(corpus):
         ours, library = ShotBoundaries(config, 25.0), ContentDetector(config.threshold, min_scene_len=12)
         theirs = []
         for k, (rgb, bgr) in enumerate(frames):
-            ours.add(bgr, bgr=True)
+            ours.add(bgr)
             h, w = rgb.shape[:2]
             small = cv2.resize(rgb, (160, round(h * 160 / w)), interpolation=cv2.INTER_AREA)
             theirs += library.process_frame(FrameTimecode(k, 25.0), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))

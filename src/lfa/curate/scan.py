@@ -118,7 +118,7 @@ def scan_video(path: Path, config: CurateConfig, analyzer: FaceAnalyzer, templat
             progress(str(path), end, info.duration_s)
             reported = end
         # shot detection needs every frame, but small: a thumbnail costs a tenth of a converted frame
-        shots.add(decoded_frame.thumbnail(config.shots.analysis_width, bgr=True), bgr=True)
+        shots.add(decoded_frame.thumbnail(config.shots.analysis_width, bgr=True))
         if not targets or decoded_frame.t + 0.5 / fps < targets[0]:
             continue
         while targets and targets[0] <= decoded_frame.t + 0.5 / fps:

@@ -47,16 +47,14 @@ class ShotBoundaries:
         self.count = 0
         self.cuts: list[float] = []
 
-    def add(self, image: np.ndarray, bgr: bool = False) -> None:
-        """``image``: RGB, or BGR where ``bgr`` (what PySceneDetect reads: no conversion then)."""
+    def add(self, image: np.ndarray) -> None:
+        """``image``: BGR (what PySceneDetect reads), e.g. ``DecodedFrame.thumbnail(width, bgr=True)``."""
         h, w = image.shape[:2]
         width = self.config.analysis_width
         step = max(1, w // (2 * width))  # subsample first: an area resize of a full frame costs more than decoding it
         size = (width, max(1, round(h * width / w)))
         small = image if step == 1 and size == (w, h) else cv2.resize(image[::step, ::step], size,
                                                                       interpolation=cv2.INTER_AREA)
-        if not bgr:
-            small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
         for cut in self.detector.process_frame(FrameTimecode(self.count, self.fps), small):
             self.cuts.append(cut.frame_num / self.fps)
         self.count += 1
