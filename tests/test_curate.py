@@ -266,7 +266,8 @@ def test_clip_windows_and_clustering():
 
 def test_shot_scores_equal_pyscenedetect(corpus):
     """ShotBoundaries (BGR thumbnails straight from YUV, its own HSV difference) gives PySceneDetect's
-    ContentDetector's scores and cuts bit for bit, on RGB thumbnails converted the old way."""
+    ContentDetector's scores and cuts bit for bit, on RGB thumbnails converted the old way (and on images
+    more than twice the analysis width, which both scale down the same way)."""
     import cv2
     from scenedetect import FrameTimecode
     from scenedetect.detectors import ContentDetector
@@ -282,6 +283,8 @@ def test_shot_scores_equal_pyscenedetect(corpus):
                 for f in iter_decoded(v)] for v in sorted(corpus.glob("*.mp4"))]
     noise = greyish + [rng.integers(0, 256, size=(90, 160, 3), dtype=np.uint8) for _ in range(6)]
     streams.append([(rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)) for rgb in noise])
+    wide = [np.repeat(np.repeat(rgb, 4, axis=0), 4, axis=1) for rgb in noise]  # 640 px: scaled down first
+    streams.append([(rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)) for rgb in wide])
     cuts = 0
     for frames in streams:
         ours, library = ShotBoundaries(config, 25.0), ContentDetector(config.threshold, min_scene_len=12)
@@ -289,7 +292,7 @@ def test_shot_scores_equal_pyscenedetect(corpus):
         for k, (rgb, bgr) in enumerate(frames):
             ours.add(bgr)
             h, w = rgb.shape[:2]
-            small = cv2.resize(rgb, (160, round(h * 160 / w)), interpolation=cv2.INTER_AREA)
+            small = rgb if w <= 320 else cv2.resize(rgb[::2, ::2], (160, round(h * 160 / w)), interpolation=cv2.INTER_AREA)
             theirs += library.process_frame(FrameTimecode(k, 25.0), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
             assert ours.score() == library._frame_score
         assert ours.cuts == [c.frame_num / 25.0 for c in theirs]

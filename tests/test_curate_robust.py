@@ -140,6 +140,20 @@ def test_tracks_survive_low_sampling_rates():
     assert frames[-1].faces[0].track == 2
 
 
+def test_small_assignments_equal_scipys():
+    """Frames with up to six faces and tracks are assigned without scipy's optimiser: the same pairs."""
+    from scipy.optimize import linear_sum_assignment
+
+    from lfa.curate.stages.tracking import _assignment
+
+    rng = np.random.default_rng(0)
+    for n, m in [(1, 1), (1, 4), (4, 1), (2, 3), (3, 2), (5, 5), (6, 4), (4, 6), (6, 6), (7, 3)]:
+        for _ in range(20):
+            cost = rng.exponential(size=(n, m))
+            ours, theirs = _assignment(cost), linear_sum_assignment(cost)
+            assert np.array_equal(ours[0], theirs[0]) and np.array_equal(ours[1], theirs[1]), (n, m)
+
+
 def test_corpus_tracks_and_decisions_hold_at_one_and_a_half_frames_per_second(corpus, tmp_path):
     names = ["large_angle_astronaut", "large_angle_grace", "background_face", "two_faces"]
     cfg = CurateConfig.load(None, ["tracking.sample_fps=1.5"])

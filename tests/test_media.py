@@ -419,8 +419,9 @@ def test_thumbnail_matches_a_scaled_frame_and_is_upright(clip: Path, media_dir: 
     plain = list(iter_decoded(clip))[::10]
     for frame in plain:
         thumb = frame.thumbnail(20)
-        assert thumb.shape == (H // 3, W // 3, 3)  # the stored size divided by an integer
-        scaled = cv2.resize(frame.rgb(), (W // 3, H // 3), interpolation=cv2.INTER_AREA).astype(int)
+        assert thumb.shape == (H // 4, W // 4, 3)  # the stored size divided by the even integer nearest 64 / 20
+        assert frame.thumbnail(8).shape == (H // 8, W // 8, 3)
+        scaled = cv2.resize(frame.rgb(), (W // 4, H // 4), interpolation=cv2.INTER_AREA).astype(int)
         assert np.abs(thumb.astype(int) - scaled).mean() < 8  # colours approximate (chroma averaged)
     rotated = media_dir / "rot90_thumb.mp4"
     write_video(rotated, (make_frame(i) for i in range(50)), FPS, rotation=90)

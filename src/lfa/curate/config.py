@@ -19,7 +19,7 @@ ANGLE_CRITERIA = ("yaw_range", "pitch_range", "euler_sum")
 @dataclass
 class ShotConfig:
     threshold: float = 27.0  # PySceneDetect ContentDetector threshold
-    analysis_width: int = 160  # frames are scaled to this width for shot detection
+    analysis_width: int = 160  # shot detection reads frames about this wide (DecodedFrame.thumbnail)
     min_clip_s: float = 2.0  # shorter shots are dropped
     window_s: float = 10.0  # longer shots are cut into windows of this length
     # with speech in the shot, a cut moves up to this far to fall in a pause (a gap in voice activity), so that

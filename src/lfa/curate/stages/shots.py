@@ -48,14 +48,16 @@ class ShotBoundaries:
         self.cuts: list[float] = []
 
     def add(self, image: np.ndarray) -> None:
-        """``image``: BGR (what PySceneDetect reads), e.g. ``DecodedFrame.thumbnail(width, bgr=True)``."""
+        """``image``: BGR (what PySceneDetect reads), about ``analysis_width`` wide, e.g.
+        ``DecodedFrame.thumbnail(analysis_width, bgr=True)``, read as it is (the score is a per-pixel mean);
+        one more than twice as wide is scaled down to ``analysis_width`` first."""
         h, w = image.shape[:2]
         width = self.config.analysis_width
-        step = max(1, w // (2 * width))  # subsample first: an area resize of a full frame costs more than decoding it
-        size = (width, max(1, round(h * width / w)))
-        small = image if step == 1 and size == (w, h) else cv2.resize(image[::step, ::step], size,
-                                                                      interpolation=cv2.INTER_AREA)
-        for cut in self.detector.process_frame(FrameTimecode(self.count, self.fps), small):
+        if w > 2 * width:
+            step = w // (2 * width)  # subsample first: an area resize of a full frame costs more than decoding it
+            image = cv2.resize(image[::step, ::step], (width, max(1, round(h * width / w))),
+                               interpolation=cv2.INTER_AREA)
+        for cut in self.detector.process_frame(FrameTimecode(self.count, self.fps), image):
             self.cuts.append(cut.frame_num / self.fps)
         self.count += 1
 
