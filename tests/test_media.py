@@ -411,6 +411,24 @@ def test_write_image_round_trip_and_sniffing(media_dir: Path, clip: Path) -> Non
         probe(path)
 
 
+def test_an_animated_gif_is_a_video_and_a_still_image_is_not(media_dir: Path) -> None:
+    """Reaction GIFs are short videos: probe and decode read them; a photo stays refused with a fix."""
+    path = media_dir / "turn.gif"
+    frames = [Image.fromarray(make_frame(i)) for i in range(12)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=40, loop=0)
+    info = probe(path)
+    assert info.codec == "gif" and (info.width, info.height) == (W, H)
+    decoded = read_frames(path)
+    assert len(decoded) == 12 and decoded[5].image.shape == (H, W, 3)
+    assert np.abs(decoded[5].image.astype(int) - make_frame(5)).mean() < 12  # a 256-colour palette
+    assert np.abs(read_image(path).astype(int) - decoded[0].image).mean() < 2  # still its first frame to read_image
+    still = media_dir / "still.png"
+    write_image(still, make_frame(0))
+    with pytest.raises(MediaError, match="it is an image") as err:
+        probe(still)
+    assert "read_image" in str(err.value)
+
+
 def test_thumbnail_matches_a_scaled_frame_and_is_upright(clip: Path, media_dir: Path) -> None:
     import cv2
 

@@ -76,6 +76,12 @@ def is_image_path(path: PathLike) -> bool:
     return _sniff_image(head)
 
 
+def is_gif(path: PathLike) -> bool:
+    """True if the file is a GIF (by signature): an image to :func:`read_image`, a video to the decoder."""
+    head = _head(Path(path))
+    return bool(head) and head.startswith((b"GIF87a", b"GIF89a"))
+
+
 def is_video_path(path: PathLike) -> bool:
     """True if the file looks like a video container.
 

@@ -10,7 +10,7 @@ import numpy as np
 from av.container import InputContainer
 
 from lfa.errors import MediaError
-from lfa.media.image import PathLike, check_file, is_image_path, looks_like_video_container
+from lfa.media.image import PathLike, check_file, is_gif, is_image_path, looks_like_video_container
 
 _REENCODE = "re-download or re-encode it with ffmpeg"
 
@@ -78,8 +78,9 @@ def open_media(path: PathLike) -> InputContainer:
 def open_video(path: PathLike) -> tuple[InputContainer, av.VideoStream]:
     """``open_media`` plus the first video stream, threaded decoding switched on."""
     p = check_file(path)
-    if is_image_path(p):
-        raise MediaError(f"not a video (it is an image): {p}", "read it with read_image instead")
+    if is_image_path(p) and not is_gif(p):  # an animated GIF is a video (a still one: a one-frame video)
+        raise MediaError(f"not a video (it is an image): {p}",
+                         "pass a video; photos are read with read_image (or as references)")
     container = open_media(p)
     if not container.streams.video:
         has_audio = bool(container.streams.audio)
