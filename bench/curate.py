@@ -16,10 +16,12 @@ faces, a scene cut between two frontal shots) and 4 turning heads, of the held-o
 ``bench/identity_calibration.py photos`` gathers (``--photos``; the cheap yaw was calibrated on the
 two shipped samples only) or, without them, of the samples. It then times, alternating per repeat:
 decoding only; curation with the cascade (the defaults); curation with ``cascade.enabled=false``; and
-curation of the frontal/static clips alone; and apart, the start-up of the curation workers (spawned
-processes that import lfa and load the models, in parallel as ``curate`` starts them). Ratios are
-printed with the start-up included and without it (at scale a worker pays it once for thousands of
-clips), with the decisions of both configurations side by side.
+curation of the frontal/static clips alone; and apart, the model loading of a curation worker: its
+start-up (a spawned process that imports lfa and loads the detector and identity model, in parallel as
+``curate`` starts them) and the pose models (the landmarker and WHENet, which the cascade loads where a
+clip first needs them: every worker of the whole mix, none of the frontal/static run). Ratios are
+printed with the model loading included and without it (at scale a worker pays it once for thousands
+of clips), with the decisions of both configurations side by side.
 """
 
 from __future__ import annotations
@@ -102,22 +104,26 @@ def mix_photos(folder: Path | None, work: Path) -> list[str]:
     return list(seen.values())
 
 
-def worker_startup(config: CurateConfig) -> float:
-    """Seconds from spawning a worker process to its models loaded (what ``curate`` pays per worker)."""
+def worker_startup(config: CurateConfig) -> tuple[float, float]:
+    """Seconds from spawning a worker process to its models loaded (what ``curate`` pays per worker), and
+    then to its pose models loaded (the cascade loads them where a clip first needs them)."""
     t0 = time.perf_counter()
     import multiprocessing
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(_load_models, config.to_dict()).result()
-    return time.perf_counter() - t0
+        pose = pool.submit(_load_models, config.to_dict()).result()
+    return time.perf_counter() - t0 - pose, pose
 
 
-def _load_models(config: dict) -> None:
+def _load_models(config: dict) -> float:
     from lfa.curate.executors import worker_threads
     from lfa.curate.pipeline import build_models
 
     with worker_threads():
-        build_models(CurateConfig.from_dict(config))
+        models = build_models(CurateConfig.from_dict(config))
+        t0 = time.perf_counter()
+        _ = models.analyzer.pose.name  # builds a lazy pose backend
+        return time.perf_counter() - t0
 
 
 def run_mix(args: argparse.Namespace, workers: int) -> None:
@@ -137,7 +143,8 @@ def run_mix(args: argparse.Namespace, workers: int) -> None:
         runs = [("cascade", on, videos), ("all_models", off, videos), ("cascade_frontal", on, frontal)]
         for key, config, _ in variants:
             runs += [(key, config, videos), (f"{key}_frontal", config, frontal)]
-        times: dict[str, list[float]] = {k: [] for k in ("decode", "decode_frontal", "startup", *(r[0] for r in runs))}
+        times: dict[str, list[float]] = {k: [] for k in ("decode", "decode_frontal", "startup", "pose_models",
+                                                          *(r[0] for r in runs))}
         frames = 0
         for r in range(args.repeats):
             for key, group in (("decode", videos), ("decode_frontal", frontal)):
@@ -150,18 +157,22 @@ def run_mix(args: argparse.Namespace, workers: int) -> None:
                 t0 = time.perf_counter()
                 curate(group, Path(tmp) / f"{key}{r}", config, workers=workers, report=False)
                 times[key].append(time.perf_counter() - t0)
-            times["startup"].append(worker_startup(on))
+            startup, pose = worker_startup(on)
+            times["startup"].append(startup)
+            times["pose_models"].append(pose)
         med = {k: statistics.median(v) for k, v in times.items()}
-        up = med["startup"]
+        up, pose = med["startup"], med["pose_models"]
         print(f"realistic mix at {args.size}: {len(videos)} clips of {args.seconds:g} s ({len(frontal)} frontal/static), "
               f"{frames} frames, {workers} workers, {args.repeats} repeats (medians); settings {args.overrides}")
-        print(f"worker start-up (spawn, imports, models): {up:.2f} s, paid once per worker")
+        print(f"model loading, paid once per worker: start-up (spawn, imports, detector, identity) {up:.2f} s, "
+              f"pose models {pose:.2f} s (not by a frontal/static run)")
         print(f"decode only            : {med['decode']:6.2f} s")
         for key, _, _ in runs:
-            dec = "decode_frontal" if key.endswith("_frontal") else "decode"
-            c = med[key]
-            print(f"{key:22s} : {c:6.2f} s = {c / med[dec]:.2f}x decode with start-up, "
-                  f"{(c - up) / med[dec]:.2f}x without ({med[dec]:.2f} s decode)")
+            frontal_run = key.endswith("_frontal")
+            dec = "decode_frontal" if frontal_run else "decode"
+            c, loading = med[key], up + (0.0 if frontal_run else pose)
+            print(f"{key:22s} : {c:6.2f} s = {c / med[dec]:.2f}x decode with model loading, "
+                  f"{(c - loading) / med[dec]:.2f}x without ({med[dec]:.2f} s decode)")
         for key, _, v in variants:
             print(f"{key}: cascade with --set {v}")
         b = decisions(Path(tmp) / "all_models0")
