@@ -167,6 +167,23 @@ def test_small_samples_fall_back_explicitly():
         impostor_model_for(people(2, 10), backend="arcface")
 
 
+def test_shipped_default_reads_its_cohort_only_where_scoring_needs_it():
+    """Curation's workers use the bucket-pair statistics only: building their scorer reads no cohort."""
+    from lfa.curate.config import CurateConfig
+    from lfa.curate.pipeline import build_scorer
+    from lfa.face.identity.impostors import _shipped
+
+    _shipped.cache_clear()
+    try:
+        scorer = build_scorer(CurateConfig())
+        assert scorer.model.cohort is None and scorer.model.cohort_reader is not None
+        (cohort, identity), = scorer.model.cohorts()
+        assert scorer.model.cohort is cohort and len(cohort) == len(identity) > 100
+        assert len(set(identity.tolist())) >= 10
+    finally:
+        _shipped.cache_clear()
+
+
 def test_shipped_default_states_provenance_and_covers_every_bucket_pair():
     m = default_impostor_model("dlib")
     assert m.backend == "dlib_resnet" and m.n_identities >= 5 and m.n_pairs > 10_000
@@ -222,6 +239,8 @@ def test_cohort_survives_save_and_load(model, tmp_path: Path):
     path = model.save(tmp_path / "m.json")
     assert (tmp_path / "m.cohort.parquet").is_file()
     back = load_impostor_model(path, with_default=False)
+    assert back.cohort is None and back.cohort_reader is not None  # read where first needed
+    assert back.cohorts()[0][0] is back.cohort
     assert len(back.cohort) == len(model.cohort) and list(back.cohort_identity) == list(model.cohort_identity)
     assert np.abs(back.cohort.embeddings - model.cohort.embeddings).max() < 2e-3  # stored as float16
     (tmp_path / "m.cohort.parquet").unlink()

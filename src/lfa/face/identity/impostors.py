@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from statistics import NormalDist
@@ -145,6 +145,9 @@ class ImpostorModel:
     fallback: ImpostorModel | None = None
     cohort: FaceSet | None = field(default=None, repr=False)
     cohort_identity: np.ndarray | None = field(default=None, repr=False)  # (len(cohort),) str
+    # reads (cohort, cohort_identity) where first needed: curation's workers never need the cohort, and
+    # reading it cost each of them 0.22 s of start-up (pyarrow's dataset import included)
+    cohort_reader: Callable[[], tuple[FaceSet, np.ndarray]] | None = field(default=None, repr=False, compare=False)
     _tables: dict[float, ImpostorTables] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -189,10 +192,18 @@ class ImpostorModel:
             raise ConfigError(f"impostor models of different identity backends ({self.backend}, {fallback.backend})",
                               "calibrate with the identity backend the faces were embedded with")
         return ImpostorModel(self.backend, self.pairs, self.pooled, self.n_identities, self.provenance,
-                             self.min_pairs, self.min_identity_pairs, fallback, self.cohort, self.cohort_identity)
+                             self.min_pairs, self.min_identity_pairs, fallback, self.cohort, self.cohort_identity,
+                             self.cohort_reader)
+
+    def load_cohort(self) -> None:
+        """Read the cohort now if it is still on file (:attr:`cohort_reader`)."""
+        if self.cohort is None and self.cohort_reader is not None:
+            self.cohort, self.cohort_identity = self.cohort_reader()
+            self.cohort_reader = None
 
     def cohorts(self) -> list[tuple[FaceSet, np.ndarray]]:
         """This model's cohort, then its fallbacks' (the scorer uses the first with enough faces)."""
+        self.load_cohort()
         mine = [(self.cohort, self.cohort_identity)] if self.cohort is not None else []
         return mine + (self.fallback.cohorts() if self.fallback is not None else [])
 
@@ -215,6 +226,7 @@ class ImpostorModel:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.to_dict()
+        self.load_cohort()
         if self.cohort is not None:
             data["cohort_file"] = _write_cohort(path.with_name(path.stem + ".cohort.parquet"), self.cohort,
                                                 self.cohort_identity)
@@ -271,7 +283,7 @@ def load_impostor_model(path: Path | str, *, with_default: bool = True) -> Impos
         if not cohort.is_file():
             raise ConfigError(f"impostor cohort {cohort} is missing (named by {path})",
                               "keep the .cohort.parquet file beside the model, or write both again")
-        model.cohort, model.cohort_identity = _read_cohort(cohort, model.backend)
+        model.cohort_reader = partial(_read_cohort, cohort, model.backend)
     if with_default and model.backend in SHIPPED_BACKENDS:
         model = model.with_fallback(default_impostor_model(model.backend))
     return model
@@ -292,9 +304,13 @@ def _shipped(backend: str) -> ImpostorModel:
     data = json.loads(folder.joinpath(f"impostors-{backend}.json").read_text())
     model = ImpostorModel.from_dict(data, f"shipped {backend} impostor model")
     if data.get("cohort_file"):
-        with folder.joinpath(data["cohort_file"]).open("rb") as f:
-            model.cohort, model.cohort_identity = _read_cohort(f, model.backend)
+        model.cohort_reader = partial(_read_shipped_cohort, data["cohort_file"], model.backend)
     return model
+
+
+def _read_shipped_cohort(name: str, backend: str) -> tuple[FaceSet, np.ndarray]:
+    with resources.files("lfa.face.identity").joinpath("data", name).open("rb") as f:
+        return _read_cohort(f, backend)
 
 
 def fit_impostor_model(sets: Mapping[str, FaceSet], *, backend: str, provenance: dict[str, Any] | None = None,
