@@ -85,6 +85,23 @@ def test_eval_references_round_trip_and_are_never_handed_to_the_generator(tmp_pa
     assert [Path(p).name for p in sidecar["references"]] == ["front.png"]
 
 
+def test_a_models_video_may_be_webm_or_gif_and_mp4_comes_first(tmp_path):
+    from lfa.bench.spec import video_path
+
+    write_image(tmp_path / "r.png", np.zeros((8, 8, 3), np.uint8))
+    spec = tmp_path / "spec.jsonl"
+    spec.write_text('{"id": "a.1", "reference": "r.png"}\n{"id": "b", "reference": "r.png"}\n')
+    a, b = load_spec(spec)
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    assert video_path(gen, a) == gen / "a.1.mp4"  # none yet: reported missing under the .mp4 name
+    (gen / "a.1.gif").write_bytes(b"GIF89a")
+    (gen / "b.webm").write_bytes(b"x")
+    assert video_path(gen, a) == gen / "a.1.gif" and video_path(gen, b) == gen / "b.webm"
+    (gen / "b.mp4").write_bytes(b"x")
+    assert video_path(gen, b) == gen / "b.mp4"
+
+
 def test_duplicate_ids_and_model_dirs(tmp_path):
     write_image(tmp_path / "r.png", np.zeros((8, 8, 3), np.uint8))
     spec = tmp_path / "spec.jsonl"

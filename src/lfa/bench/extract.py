@@ -23,6 +23,7 @@ from lfa.bench.config import BenchConfig
 from lfa.bench.copypaste import thumbnail
 from lfa.bench.features import OnnxFeatureExtractor, face_crop_224
 from lfa.bench.records import FrameRecord, VideoAnalysis
+from lfa.bench.spec import OTHER_VIDEO_SUFFIXES
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
 from lfa.face.align import align_face
@@ -143,7 +144,7 @@ class Extractor:
         """
         result = VideoAnalysis(model=model, id=item_id, path=str(path))
         if not Path(path).is_file():
-            result.status, result.error = "missing", f"no video {path}"
+            result.status, result.error = "missing", f"no video {path} (nor {', '.join(OTHER_VIDEO_SUFFIXES)})"
             return result
         timing: dict[str, float] = defaultdict(float)
         start = time.perf_counter()

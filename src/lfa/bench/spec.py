@@ -13,7 +13,8 @@ reference; ``lfa bench make-spec`` writes it from the curated track, and ``lfa g
 ``eval_references`` (optional; ``make-spec`` writes them) are more views of the item's person used only
 for scoring, never handed to a generator (``lfa generate --spec`` reads ``reference`` only), with
 ``eval_reference_box`` like ``reference_box``. ``labels`` is optional and free-form (kept in the outputs).
-Any other key is an error naming the line. A model's videos are ``{DIR}/{id}.mp4``.
+Any other key is an error naming the line. A model's videos are ``{DIR}/{id}.mp4`` (or ``.webm``, ``.gif``
+... where a generator writes those: :func:`video_path`).
 """
 
 from __future__ import annotations
@@ -210,5 +211,14 @@ def parse_model_dirs(values: Sequence[str]) -> dict[str, Path]:
     return out
 
 
+# other containers generators write, in the order they are looked for when ``{id}.mp4`` is absent
+OTHER_VIDEO_SUFFIXES = (".webm", ".mov", ".mkv", ".gif", ".avi", ".m4v")
+
+
 def video_path(folder: Path, item: SpecItem) -> Path:
-    return Path(folder) / f"{item.id}{VIDEO_SUFFIX}"
+    """``{folder}/{id}.mp4``; where it is absent, the item's video in another container a generator may
+    write (``.webm``, ``.gif``, ... :data:`OTHER_VIDEO_SUFFIXES`); the ``.mp4`` name when there is none."""
+    default = Path(folder) / f"{item.id}{VIDEO_SUFFIX}"
+    if default.exists():
+        return default
+    return next((p for p in (default.with_suffix(x) for x in OTHER_VIDEO_SUFFIXES) if p.exists()), default)

@@ -32,8 +32,8 @@ def _fmt(v: object, digits: int = 3) -> str:
 def bench(
     ctx: typer.Context,
     spec: Path = typer.Option(None, "--spec", help="Benchmark spec (JSONL: id, reference, prompt, labels)."),
-    videos: list[str] = typer.Option(None, "--videos", help="NAME=DIR of a model's {id}.mp4 videos; repeat to "
-                                     "compare models."),
+    videos: list[str] = typer.Option(None, "--videos", help="NAME=DIR of a model's {id}.mp4 (or .webm, .gif ...) "
+                                     "videos; repeat to compare models."),
     out_dir: Path = typer.Option(None, "--out", help="Output folder: leaderboard.json, scores.csv, frames.parquet, "
                                  "summary.json, report.html."),
     frames: int = typer.Option(16, help="Frames sampled per video (centred bins, lfa.media.sample_times)."),
