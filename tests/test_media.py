@@ -16,6 +16,7 @@ from lfa.errors import MediaError
 from lfa.media import (
     extract_audio,
     indices_for_times,
+    is_animated_gif,
     is_image_path,
     is_video_path,
     iter_frames,
@@ -424,6 +425,9 @@ def test_an_animated_gif_is_a_video_and_a_still_image_is_not(media_dir: Path) ->
     assert np.abs(read_image(path).astype(int) - decoded[0].image).mean() < 2  # still its first frame to read_image
     still = media_dir / "still.png"
     write_image(still, make_frame(0))
+    one = media_dir / "one.gif"
+    frames[0].save(one)
+    assert is_animated_gif(path) and not is_animated_gif(one) and not is_animated_gif(still)
     with pytest.raises(MediaError, match="it is an image") as err:
         probe(still)
     assert "read_image" in str(err.value)

@@ -46,10 +46,10 @@ def faces(
     from lfa.face import AnalyzerConfig, FaceAnalyzer
     from lfa.face.files import analyze_image_file, analyze_video_file
     from lfa.face.viz import annotate, contact_sheet
-    from lfa.media import is_video_path, write_image
+    from lfa.media import is_animated_gif, is_video_path, write_image
 
     analyzer = FaceAnalyzer(AnalyzerConfig(detector=detector, pose=pose, identity=identity))
-    if is_video_path(path):
+    if is_video_path(path) or is_animated_gif(path):
         frames = list(analyze_video_file(analyzer, path, fps, keep_images=viz is not None))
         if as_json:
             print(json.dumps([{"t": round(f.t, 3), "frame": f.frame, "faces": [x.to_dict() for x in f.faces]}

@@ -5,7 +5,7 @@ from lfa.media.audio import extract_audio
 from lfa.media.decode import DecodedFrame, Frame, iter_decoded, iter_frames, read_frames, rotate_upright
 from lfa.media.encode import write_video
 from lfa.media.image import is_image_path, is_video_path, read_image, write_image
-from lfa.media.probe import VideoInfo, probe
+from lfa.media.probe import VideoInfo, is_animated_gif, probe
 from lfa.media.sampling import indices_for_times, sample_times
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "VideoInfo",
     "extract_audio",
     "indices_for_times",
+    "is_animated_gif",
     "is_image_path",
     "is_video_path",
     "iter_decoded",

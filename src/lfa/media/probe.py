@@ -127,6 +127,16 @@ def _is_vfr(stream: av.VideoStream, n_frames: int) -> bool:
     return abs(float(r) - float(avg)) > 0.01 * float(avg)
 
 
+def is_animated_gif(path: PathLike) -> bool:
+    """A GIF of more than one frame: a short video to ``lfa faces`` (curation decodes every GIF as video)."""
+    if not is_gif(path):
+        return False
+    try:
+        return probe(path).n_frames > 1
+    except MediaError:
+        return False
+
+
 def probe(path: PathLike) -> VideoInfo:
     """Read a video's metadata; raises MediaError for anything that is not a decodable video."""
     p = Path(path)
