@@ -45,9 +45,11 @@ def _head(path: Path, n: int = 192) -> bytes | None:
         return None
 
 
+_GIF = (b"GIF87a", b"GIF89a")
+
+
 def _sniff_image(head: bytes) -> bool:
-    if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a",
-                        b"II*\x00", b"MM\x00*", b"BM")):
+    if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", *_GIF, b"II*\x00", b"MM\x00*", b"BM")):
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return True
@@ -79,7 +81,7 @@ def is_image_path(path: PathLike) -> bool:
 def is_gif(path: PathLike) -> bool:
     """True if the file is a GIF (by signature): an image to :func:`read_image`, a video to the decoder."""
     head = _head(Path(path))
-    return bool(head) and head.startswith((b"GIF87a", b"GIF89a"))
+    return bool(head) and head.startswith(_GIF)
 
 
 def is_video_path(path: PathLike) -> bool:
