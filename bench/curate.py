@@ -17,8 +17,8 @@ faces, a scene cut between two frontal shots) and 4 turning heads, of the held-o
 two shipped samples only) or, without them, of the samples. It then times, alternating per repeat:
 decoding only; curation with the cascade (the defaults); curation with ``cascade.enabled=false``; and
 curation of the frontal/static clips alone; and apart, the model loading of a curation worker: its
-start-up (a spawned process that imports lfa and loads the detector and identity model, in parallel as
-``curate`` starts them) and the pose models (the landmarker and WHENet, which the cascade loads where a
+start-up (a worker process started as ``curate`` starts it, until it has imported lfa and loaded the
+detector and identity model) and the pose models (the landmarker and WHENet, which the cascade loads where a
 clip first needs them: every worker of the whole mix, none of the frontal/static run). Ratios are
 printed with the model loading included and without it (at scale a worker pays it once for thousands
 of clips), with the decisions of both configurations side by side.
@@ -104,21 +104,36 @@ def mix_photos(folder: Path | None, work: Path) -> list[str]:
     return list(seen.values())
 
 
-def worker_startup(config: CurateConfig) -> tuple[float, float]:
-    """Seconds from spawning a worker process to its models loaded (what ``curate`` pays per worker), and
-    then to its pose models loaded (the cascade loads them where a clip first needs them)."""
-    t0 = time.perf_counter()
+def worker_startup(config: CurateConfig, out_dir: Path) -> tuple[float, float]:
+    """Seconds from starting a curation worker process (as ``curate`` does) to its models loaded, and the
+    seconds a worker takes to load the pose models (the cascade loads them where a clip first needs them)."""
     import multiprocessing
 
+    from lfa.curate.executors import _Process
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text("{}")
+    t0 = time.perf_counter()
+    worker = _Process(multiprocessing.get_context("spawn"), (config.to_dict(), str(out_dir), os.environ.get("LFA_HOME")))
+    while not worker.ready:
+        worker.conn.poll(30)
+        for kind, body in worker.messages():
+            if kind != "ready":
+                raise RuntimeError(f"the worker process sent {kind}: {body}")
+            worker.ready = True
+    startup = time.perf_counter() - t0
+    worker.stop()
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pose = pool.submit(_load_models, config.to_dict()).result()
-    return time.perf_counter() - t0 - pose, pose
+        pose = pool.submit(_load_pose_models, config.to_dict()).result()
+    return startup, pose
 
 
-def _load_models(config: dict) -> float:
+def _load_pose_models(config: dict) -> float:
     from lfa.curate.executors import worker_threads
     from lfa.curate.pipeline import build_models
+    from lfa.face.pose.mediapipe import skip_pyplot_import
 
+    skip_pyplot_import()  # as in a worker process
     with worker_threads():
         models = build_models(CurateConfig.from_dict(config))
         t0 = time.perf_counter()
@@ -157,7 +172,7 @@ def run_mix(args: argparse.Namespace, workers: int) -> None:
                 t0 = time.perf_counter()
                 curate(group, Path(tmp) / f"{key}{r}", config, workers=workers, report=False)
                 times[key].append(time.perf_counter() - t0)
-            startup, pose = worker_startup(on)
+            startup, pose = worker_startup(on, Path(tmp) / f"startup{r}")
             times["startup"].append(startup)
             times["pose_models"].append(pose)
         med = {k: statistics.median(v) for k, v in times.items()}

@@ -458,3 +458,37 @@ def test_the_report_says_what_each_value_measures_and_boxes_the_faces(inbox_run)
         strips[name] = cv2.cvtColor(cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), 1), cv2.COLOR_BGR2RGB)
     assert _box_pixels(strips["pair"], MAIN_BOX) > 200 and _box_pixels(strips["pair"], OFFENDING_BOX) > 200
     assert _box_pixels(strips["still"], MAIN_BOX) > 200 and _box_pixels(strips["still"], OFFENDING_BOX) == 0
+
+
+def test_a_script_without_a_main_guard_curates_with_worker_processes(inbox, inbox_run, tmp_path):
+    """Worker processes run lfa's code only. multiprocessing used to run the caller's script again in each
+    of them: a script without ``if __name__ == "__main__":`` then called ``curate`` in every worker, which
+    multiprocessing refuses, and the run stopped with "worker processes keep dying"."""
+    import textwrap
+
+    sources = [inbox / "still.mp4", inbox / "pair.mp4"]
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        from pathlib import Path
+        from lfa.curate.config import CurateConfig
+        from lfa.curate.run import curate
+        print("script body")
+        summary = curate([Path(p) for p in {[str(s) for s in sources]!r}], Path({str(tmp_path / "run")!r}),
+                         CurateConfig.load(None, {LITTLE_SETTINGS!r}), workers=2, report=False)
+        print("processed", summary.processed)
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["script", "body", "processed", "2"]  # the body ran once, in the driver
+    for name in ("frames", "rejected"):
+        assert rows(tmp_path / "run", name) == [r for r in rows(inbox_run[0], name)
+                                                if r["source"] in map(str, sources)], name
+
+
+def test_worker_processes_take_the_largest_inputs_first(tmp_path):
+    from lfa.curate.executors import largest_first
+
+    for name, size in (("a.mp4", 10), ("b.mp4", 300), ("c.mp4", 20)):
+        (tmp_path / name).write_bytes(b"x" * size)
+    todo = [(tmp_path / n, n) for n in ("a.mp4", "b.mp4", "gone.mp4", "c.mp4")]
+    assert [key for _, key in largest_first(todo)] == ["b.mp4", "c.mp4", "a.mp4", "gone.mp4"]

@@ -64,3 +64,36 @@ def test_mirrored_retry_gives_the_same_pose_and_landmarks(store, astronaut, monk
     assert (retried.yaw, retried.pitch, retried.roll) == pytest.approx((direct.yaw, direct.pitch, direct.roll), abs=3)
     error = np.linalg.norm(retried.landmarks[:468, :2] - direct.landmarks[:468, :2], axis=1)
     assert np.median(error) < 0.03 * (det.box[2] - det.box[0])
+
+
+def test_mediapipe_without_pyplot_reads_the_same_pose_and_leaves_matplotlib_importable(store):
+    """Curation's worker processes import MediaPipe with placeholders for matplotlib (its package imports
+    pyplot for a plotting helper: most of its import time); the landmarker reads the same pose, and the
+    placeholders are gone afterwards, so a real ``import matplotlib.pyplot`` still works."""
+    import json
+    import subprocess
+    import sys
+
+    code = """
+import json, sys
+from lfa.face.detect.yunet import YuNetDetector
+from lfa.face.pose.mediapipe import MediaPipePose, skip_pyplot_import
+from lfa.samples import sample_photo
+if sys.argv[1] == "skip":
+    skip_pyplot_import()
+image = sample_photo("astronaut")
+[det] = YuNetDetector(sys.argv[2]).detect(image)
+pose = MediaPipePose(sys.argv[3]).estimate(image, det)
+loaded = "matplotlib" in sys.modules
+import matplotlib.pyplot as plt
+print(json.dumps([pose.yaw, pose.pitch, pose.roll, loaded, callable(plt.figure)]))
+"""
+    runs = {}
+    for mode in ("skip", "plain"):
+        out = subprocess.run([sys.executable, "-c", code, mode, str(store.path("yunet")),
+                              str(store.path("face_landmarker"))], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert runs["skip"][:3] == runs["plain"][:3]
+    assert runs["skip"][3:] == [False, True]  # no placeholder left behind; the real pyplot imports
+    assert runs["plain"][3:] == [True, True]

@@ -9,6 +9,7 @@ row, as with Ray."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import logging
 import multiprocessing
 import os
@@ -29,6 +30,7 @@ from lfa.curate.pipeline import CurateModels, InputResult, build_models, process
 from lfa.curate.scan import Progress
 from lfa.curate.store import ResultStore
 from lfa.errors import ConfigError, LfaError
+from lfa.face.pose.mediapipe import skip_pyplot_import
 
 
 def summarize(result: InputResult) -> dict[str, Any]:
@@ -115,6 +117,20 @@ def _torch_one_thread() -> Iterator[None]:
 Todo = list[tuple[Path, str]]  # (input, its key in the result store)
 
 
+def largest_first(todo: Todo) -> Todo:
+    """The inputs in the order worker processes take them: the largest files first. A run ends when its
+    last input does; a long video taken last keeps one worker busy while the others idle, and size is the
+    cost known before decoding (frames x pixels, at the source's bit rate). The tables are written in
+    listing order whatever the order of work."""
+    def size(item: tuple[Path, str]) -> int:
+        try:
+            return item[0].stat().st_size
+        except OSError:
+            return 0
+
+    return sorted(todo, key=size, reverse=True)
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
@@ -168,8 +184,12 @@ CRASH_INPUTS_ENV = "LFA_TEST_CRASH_INPUTS"
 def _worker_main(conn: Connection, args: tuple[Any, ...]) -> None:
     """A local worker process: builds its models, then runs the inputs the driver sends one at a time.
     Messages to the driver: ("ready",), ("progress", (source, t, duration)), ("done", summary),
-    ("error", (error class name, message, fix, lfa's own error)); None from the driver, or its end, stops it."""
+    ("error", (error class name, message, fix, lfa's own error)); None from the driver, or its end, stops it.
+
+    Every result is on disk when the driver sends None, so the process then leaves at once
+    (:func:`_leave`) instead of tearing its models and modules down (0.3 s at the end of every run)."""
     try:
+        skip_pyplot_import()  # the pose models load where a clip first needs them: 0.5 s less then
         with worker_threads():
             worker = Worker(*args, lambda *p: conn.send(("progress", p)))
         conn.send(("ready", None))
@@ -186,6 +206,21 @@ def _worker_main(conn: Connection, args: tuple[Any, ...]) -> None:
         return
     except Exception as exc:  # the models or the output folder: nothing this worker can run
         conn.send(("error", _error_info(exc)))
+        return
+    _leave(conn)
+
+
+def _leave(conn: Connection) -> None:
+    """End a worker process that has nothing left to save: flush what it logged, then exit without the
+    interpreter's teardown (what ``fork``-started processes always do)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    conn.close()
+    os._exit(0)
 
 
 def _error_info(exc: Exception) -> tuple[str, str, str | None, bool]:
@@ -211,13 +246,37 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
+@contextmanager
+def _main_script_not_rerun() -> Iterator[None]:
+    """A spawned process re-runs the caller's main script before its target (to find what the script
+    defines); a worker's target and arguments are lfa's own, so it needs none of it. Skipping it saves each
+    worker the ``lfa`` command's imports (typer, rich, every subcommand: 0.1 s), and a user's script that
+    calls ``curate`` without an ``if __name__ == "__main__":`` guard no longer calls it again in every worker
+    (which multiprocessing refuses, so the workers died). multiprocessing leaves a main module named
+    ``__main__`` alone (as for ``python -m package``): the script's is named so while the worker starts."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    had, spec = "__spec__" in vars(main), getattr(main, "__spec__", None)
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+    try:
+        yield
+    finally:
+        if had:
+            main.__spec__ = spec
+        else:
+            del main.__spec__
+
+
 class _Process:
     """One local worker process, its end of the pipe and the input it is running."""
 
     def __init__(self, ctx: Any, args: tuple[Any, ...]) -> None:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, args=(child, args), name="lfa-curate-worker")
-        self.process.start()
+        with _main_script_not_rerun():
+            self.process.start()
         child.close()
         self.ready = False
         self.task: tuple[str, str] | None = None
@@ -230,11 +289,15 @@ class _Process:
         except (EOFError, OSError):
             return
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
         try:
             self.conn.send(None)
         except OSError:
             pass
+
+    def stop(self) -> None:
+        """Ask it to stop (if not asked yet) and wait for its end."""
+        self.ask_to_stop()
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
@@ -262,7 +325,7 @@ def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | No
     say = status or (lambda text: None)
     store = ResultStore(out_dir, config.work_digest())
     ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
-    queue = deque((str(s), key) for s, key in todo)
+    queue = deque((str(s), key) for s, key in largest_first(todo))
     n = min(workers or os.cpu_count() or 1, len(todo))
     pool: list[_Process] = []
     deaths_at_start = 0
@@ -312,6 +375,8 @@ def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | No
                 p.conn.close()
                 pool.remove(p)
     finally:
+        for p in pool:  # all at once: they end in parallel
+            p.ask_to_stop()
         for p in pool:
             p.stop()
 
