@@ -100,3 +100,15 @@ def test_a_frontal_stretch_is_read_sparsely_and_its_left_out_frames_are_the_full
     # off without the cascade: every configuration the cascade does not run reads every sampled frame
     off = scan_video(path, CurateConfig.load(None, ["cascade.enabled=false"]), analyzer, ARCFACE_112)
     assert len(off.frames) == 12 and not off.gaps
+
+
+def test_a_clip_the_cheap_checks_reject_loads_no_pose_or_identity_model(corpus):
+    """The cascade builds the pose models and the identity encoder where a clip first needs them: a worker
+    that sees only clips rejected by the cheap checks (most of a real source's) never loads them."""
+    from lfa.curate.pipeline import build_models, process_input
+
+    config = CurateConfig.load(None, ["speech.enabled=false"])
+    models = build_models(config)
+    result = process_input(corpus / "static_face.mp4", config, models)
+    assert [r["measure"] for r in result.rejected] == ["yaw_range_cheap"]
+    assert models.analyzer.pose._backend is None and models.encoder._encoder is None

@@ -26,7 +26,7 @@ from lfa.curate.stages.speech import source_speech, speech_stage
 from lfa.curate.stages.tracking import link_tracks, main_track
 from lfa.errors import LfaError
 from lfa.face import AnalyzerConfig, FaceAnalyzer
-from lfa.face.analyzer import build_identity, build_pose
+from lfa.face.analyzer import build_identity, build_pose, identity_class
 from lfa.face.identity import IdentityEncoder
 from lfa.face.identity.impostors import encoder_name, impostor_model_for, load_impostor_model
 from lfa.face.identity.score import IdentityScorer
@@ -68,14 +68,39 @@ class LazyPose:
         return getattr(self._backend, name)
 
 
+class LazyEncoder:
+    """The identity encoder, built where it first embeds: with the cascade, a worker whose clips are all
+    rejected before the identity check (most of a real source's) never loads it (0.1 s of its start-up).
+    ``name`` and ``template`` are the encoder class's own; the model file is looked up at once, so a
+    missing one still stops the run before any input."""
+
+    def __init__(self, config: AnalyzerConfig, store: ModelStore) -> None:
+        found = identity_class(config.identity)
+        if found is None:
+            raise LfaError(f"no identity model {config.identity!r}", "set identity_model to dlib, arcface or "
+                           "curricularface")
+        cls, model = found
+        store.path(model)
+        self.name: str = cls.name
+        self.template = cls.template
+        self._config, self._store, self._encoder = config, store, None
+
+    def embed_aligned(self, crops: np.ndarray) -> np.ndarray:
+        if self._encoder is None:
+            self._encoder = build_identity(self._config, self._store)
+            assert self._encoder is not None
+        return self._encoder.embed_aligned(crops)
+
+
 def build_models(config: CurateConfig, store: ModelStore | None = None) -> CurateModels:
     store = store or ModelStore()
     analyzer_config = AnalyzerConfig(detector=config.detector, pose=config.pose, identity="none",
                                      min_score=config.tracking.min_score,
                                      detect_max_side=config.tracking.detect_max_side)
-    encoder = build_identity(AnalyzerConfig(identity=config.identity_model), store)
-    assert encoder is not None
     lazy = config.cascade.enabled and config.pose != "none"
+    identity_config = AnalyzerConfig(identity=config.identity_model)
+    encoder = LazyEncoder(identity_config, store) if config.cascade.enabled else build_identity(identity_config, store)
+    assert encoder is not None
     analyzer = FaceAnalyzer(replace(analyzer_config, pose="none") if lazy else analyzer_config, store=store)
     if lazy:
         analyzer.pose = LazyPose(analyzer_config, store)  # type: ignore[assignment]
