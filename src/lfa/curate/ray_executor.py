@@ -23,6 +23,7 @@ from lfa.curate.executors import (Attempts, Todo, Worker, first_line, largest_fi
                                    worker_threads)
 from lfa.curate.store import ResultStore
 from lfa.errors import ConfigError, LfaError
+from lfa.face.pose.mediapipe import skip_pyplot_import
 
 AUTH_FIX = ("clusters started with token authentication (the default of Ray >= 2.5x) need RAY_AUTH_MODE=token "
             "and the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN) here too")
@@ -92,6 +93,7 @@ def _run_task(args: tuple[Any, ...], source: str, key: str, notes: list[str]) ->
     """One input, as a Ray task: the worker process keeps its models between the tasks of a run."""
     global _worker, _worker_args
     if _worker is None or _worker_args != args:
+        skip_pyplot_import()  # as in local worker processes: MediaPipe's import without matplotlib
         with worker_threads():  # one thread per task, as in local worker processes
             _worker, _worker_args = Worker(*args), args
     return _worker.run(source, key, notes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
@@ -77,20 +76,22 @@ def build_pose(config: AnalyzerConfig, store: ModelStore) -> PoseEstimator | Non
     return None
 
 
-_IDENTITY = {  # backend: (module, class, its model in the store, runs on torch: takes ``device``)
-    "dlib": ("lfa.face.identity.dlib_resnet", "DlibResNetEncoder", "dlib_resnet", False),
-    "arcface": ("lfa.face.identity.arcface_onnx", "ArcFaceOnnxEncoder", "arcface", False),
-    "curricularface": ("lfa.face.identity.curricularface", "CurricularFaceEncoder", "curricularface", True),
-}
-
-
 def identity_class(name: str) -> tuple[type, str] | None:
     """The encoder class of identity backend ``name`` and its model's name in the store (None for "none"),
     without loading the model."""
-    if name not in _IDENTITY:
-        return None
-    module, cls, model, _ = _IDENTITY[name]
-    return getattr(importlib.import_module(module), cls), model
+    if name == "dlib":
+        from lfa.face.identity.dlib_resnet import DlibResNetEncoder
+
+        return DlibResNetEncoder, "dlib_resnet"
+    if name == "arcface":
+        from lfa.face.identity.arcface_onnx import ArcFaceOnnxEncoder
+
+        return ArcFaceOnnxEncoder, "arcface"
+    if name == "curricularface":
+        from lfa.face.identity.curricularface import CurricularFaceEncoder
+
+        return CurricularFaceEncoder, "curricularface"
+    return None
 
 
 def build_identity(config: AnalyzerConfig, store: ModelStore) -> IdentityEncoder | None:
@@ -98,7 +99,9 @@ def build_identity(config: AnalyzerConfig, store: ModelStore) -> IdentityEncoder
     if found is None:
         return None
     cls, model = found
-    return cls(store.path(model), device=config.device) if _IDENTITY[config.identity][3] else cls(store.path(model))
+    if config.identity == "curricularface":  # PyTorch: runs on config.device
+        return cls(store.path(model), device=config.device)
+    return cls(store.path(model))
 
 
 class PoseTarget(PosedFace, Protocol):
