@@ -486,9 +486,9 @@ def test_a_script_without_a_main_guard_curates_with_worker_processes(inbox, inbo
 
 
 def test_worker_processes_take_the_largest_inputs_first(tmp_path):
-    from lfa.curate.executors import largest_first
+    from lfa.curate.run import largest_first, list_inputs
 
     for name, size in (("a.mp4", 10), ("b.mp4", 300), ("c.mp4", 20)):
         (tmp_path / name).write_bytes(b"x" * size)
-    todo = [(tmp_path / n, n) for n in ("a.mp4", "b.mp4", "gone.mp4", "c.mp4")]
-    assert [key for _, key in largest_first(todo)] == ["b.mp4", "c.mp4", "a.mp4", "gone.mp4"]
+    listed = list_inputs([tmp_path / n for n in ("a.mp4", "b.mp4", "gone.mp4", "c.mp4")]).inputs
+    assert [item.path.name for item in largest_first(listed)] == ["b.mp4", "c.mp4", "a.mp4", "gone.mp4"]

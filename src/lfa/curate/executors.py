@@ -117,20 +117,6 @@ def _torch_one_thread() -> Iterator[None]:
 Todo = list[tuple[Path, str]]  # (input, its key in the result store)
 
 
-def largest_first(todo: Todo) -> Todo:
-    """The inputs in the order worker processes take them: the largest files first. A run ends when its
-    last input does; a long video taken last keeps one worker busy while the others idle, and size is the
-    cost known before decoding (frames x pixels, at the source's bit rate). The tables are written in
-    listing order whatever the order of work."""
-    def size(item: tuple[Path, str]) -> int:
-        try:
-            return item[0].stat().st_size
-        except OSError:
-            return 0
-
-    return sorted(todo, key=size, reverse=True)
-
-
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
@@ -279,6 +265,7 @@ class _Process:
             self.process.start()
         child.close()
         self.ready = False
+        self.asked_to_stop = False
         self.task: tuple[str, str] | None = None
 
     def messages(self) -> Iterator[tuple[str, Any]]:
@@ -290,6 +277,9 @@ class _Process:
             return
 
     def ask_to_stop(self) -> None:
+        if self.asked_to_stop:
+            return
+        self.asked_to_stop = True
         try:
             self.conn.send(None)
         except OSError:
@@ -325,7 +315,7 @@ def run_local(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | No
     say = status or (lambda text: None)
     store = ResultStore(out_dir, config.work_digest())
     ctx = multiprocessing.get_context("spawn")  # MediaPipe and ONNX Runtime threads do not survive fork
-    queue = deque((str(s), key) for s, key in largest_first(todo))
+    queue = deque((str(s), key) for s, key in todo)
     n = min(workers or os.cpu_count() or 1, len(todo))
     pool: list[_Process] = []
     deaths_at_start = 0

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lfa.curate.config import CurateConfig
-from lfa.curate.executors import (Attempts, Todo, Worker, first_line, largest_first, retry_or_give_up,
-                                   worker_threads)
+from lfa.curate.executors import Attempts, Todo, Worker, first_line, retry_or_give_up, worker_threads
 from lfa.curate.store import ResultStore
 from lfa.errors import ConfigError, LfaError
 from lfa.face.pose.mediapipe import skip_pyplot_import
@@ -135,7 +134,7 @@ def run_ray(todo: Todo, config: CurateConfig, out_dir: Path, workers: int | None
         task = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_retries=0)(_run_task)
         args = (config.to_dict(), str(out_dir.resolve()), os.environ.get("LFA_HOME"))
         store = ResultStore(out_dir, config.work_digest())
-        queue = deque((str(s), key) for s, key in largest_first(todo))
+        queue = deque((str(s), key) for s, key in todo)
         running: dict[Any, tuple[str, str]] = {}
         rate = Throughput(time.monotonic())
         view, seen = cluster_view(cpus_per_worker, gpus_per_worker), time.monotonic()

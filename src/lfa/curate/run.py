@@ -35,6 +35,7 @@ class InputFile:
     path: Path
     key: str
     problem: tuple[str, str] | None = None
+    size: int = -1  # bytes when listed (-1: unknown)
 
 
 @dataclass
@@ -47,21 +48,22 @@ _SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCH
             (stat.S_ISBLK, "a block device"))
 
 
-def _entry(path: Path) -> tuple[str, tuple[str, str] | None] | None:
-    """What a listed path is: None for a folder (searched instead), else (kind, problem or None)."""
+def _entry(path: Path) -> tuple[str, tuple[str, str] | None, os.stat_result | None] | None:
+    """What a listed path is: None for a folder (searched instead), else (kind, problem or None, its stat)."""
     try:
-        mode = path.stat().st_mode
+        st = path.stat()
     except OSError:
         if path.is_symlink():
-            return "link", (f"dangling link to {os.readlink(path)}", "fix or remove the link")
-        return "missing", ("input not found", "pass video files or folders that exist")
+            return "link", (f"dangling link to {os.readlink(path)}", "fix or remove the link"), None
+        return "missing", ("input not found", "pass video files or folders that exist"), None
+    mode = st.st_mode
     if stat.S_ISDIR(mode):
         return None
     if stat.S_ISREG(mode):
-        return "file", None
+        return "file", None, st
     what = next((name for test, name in _SPECIAL if test(mode)), "not a regular file")
     return "special", (f"not a regular file ({what}); it was not opened", "pass video files; move it out of the "
-                       "input folder")
+                       "input folder"), st
 
 
 def list_inputs(paths: Iterable[Path], metadata: str | None = None) -> Listing:
@@ -70,7 +72,7 @@ def list_inputs(paths: Iterable[Path], metadata: str | None = None) -> Listing:
     beside an input ``VIDEO.*``) and the ``metadata`` caption file are listed apart; every other file is an
     input, so it appears exactly once in the run's tables: non-video files, FIFOs, sockets and devices (never
     opened), missing paths and dangling links become failure rows."""
-    found: dict[Path, tuple[str, str] | None] = {}
+    found: dict[Path, tuple[tuple[str, str] | None, os.stat_result | None]] = {}
     for path in paths:
         path = Path(path).expanduser().absolute()
         if path.is_dir():
@@ -80,17 +82,17 @@ def list_inputs(paths: Iterable[Path], metadata: str | None = None) -> Listing:
         for p in entries:
             kind = _entry(p)
             if kind is not None:
-                found.setdefault(p.resolve() if kind[0] == "file" else p, kind[1])
+                found.setdefault(p.resolve() if kind[0] == "file" else p, kind[1:])
     meta = Path(metadata).expanduser().resolve() if metadata else None
-    videos = {(p.parent, p.stem) for p, problem in found.items()
+    videos = {(p.parent, p.stem) for p, (problem, _) in found.items()
               if problem is None and p.suffix.lower() not in SIDECAR_SUFFIXES}
-    captions = sorted(p for p, problem in found.items() if problem is None and (
+    captions = sorted(p for p, (problem, _) in found.items() if problem is None and (
         p == meta or (p.suffix.lower() in SIDECAR_SUFFIXES and (p.parent, p.stem) in videos)))
     if meta is not None and meta.is_file() and meta not in captions:
         captions.append(meta)
     read_for_captions = set(captions)
-    inputs = [InputFile(p, input_key(p), problem) for p, problem in sorted(found.items())
-              if p not in read_for_captions]
+    inputs = [InputFile(p, input_key(p, st), problem, st.st_size if st is not None else -1)
+              for p, (problem, st) in sorted(found.items()) if p not in read_for_captions]
     return Listing(inputs, captions)
 
 
@@ -136,13 +138,14 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     store = ResultStore(out_dir, config.work_digest())
-    todo, finished = [], []
+    pending, finished = [], []
     for item in listed:
         done = store.load(item.key) if item.problem is None else _result_of(item, store)
         if item.problem is None and (done is None or (retry_failed and done.failure is not None)):
-            todo.append((item.path, item.key))
+            pending.append(item)
         elif done is not None:
             finished.append(summarize(done))
+    todo = [(item.path, item.key) for item in largest_first(pending)]
     if on_start:
         on_start(len(listed), len(todo), finished)
     on_cluster = executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
@@ -174,6 +177,14 @@ def curate(inputs: Iterable[Path], out_dir: Path, config: CurateConfig | None = 
         status("writing report.html")
         summary.outputs["report"] = write_report(out_dir)
     return summary
+
+
+def largest_first(items: list[InputFile]) -> list[InputFile]:
+    """The order in which workers take the inputs: the largest files first (ties in listing order). A run
+    ends when its last input does; a long video taken last keeps one worker busy while the others idle,
+    and size is the cost known before decoding (frames x pixels, at the source's bit rate). The tables are
+    written in listing order whatever the order of work."""
+    return sorted(items, key=lambda item: item.size, reverse=True)
 
 
 def _result_of(item: InputFile, store: ResultStore) -> InputResult:

@@ -12,11 +12,12 @@ from pathlib import Path
 from lfa.curate.pipeline import InputResult
 
 
-def input_key(path: Path) -> str:
+def input_key(path: Path, st: os.stat_result | None = None) -> str:
     """Identifies an input by its absolute path, size and modification time (taken once, when the run
-    lists its inputs: a file changed later keeps the key its result was saved under)."""
+    lists its inputs: a file changed later keeps the key its result was saved under). ``st``: the path's
+    stat where the caller has it."""
     try:
-        st = path.stat()
+        st = st or path.stat()
         size, mtime = st.st_size, st.st_mtime_ns
     except OSError:
         size = mtime = -1
