@@ -1,6 +1,6 @@
 """Cost of speech disambiguation per clip-second, next to decoding the same clip.
 
-    .venv/bin/python bench/speech.py [--repeats 5] [--duration 4] [--size 512]
+    .venv/bin/python bench/speech.py [--repeats 5] [--duration 4] [--size 512] [--lip-fps 12.5]
 
 Renders three clips (speech with a mouth that says its words, the same speech with a still mouth, no speech)
 and times, per clip: decoding every frame (the floor every stage pays), the audio + voice activity
@@ -42,8 +42,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--lip-fps", type=float, help="mouth samples per second (default: speech.lip_fps)")
     args = parser.parse_args()
-    config = SpeechConfig()
+    config = SpeechConfig(**({"lip_fps": args.lip_fps} if args.lip_fps else {}))
     models = SpeechModels(config)
     analyzer = FaceAnalyzer(AnalyzerConfig(pose="mediapipe", identity="none"))
     landmarker = landmark_backend(analyzer.pose)
@@ -68,7 +69,8 @@ def main() -> None:
             av_s = timed(lambda: segment_evidence(audio.samples, 0.0, mouth, spans, config.max_lag_s),
                          args.repeats)[0] if spans else 0.0
             rows.append((kind, decode_s, vad_s, asr_s, lips_s if spans else 0.0, av_s))
-    print(f"per clip-second, ms (medians of {args.repeats}; {args.size}x{args.size}, 25 fps, {args.duration:g} s clips)")
+    print(f"per clip-second, ms (medians of {args.repeats}; {args.size}x{args.size}, 25 fps, {args.duration:g} s clips, "
+          f"lips at {config.lip_fps:g} fps)")
     print("| clip | decode | audio + VAD | ASR | lips | AV agreement | speech total | speech / decode |")
     print("|---|---|---|---|---|---|---|---|")
     for kind, dec, vad, asr, lips, av in rows:

@@ -1,24 +1,27 @@
 """Audio-visual agreement: does the visible mouth follow the speech?
 
-The mouth opens on vowels and closes on b/m/p and in pauses; what the sound offers for that is the energy
-of the voice band (300-3000 Hz, where vowels are loud and fricatives and nasal murmur are not), read as
-log energy per mouth frame. Both signals lose their slow trends (0.4 s: a turning head changes the mouth
-ratio slowly) and are compared by their frame-to-frame changes (the mouth opens as a syllable starts and
-closes as it ends). Then:
+The AV score of a speech segment is the sum of two scores, each in units of its own null distribution
+(how far the real alignment stands above the sound moved in time), since each alone is fooled by one kind
+of voice-over:
 
-1. one lag for the clip: the shift of the sound against the picture (±max_lag) at which the mouth and the
-   band energy agree best over all its speech segments together (positive: the sound comes later);
-2. per segment, ``r``: the correlation over the segment (±0.1 s of context) at that lag (±40 ms);
-3. per segment, the same correlation with the segment's sound rotated inside the segment (circular shifts
-   of 0.2 s up to its length less 0.2 s, every 50 ms): the speech starts and stops at the same times, only
-   its syllables move. A mouth that merely starts moving when some speech starts (a dubbed face starts
-   talking with the voice), or follows any speech-like rhythm, scores as well against these; only a mouth
-   that follows *these* syllables stands out;
-4. the AV score: how far ``r`` stands above those, in units of their spread (at least what chance gives a
-   correlation over that many frames, 1/sqrt(frames - 3), as neighbouring rotations are alike). A segment
-   whose mouth follows its own words scores high; a still mouth or one saying other words scores low; a
-   segment shorter than a second has too few syllables to tell (no score). ``lfa.speech.status`` decides
-   with a margin: speaking, voiceover, or uncertain in between.
+1. **syllables** (a mouth that says *these* words): the jaw opens into each syllable's nucleus, where the
+   voice band (300-3000 Hz) is loudest. The sound is reduced to its syllable nuclei (peaks of the band's
+   log energy) and a train of 40-ms bumps at them is compared with the mouth opening by their
+   frame-to-frame changes (slow trends over 0.4 s removed from both), at the best lag within +-``max_lag_s``
+   (a mouth opens before it is heard; files carry A/V offsets), against the same with the nuclei rotated inside the
+   segment (0.2 s up to its length less 0.2 s, every 50 ms): the speech starts and stops at the same times,
+   only its syllables move. Only amplitude-free timing is compared, so a quiet open vowel counts as much
+   as a loud one. A dub timed to the voice's phrases, a still mouth or any speech-like rhythm scores low.
+2. **level** (a mouth that talks *when* the voice does): the mouth opening itself against the band energy
+   over the segment and 1 s either side (a speaking mouth closes in the pauses and the silence around
+   them), at the best lag within +-``max_lag_s`` of 60 ms, against the sound rotated over that window
+   (0.3 s on up to its length less 0.3 s, every 80 ms). A still mouth, or one that talks in the voice's
+   pauses, scores low.
+
+Both scores are floored at what chance gives a correlation over that many frames (1/sqrt(frames - 3)), as
+neighbouring rotations are alike. A segment shorter than a second has too few syllables to tell (no score).
+``lfa.speech.status`` decides with a margin: speaking, voiceover, or uncertain in between. The mouth needs
+25 samples a second to resolve syllables (4-5 a second).
 
 Thresholds were calibrated on renders whose mouths say the words (docs/PERFORMANCE.md, bench/speech_sync.py).
 """
@@ -37,23 +40,30 @@ HOP_S = 0.01  # band-energy frames (25 ms Hann windows every 10 ms)
 FRAME = 400
 NFFT = 512
 VOICE_BAND_HZ = (300.0, 3000.0)
-PAD_S = 0.1  # context around a segment: the mouth closes before and after speech
-LAG_STEP_S = 0.02
-LAG_REFINE_S = 0.04  # per segment, the clip's lag ± this
-ROTATION_EDGE_S, ROTATION_STEP_S = 0.2, 0.05  # rotations of a segment's sound: from 0.2 s to its length - 0.2 s
 MIN_SEGMENT_S = 1.0  # a shorter segment has too few syllables to tell: no score (uncertain)
 MIN_NULL = 4
-TREND_S = 0.4  # slower changes are removed from both signals (syllables are faster)
 MIN_FRAMES = 5
+TREND_S = 0.4  # syllables: slower changes are removed from both signals
+# syllables: nuclei are peaks of the band energy (30 ms smoothing) this prominent (log10 units, 1.5 dB) and apart
+NUCLEUS_PROMINENCE, NUCLEUS_GAP_S, NUCLEUS_WIDTH_S = 0.15, 0.1, 0.04
+MIN_NUCLEI = 3
+SYLLABLE_PAD_S = 0.1  # the mouth closes just before and after the speech
+SYLLABLE_LAG_STEP_S = 0.02
+SYLLABLE_ROTATION_S = 0.2, 0.05  # rotations of the nuclei: from 0.2 s to the segment's length - 0.2 s, every 50 ms
+LEVEL_CONTEXT_S = 1.0  # level: around a segment, the silence in which a speaking mouth closes
+LEVEL_LEAD_S, LEVEL_LAG_STEP_S = 0.06, 0.04  # level: the middle of its lag search, and its step
+LEVEL_ROTATION_S = 0.3, 0.08  # rotations of the window's sound: from 0.3 s to its length - 0.3 s, every 80 ms
 
 
 @dataclass
 class Evidence:
-    score: float  # the AV score (NaN: not measurable: too few mouth frames, or too little sound around them)
-    r: float  # correlation at the clip's lag
-    lag_s: float
+    score: float  # the AV score: syllable + level (NaN: not measurable: too short, too few mouth frames or nuclei)
+    r: float  # correlation of the mouth with the syllable nuclei at ``lag_s``
+    lag_s: float  # the syllable lag (the sound later than the picture)
     mouth_motion: float  # std of the detrended mouth opening over the segment
     frames: int
+    syllable: float = math.nan
+    level: float = math.nan
 
 
 def voice_energy(audio: np.ndarray) -> np.ndarray:
@@ -83,67 +93,108 @@ def energy_at(energy: np.ndarray, times: np.ndarray, window_s: float) -> np.ndar
     return np.where(inside, (csum[b] - csum[a]) / np.maximum(b - a, 1), np.nan)
 
 
+def syllable_nuclei(energy: np.ndarray, start: float, end: float) -> np.ndarray:
+    """Times (seconds from the audio's start) of the syllable nuclei in [start, end): peaks of the voice-band
+    log energy (``voice_energy``, smoothed over 30 ms) at least 1.5 dB prominent and 0.1 s apart."""
+    from scipy.signal import find_peaks
+
+    a, b = max(0, int(start / HOP_S)), min(len(energy), int(end / HOP_S))
+    if b - a < 3:
+        return np.zeros(0)
+    smooth = np.convolve(energy, np.ones(3) / 3, mode="same")[a:b]
+    peaks, _ = find_peaks(smooth, prominence=NUCLEUS_PROMINENCE, distance=int(round(NUCLEUS_GAP_S / HOP_S)))
+    return (a + peaks) * HOP_S + FRAME / SAMPLE_RATE / 2
+
+
+def syllable_score(energy: np.ndarray, audio_start: float, mouth: MouthSignal, segment: tuple[float, float],
+                   max_lag_s: float) -> tuple[float, float, float]:
+    """(score, r, lag) of the syllable test for ``segment`` (source seconds); NaN where not measurable."""
+    a, b = segment[0] - audio_start, segment[1] - audio_start
+    nuclei = syllable_nuclei(energy, a, b)
+    mask = (mouth.times >= segment[0] - SYLLABLE_PAD_S) & (mouth.times < segment[1] + SYLLABLE_PAD_S)
+    mask &= np.isfinite(mouth.values)
+    if len(nuclei) < MIN_NUCLEI or mask.sum() < MIN_FRAMES or b - a < MIN_SEGMENT_S:
+        return math.nan, math.nan, math.nan
+    times = mouth.times[mask] - audio_start
+    trend = _odd_width(TREND_S * mouth.fps)
+    x = np.diff(detrend(mouth.values[mask], trend))
+    lags = np.round(np.arange(-max_lag_s, max_lag_s + 1e-9, SYLLABLE_LAG_STEP_S), 3)
+
+    def best(rotation: float) -> tuple[float, float]:
+        q = nuclei if rotation == 0 else a + np.mod(nuclei - a + rotation, b - a)
+        rs = []
+        for lag in lags:  # the nuclei heard at q were mouthed at q - lag
+            train = np.exp(-0.5 * ((times[:, None] - (q[None, :] - lag)) / NUCLEUS_WIDTH_S) ** 2).sum(1)
+            rs.append(_pearson(x, np.diff(detrend(train, trend))))
+        k = int(np.argmax(rs))
+        return rs[k], float(lags[k])
+
+    r, lag = best(0.0)
+    edge, step = SYLLABLE_ROTATION_S
+    null = np.array([best(float(s))[0] for s in np.arange(edge, (b - a) - edge + 1e-9, step)])
+    if len(null) < MIN_NULL:
+        return math.nan, r, lag
+    return _z(r, null, len(x)), r, lag
+
+
+def level_score(energy: np.ndarray, audio_start: float, mouth: MouthSignal, segment: tuple[float, float],
+                max_lag_s: float) -> float:
+    """The level test for ``segment``: the mouth opening against the voice-band energy over the segment and
+    1 s either side, against rotations of that window's sound (NaN: too few frames or rotations)."""
+    window = 1.0 / mouth.fps if mouth.fps > 0 else 0.08
+    a, b = segment
+    mask = (mouth.times >= a - LEVEL_CONTEXT_S) & (mouth.times < b + LEVEL_CONTEXT_S) & np.isfinite(mouth.values)
+    if mask.sum() < MIN_FRAMES:
+        return math.nan
+    times, opening = mouth.times[mask], mouth.values[mask]
+    span = float(times[-1] + window - times[0])
+    lags = LEVEL_LEAD_S + np.arange(-max_lag_s, max_lag_s + 1e-9, LEVEL_LAG_STEP_S)
+
+    def best(rotation: float) -> float:
+        t = times[0] + np.mod(times - times[0] + rotation, span) - audio_start
+        return max(_pearson(opening, np.nan_to_num(energy_at(energy, t + lag, window), nan=0.0)) for lag in lags)
+
+    edge, step = LEVEL_ROTATION_S
+    null = np.array([best(float(s)) for s in np.arange(edge, span - edge + 1e-9, step)])
+    if len(null) < MIN_NULL:
+        return math.nan
+    return _z(best(0.0), null, int(mask.sum()))
+
+
 def segment_evidence(audio: np.ndarray, audio_start: float, mouth: MouthSignal, segments: list[tuple[float, float]],
                      max_lag_s: float) -> tuple[list[Evidence], Evidence]:
     """The evidence of each segment (source seconds) and of all of them together."""
     energy = voice_energy(audio)
-    window = 1.0 / mouth.fps if mouth.fps > 0 else 0.08
-    trend = max(3, int(round(TREND_S / window)) | 1)
+    trend = _odd_width(TREND_S * mouth.fps) if mouth.fps > 0 else 3
     finite = np.isfinite(mouth.values)
-    masks = [(mouth.times >= a - PAD_S) & (mouth.times < b + PAD_S) & finite for a, b in segments]
-    union = np.any(masks, axis=0) if masks else np.zeros(len(mouth.times), bool)
 
-    def corr(mask: np.ndarray, lag: float, rotation: tuple[float, float, float] | None = None) -> float:
-        """Correlation of the frame-to-frame changes over the frames of ``mask`` whose shifted sound exists
-        (at least 80% of them); ``rotation`` (a, b, s): the sound inside [a, b) read ``s`` seconds on,
-        wrapping around."""
-        t = mouth.times[mask] - audio_start + lag
-        if rotation is not None:
-            a, b, s = rotation
-            inside = (t >= a) & (t < b)
-            t = np.where(inside, a + np.mod(t - a + s, b - a), t)
-        e = energy_at(energy, t, window)
-        ok = np.isfinite(e)
-        if ok.sum() < max(MIN_FRAMES, 0.8 * len(t)):
-            return math.nan
-        return _pearson(np.diff(detrend(mouth.values[mask][ok], trend)), np.diff(detrend(e[ok], trend)))
-
-    lags = np.round(np.arange(-max_lag_s, max_lag_s + 1e-9, LAG_STEP_S), 3)
-    pooled = np.array([corr(union, lag) for lag in lags])
-    lag = 0.0
-    if np.isfinite(pooled).any():  # the smallest lag among equal bests
-        best = np.nanmax(pooled)
-        lag = float(min((lg for lg, r in zip(lags, pooled) if np.isfinite(r) and r >= best - 1e-9), key=abs))
-    refine = np.arange(-LAG_REFINE_S, LAG_REFINE_S + 1e-9, LAG_STEP_S)
-
-    def best_r(mask: np.ndarray, rotation: tuple[float, float, float] | None = None) -> float:
-        values = [corr(mask, lag + d, rotation) for d in refine]
-        return float(np.nanmax(values)) if np.isfinite(values).any() else math.nan
-
-    def evidence(mask: np.ndarray, span: tuple[float, float]) -> Evidence:
+    def evidence(span: tuple[float, float]) -> Evidence:
+        mask = (mouth.times >= span[0] - SYLLABLE_PAD_S) & (mouth.times < span[1] + SYLLABLE_PAD_S) & finite
         frames = int(mask.sum())
         if frames < MIN_FRAMES:
-            return Evidence(math.nan, math.nan, lag, math.nan, frames)
+            return Evidence(math.nan, math.nan, math.nan, math.nan, frames)
         motion = float(np.std(detrend(mouth.values[mask], trend)))
-        r = best_r(mask)
-        a, b = span[0] - audio_start, span[1] - audio_start
-        shifts = np.arange(ROTATION_EDGE_S, (b - a) - ROTATION_EDGE_S + 1e-9, ROTATION_STEP_S)
-        null = np.array([best_r(mask, (a, b, float(s))) for s in shifts])
-        null = null[np.isfinite(null)]
-        if len(null) < MIN_NULL or not math.isfinite(r) or b - a < MIN_SEGMENT_S:
-            return Evidence(math.nan, r, lag, motion, frames)
-        # the rotations are close neighbours (50 ms apart), so their spread can be smaller than chance
-        # alone gives a correlation over this many frames: never below 1/sqrt(frames - 3) (Fisher)
-        score = (r - float(null.mean())) / max(float(null.std()), 1.0 / math.sqrt(max(frames - 3, 1)))
-        return Evidence(float(score), r, lag, motion, frames)
+        syllable, r, lag = syllable_score(energy, audio_start, mouth, span, max_lag_s)
+        level = level_score(energy, audio_start, mouth, span, max_lag_s) if math.isfinite(syllable) else math.nan
+        return Evidence(syllable + level, r, lag, motion, frames, syllable, level)
 
-    each = [evidence(m, span) for m, span in zip(masks, segments)]
-    if not segments:
-        return each, Evidence(math.nan, math.nan, lag, math.nan, 0)
-    # the clip as a whole: the frame-weighted mean of its segments' scores
-    scored = [(e.score, e.frames) for e in each if math.isfinite(e.score)]
-    whole = (sum(s * n for s, n in scored) / sum(n for _, n in scored)) if scored else math.nan
-    return each, Evidence(whole, math.nan, lag, math.nan, int(union.sum()))
+    each = [evidence(span) for span in segments]
+    scored = [e for e in each if math.isfinite(e.score)]
+    if not scored:
+        return each, Evidence(math.nan, math.nan, math.nan, math.nan, sum(e.frames for e in each))
+    # the clip as a whole: the frame-weighted mean of its segments' scores, the lag of its longest scored one
+    whole = sum(e.score * e.frames for e in scored) / sum(e.frames for e in scored)
+    lag = max(scored, key=lambda e: e.frames).lag_s
+    return each, Evidence(whole, math.nan, lag, math.nan, sum(e.frames for e in each))
+
+
+def _z(r: float, null: np.ndarray, frames: int) -> float:
+    """How far ``r`` stands above ``null`` in units of its spread, never below chance over ``frames``."""
+    return float((r - null.mean()) / max(float(null.std()), 1.0 / math.sqrt(max(frames - 3, 1))))
+
+
+def _odd_width(frames: float) -> int:
+    return max(3, int(round(frames)) | 1)
 
 
 def mouth_curve_energy(audio: np.ndarray, audio_start: float, mouth: MouthSignal) -> np.ndarray:

@@ -28,15 +28,16 @@ class SpeechConfig:
     language: str | None = None  # None: detected
     beam_size: int = 1
     merge_gap_s: float = 1.0  # speech segments: voice activity with pauses shorter than this bridged
-    # lip activity and audio-visual agreement (lfa.speech.agreement): per speech segment, the AV score is how far
-    # the mouth's correlation with the voice-band energy at the clip's lag stands above its correlations with the
-    # segment's own sound rotated in time, in units of their spread (segments under 1 s: no score, uncertain)
-    lip_fps: float = 12.5  # mouth-opening samples per second along the main track
-    max_lag_s: float = 0.3  # lag search of the sound vs the mouth, both directions (pooled over the clip)
+    # lip activity and audio-visual agreement (lfa.speech.agreement): per speech segment, the AV score is the sum of a
+    # syllable test (mouth changes against the voice's syllable nuclei, against the nuclei rotated in the segment) and a
+    # level test (mouth opening against the voice-band energy, against the sound rotated), each in units of its
+    # null's spread (segments under 1 s: no score, uncertain)
+    lip_fps: float = 25.0  # mouth-opening samples per second along the main track (syllables come 4-5 a second)
+    max_lag_s: float = 0.3  # lag search of the sound vs the mouth, both directions (per segment)
     # calibrated on renders whose mouths say the words (bench/speech_sync.py, docs/PERFORMANCE.md): speaking
     # from min_av_score, voiceover up to max_voiceover_score, uncertain in between
-    min_av_score: float = 1.4
-    max_voiceover_score: float = 1.2
+    min_av_score: float = 1.7
+    max_voiceover_score: float = 1.3
     min_mouth_motion: float = 0.005  # std of the mouth-opening ratio below which the mouth does not move (voiceover)
     min_speaking_fraction: float = 0.5  # of the speech time, in speaking segments, for a speaking clip
     # optional SyncNet backend (user-supplied, `lfa models add syncnet FILE`): when on, it decides the clip's
@@ -66,4 +67,4 @@ class SpeechConfig:
             raise ConfigError("speech.max_voiceover_score is above speech.min_av_score",
                               "keep max_voiceover_score <= min_av_score (between them: uncertain)")
         if self.lip_fps <= 0 or self.max_lag_s < 0:
-            raise ConfigError("speech.lip_fps must be > 0 and speech.max_lag_s >= 0", "e.g. lip_fps=12.5, max_lag_s=0.3")
+            raise ConfigError("speech.lip_fps must be > 0 and speech.max_lag_s >= 0", "e.g. lip_fps=25, max_lag_s=0.3")
