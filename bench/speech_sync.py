@@ -18,12 +18,14 @@ re-reads the same videos (point ``--out`` at a copy without ``clips``).
 Splits: ``calibration`` (counting and hello world, alone and joined; astronaut; Spanish and French voices)
 and ``heldout`` (quick brown fox alone and joined with the others; grace_hopper and astronaut; Italian,
 Portuguese, Polish, Hindi, Japanese and Chinese voices) were fixed by an earlier session and, both seen
-while the present measure was chosen, are now together the development split ``dev``. ``fresh`` was
-rendered after the measure and its thresholds were fixed and scored once: eight other people (photos from
-face packages' test data, ``bench/identity_calibration.py``), other pauses between the recordings (0.3,
-0.4, 0.5, 1.2 s) and orders, the ten other-language recordings no other split uses, other seeds.
+while the present measure was chosen, are now together the development split ``dev``. ``fresh`` and
+``fresh2`` were rendered after the measure and its thresholds were fixed, each scored once: eight other people
+each (photos from face packages' test data, ``bench/identity_calibration.py``), other pauses between the
+recordings and other orders, other-language recordings, other seeds. A dub never takes a mouth recording that
+starts with the voice's own words.
 
-Per speech segment: the decision (speaking, voiceover, uncertain) against the truth; printed as a table of
+Per speech segment: the decision (speaking, voiceover, uncertain) against the truth (speaking where the rendered
+mouth says the words heard over at least half of the segment, from the sidecar); printed as a table of
 accuracy on decided segments and the share called uncertain, per kind. ``--old`` scores the same
 signals with the issue-14 measure too (envelope correlation ≥ 0.6 and a moving mouth).
 """
@@ -257,8 +259,7 @@ def calibrate(results: list[tuple[Case, list]], max_uncertain: float = 0.15) -> 
     """(min_av_score, max_voiceover_score): the pair, on a 0.1 grid, that is right most often on the scored
     segments (segments under a second have no score and stay uncertain) while calling at most
     ``max_uncertain`` of them uncertain; ties: fewer uncertain, then the narrower band."""
-    truth = {"on_screen": "speaking", "dubbed": "voiceover", "voice_over": "voiceover"}
-    rows = [(truth[c.kind], score) for c, segs in results for _, _, _, score in segs if np.isfinite(score)]
+    rows = [(truth, score) for _, segs in results for _, _, _, score, truth in segs if np.isfinite(score)]
     best = None
     grid = np.round(np.arange(-1.0, 8.01, 0.1), 2)
     for lo in grid:
@@ -301,15 +302,26 @@ def old_status(audio: np.ndarray, mouth: MouthSignal, segment: tuple[float, floa
     return ("speaking" if best >= 0.6 and np.std(m) >= 0.02 else "voiceover"), float(best)
 
 
+def with_truth(case: Case, segments: list, sidecar: Path) -> list[tuple[float, float, str, float, str]]:
+    """Each decided segment with its truth: speaking where the rendered mouth says the words heard over at least
+    half of the segment, voiceover otherwise (a dubbed or still mouth; or an on-screen mouth that says nothing
+    there, when Whisper could not time a recording's words and the mouth rests while the voice goes on)."""
+    words = (json.loads(sidecar.read_text())["speech"].get("words") or []) if case.kind == "on_screen" else []
+    out = []
+    for a, b, status, score in segments:
+        said = sum(max(0.0, min(b, w1) - max(a, w0)) for w0, w1, _ in words)
+        out.append((a, b, status, score, "speaking" if said >= 0.5 * (b - a) else "voiceover"))
+    return out
+
+
 def summarise(results: list[tuple[Case, list]], label: str) -> None:
-    truth = {"on_screen": "speaking", "dubbed": "voiceover", "voice_over": "voiceover"}
     print(f"\n{label}")
     print("| kind | clips | segments | decided right | decided wrong | uncertain | accuracy on decided | uncertain share |")
     print("|---|---|---|---|---|---|---|---|")
     totals = np.zeros(3, int)
     for kind in ("on_screen", "dubbed", "voice_over", "all"):
         rows = [(c, segs) for c, segs in results if kind in ("all", c.kind)]
-        right = sum(s[2] == truth[c.kind] for c, segs in rows for s in segs)
+        right = sum(s[2] == s[4] for c, segs in rows for s in segs)
         unsure = sum(s[2] == "uncertain" for c, segs in rows for s in segs)
         n = sum(len(segs) for _, segs in rows)
         wrong = n - right - unsure
@@ -356,12 +368,13 @@ def main() -> None:
     results, old = [], []
     for case in chosen:
         data = collect(case, args.out / "clips", heads, models, analyzer)
-        results.append((case, decide(data, config)))
+        sidecar = args.out / "videos" / f"{case.name}.json"
+        results.append((case, with_truth(case, decide(data, config), sidecar)))
         if args.old:
-            old.append((case, decide(data, config, old=True)))
+            old.append((case, with_truth(case, decide(data, config, old=True), sidecar)))
         if args.details:
             print(case.name, case.head, case.trajectory, Path(case.voice).stem,
-                  [(round(a, 2), round(b, 2), s, round(float(e), 2)) for a, b, s, e in results[-1][1]])
+                  [(round(float(a), 2), round(float(b), 2), s, round(float(e), 2)) for a, b, s, e, _ in results[-1][1]])
     (args.out / f"cases-{args.split}.json").write_text(json.dumps([c.__dict__ for c in chosen], indent=1))
     if args.old:
         summarise(old, f"issue-14 measure (envelope correlation >= 0.6, moving mouth), split {args.split}")
