@@ -8,10 +8,11 @@ of voice-over:
    voice band (300-3000 Hz) is loudest. The sound is reduced to its syllable nuclei (peaks of the band's
    log energy) and a train of 40-ms bumps at them is compared with the mouth opening by their
    frame-to-frame changes (slow trends over 0.4 s removed from both), at the best lag within +-``max_lag_s``
-   (a mouth opens before it is heard; files carry A/V offsets), against the same with the nuclei rotated inside the
-   segment (0.2 s up to its length less 0.2 s, every 50 ms): the speech starts and stops at the same times,
-   only its syllables move. Only amplitude-free timing is compared, so a quiet open vowel counts as much
-   as a loud one. A dub timed to the voice's phrases, a still mouth or any speech-like rhythm scores low.
+   (a mouth opens before it is heard; files carry A/V offsets), against the same with the nuclei rotated
+   inside the segment (0.2 s up to its length less 0.2 s, every 50 ms): the speech starts and stops at the
+   same times, only its syllables move. Only timing is compared, so a quiet open vowel counts as much as a
+   loud one. A still mouth, or a dub timed to the voice's phrases, scores low, unless the dub's syllables
+   happen to fall where the voice's do at some lag (a similar rhythm: the known failure, docs/PERFORMANCE.md).
 2. **level** (a mouth that talks *when* the voice does): the mouth opening itself against the band energy
    over the segment and 1 s either side (a speaking mouth closes in the pauses and the silence around
    them), at the best lag within +-``max_lag_s`` of 60 ms, against the sound rotated over that window
