@@ -36,8 +36,8 @@ class SpeechConfig:
     max_lag_s: float = 0.3  # lag search of the sound vs the mouth, both directions (per segment)
     # calibrated on renders whose mouths say the words (bench/speech_sync.py, docs/PERFORMANCE.md): speaking
     # from min_av_score, voiceover up to max_voiceover_score, uncertain in between
-    min_av_score: float = 1.7
-    max_voiceover_score: float = 1.3
+    min_av_score: float = 2.0
+    max_voiceover_score: float = 1.8
     min_mouth_motion: float = 0.005  # std of the mouth-opening ratio below which the mouth does not move (voiceover)
     min_speaking_fraction: float = 0.5  # of the speech time, in speaking segments, for a speaking clip
     # optional SyncNet backend (user-supplied, `lfa models add syncnet FILE`): when on, it decides the clip's

@@ -1,7 +1,9 @@
 """Mouth shapes that follow the words, not the loudness: a rendered speaker's mouth for a recording.
 
 The words and their times come from faster-whisper (``lfa.speech.asr``, the shipped tiny.en) on the
-recording itself, roughly aligned to the sound as an aligner would: a timed token holding several words
+recording itself, one phrase at a time (split at pauses of 0.4 s or more: on a whole joined recording tiny.en
+skipped a repeated phrase and stretched phrase-final words past the sound), each word ending inside its
+phrase, then roughly aligned to the sound as an aligner would: a timed token holding several words
 ("-345") is split at its quietest moments, word edges move to the nearest quiet frame or onset within
 0.1 s, and a word's written syllables (vowel groups) are placed, in order, on the syllable nuclei (peaks of
 its log RMS loudness) inside it. Each word is
@@ -231,10 +233,33 @@ def words_of(audio: np.ndarray, offset_s: float = 0.0, store: object | None = No
 
             if "asr" not in _ASR:  # one model per process
                 _ASR["asr"] = WhisperAsr.from_store("whisper_tiny_en", store, threads=1)  # type: ignore[arg-type]
-            timed = [TimedWord(w.start, w.end, w.text.strip())
-                     for w in _ASR["asr"].transcribe(audio, "en").words]  # type: ignore[attr-defined]
+            timed = []
+            for a, b in phrases(audio):  # one phrase at a time: Whisper skips repeats and stretches ends otherwise
+                words = _ASR["asr"].transcribe(audio[a:b], "en").words  # type: ignore[attr-defined]
+                timed += [TimedWord(a / 16000 + w.start, min(a / 16000 + w.end, b / 16000), w.text.strip())
+                          for w in words]
             _WORDS[key] = align(audio, [part for w in timed for part in split_token(w, audio)])
     return [w.shifted(offset_s) for w in _WORDS[key]]
+
+
+PHRASE_PAUSE_S = 0.4  # quiet this long splits a recording into phrases, each transcribed on its own
+PHRASE_PAD_S = 0.15
+
+
+def phrases(audio: np.ndarray, sample_rate: int = 16000) -> list[tuple[int, int]]:
+    """Sample ranges of the recording's phrases: sound (above a floor 30 dB under its loud parts) separated by
+    at least ``PHRASE_PAUSE_S`` of quiet, each padded by ``PHRASE_PAD_S``; the whole recording when none."""
+    loud = _loudness(audio, sample_rate)
+    if len(loud) == 0:
+        return [(0, len(audio))]
+    active = np.nonzero(loud > float(np.percentile(loud, 95)) - 1.5)[0]
+    if len(active) == 0:
+        return [(0, len(audio))]
+    hop, gap, pad = sample_rate // 100, int(PHRASE_PAUSE_S * 100), int(PHRASE_PAD_S * 100)
+    breaks = np.nonzero(np.diff(active) > gap)[0]
+    starts = np.concatenate([[active[0]], active[breaks + 1]])
+    ends = np.concatenate([active[breaks], [active[-1]]]) + 1
+    return [(max(0, (s - pad) * hop), min(len(audio), (e + pad) * hop)) for s, e in zip(starts, ends)]
 
 
 def _loudness(audio: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
