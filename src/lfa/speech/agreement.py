@@ -166,7 +166,7 @@ def segment_evidence(audio: np.ndarray, audio_start: float, mouth: MouthSignal, 
                      max_lag_s: float) -> tuple[list[Evidence], Evidence]:
     """The evidence of each segment (source seconds) and of all of them together."""
     energy = voice_energy(audio)
-    trend = _odd_width(TREND_S * mouth.fps) if mouth.fps > 0 else 3
+    trend = _odd_width(TREND_S * mouth.fps)
     finite = np.isfinite(mouth.values)
 
     def evidence(span: tuple[float, float]) -> Evidence:

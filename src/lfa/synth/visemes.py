@@ -235,9 +235,9 @@ def words_of(audio: np.ndarray, offset_s: float = 0.0, store: object | None = No
                 _ASR["asr"] = WhisperAsr.from_store("whisper_tiny_en", store, threads=1)  # type: ignore[arg-type]
             timed = []
             for a, b in phrases(audio):  # one phrase at a time: Whisper skips repeats and stretches ends otherwise
+                start, end = a / 16000, b / 16000
                 words = _ASR["asr"].transcribe(audio[a:b], "en").words  # type: ignore[attr-defined]
-                timed += [TimedWord(a / 16000 + w.start, min(a / 16000 + w.end, b / 16000), w.text.strip())
-                          for w in words]
+                timed += [TimedWord(start + w.start, min(start + w.end, end), w.text.strip()) for w in words]
             _WORDS[key] = align(audio, [part for w in timed for part in split_token(w, audio)])
     return [w.shifted(offset_s) for w in _WORDS[key]]
 
@@ -252,7 +252,7 @@ def phrases(audio: np.ndarray, sample_rate: int = 16000) -> list[tuple[int, int]
     loud = _loudness(audio, sample_rate)
     if len(loud) == 0:
         return [(0, len(audio))]
-    active = np.nonzero(loud > float(np.percentile(loud, 95)) - 1.5)[0]
+    active = np.nonzero(loud > _quiet_floor(loud))[0]
     if len(active) == 0:
         return [(0, len(audio))]
     hop, gap, pad = sample_rate // 100, int(PHRASE_PAUSE_S * 100), int(PHRASE_PAD_S * 100)
@@ -260,6 +260,11 @@ def phrases(audio: np.ndarray, sample_rate: int = 16000) -> list[tuple[int, int]
     starts = np.concatenate([[active[0]], active[breaks + 1]])
     ends = np.concatenate([active[breaks], [active[-1]]]) + 1
     return [(max(0, (s - pad) * hop), min(len(audio), (e + pad) * hop)) for s, e in zip(starts, ends)]
+
+
+def _quiet_floor(loud: np.ndarray) -> float:
+    """The loudness (``_loudness``) under which a recording is quiet: 30 dB under its loud parts."""
+    return float(np.percentile(loud, 95)) - 1.5
 
 
 def _loudness(audio: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
@@ -281,7 +286,7 @@ def align(audio: np.ndarray, words: list[TimedWord], reach_s: float = 0.1) -> li
     if not words:
         return words
     loud = _loudness(audio)
-    floor = float(np.percentile(loud, 95)) - 1.5  # 30 dB under the loud parts
+    floor = _quiet_floor(loud)
     out = [TimedWord(w.start, w.end, w.text) for w in words]
     reach = int(reach_s * 100)
 
