@@ -33,11 +33,15 @@ class SpeechConfig:
     # level test (mouth opening against the voice-band energy, against the sound rotated), each in units of its
     # null's spread (segments under 1 s: no score, uncertain)
     lip_fps: float = 25.0  # mouth-opening samples per second along the main track (syllables come 4-5 a second)
-    max_lag_s: float = 0.3  # lag search of the sound vs the mouth, both directions (per segment)
+    # lag of the sound behind the mouth, searched per segment within mouth_lead_s +- max_lag_s: a mouth opens some
+    # 60 ms before it is heard; a file whose sound is out of sync by more needs mouth_lead_s set (e.g. 0.26 for
+    # sound 200 ms late). Narrow on purpose: a wider search lines up any mouth moving at a speaking rhythm
+    mouth_lead_s: float = 0.06
+    max_lag_s: float = 0.06
     # calibrated on renders whose mouths say the words (bench/speech_sync.py, docs/PERFORMANCE.md): speaking
     # from min_av_score, voiceover up to max_voiceover_score, uncertain in between
-    min_av_score: float = 2.0
-    max_voiceover_score: float = 1.8
+    min_av_score: float = 2.5
+    max_voiceover_score: float = 2.2
     min_mouth_motion: float = 0.005  # std of the mouth-opening ratio below which the mouth does not move (voiceover)
     min_speaking_fraction: float = 0.5  # of the speech time, in speaking segments, for a speaking clip
     # optional SyncNet backend (user-supplied, `lfa models add syncnet FILE`): when on, it decides the clip's
@@ -67,4 +71,4 @@ class SpeechConfig:
             raise ConfigError("speech.max_voiceover_score is above speech.min_av_score",
                               "keep max_voiceover_score <= min_av_score (between them: uncertain)")
         if self.lip_fps <= 0 or self.max_lag_s < 0:
-            raise ConfigError("speech.lip_fps must be > 0 and speech.max_lag_s >= 0", "e.g. lip_fps=25, max_lag_s=0.3")
+            raise ConfigError("speech.lip_fps must be > 0 and speech.max_lag_s >= 0", "e.g. lip_fps=25, max_lag_s=0.06")

@@ -19,8 +19,8 @@ def speech_of_video(path: Path, config: SpeechConfig | None = None, *, store: Mo
     """Status, segments, transcript and caption of ``path`` (one window, one shot); the caption goes through
     the configured rewrite endpoint when there is one (the template stays if it fails). Audio packets that
     do not decode are skipped and named in ``warnings``; a track none of whose packets decodes is
-    ``unknown``, with the ``reason``."""
-    config = config or SpeechConfig()
+    ``unknown``, with the ``reason``. Without ``config``, the settings ``models`` were built with."""
+    config = config or (models.config if models is not None else SpeechConfig())
     store = store or ModelStore()
     models = models or SpeechModels(config, store)
     duration = probe(path).duration_s
