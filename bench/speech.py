@@ -67,7 +67,8 @@ def main() -> None:
             lips_s, mouth = timed(lambda: read_mouth_signal(path, 0.0, args.duration, config.lip_fps,
                                                             track_reader(landmarker, box_at, {})), args.repeats)
             av_s = timed(lambda: segment_evidence(audio.samples, 0.0, mouth, spans, config.mouth_lead_s,
-                                                  config.max_lag_s), args.repeats)[0] if spans else 0.0
+                                                  config.max_lag_s, config.max_offset_s),
+                         args.repeats)[0] if spans else 0.0
             rows.append((kind, decode_s, vad_s, asr_s, lips_s if spans else 0.0, av_s))
     print(f"per clip-second, ms (medians of {args.repeats}; {args.size}x{args.size}, 25 fps, {args.duration:g} s clips, "
           f"lips at {config.lip_fps:g} fps)")

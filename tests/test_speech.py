@@ -25,7 +25,7 @@ from tests.damage import corrupt_audio_packets
 
 KINDS = {  # name: (ClipSpec overrides); short, low-resolution clips, rendered once for the module. The mouths say the
     # words of the shipped counting recording (dubbed: "hello world", then the mouth rests while the counting goes on).
-    # The measure is right on ~91% of the held-out renders' decided segments (docs/PERFORMANCE.md); a dub timed like
+    # The measure is right on ~86% of the held-out renders' decided segments (docs/PERFORMANCE.md); a dub timed like
     # the voice (the quick brown fox's mouth over the counting) is called speaking, so it is not one of these
     "speaking": dict(speech="on_screen"),
     "shifted": dict(speech="on_screen", audio_shift_s=0.2),
@@ -72,7 +72,7 @@ def test_statuses_of_rendered_clips(results, clips):
     assert got["mouth_only"] != "speaking"
     assert got["tone"] == "non_speech_audio" and got["noise"] == "non_speech_audio"
     for name in KINDS:  # the synth sidecar's label is the status the stage should give
-        if name not in ("dubbed", "shifted"):  # shifted: see the next test
+        if name != "dubbed":
             assert json.loads((clips / f"{name}.json").read_text())["speech"]["status"] == got[name], name
     speaking = results["speaking"]
     assert speaking.av_score >= SpeechConfig().min_av_score > results["dubbed"].av_score
@@ -83,15 +83,14 @@ def test_statuses_of_rendered_clips(results, clips):
     assert not any(r.warnings for r in results.values())
 
 
-def test_audio_shift_is_found_when_the_lag_search_is_moved(results, clips, store):
-    # the lag search is narrow (a mouth leads its sound by ~60 ms): sound 0.2 s late is not lined up by default,
-    # and is once speech.mouth_lead_s says so
+def test_audio_shift_is_found_by_the_window_offset(results, clips, store):
+    # each segment's lag search is narrow (a mouth leads its sound by ~60 ms); sound 0.2 s late is found by the
+    # window's offset estimate, and is not lined up without it (max_offset_s 0: files known to be in sync)
     shifted, base = results["shifted"], results["speaking"]
-    assert shifted.status != "speaking" and shifted.av_score < base.av_score
-    moved = SpeechConfig(mouth_lead_s=SpeechConfig().mouth_lead_s + 0.2)
-    found = speech_of_video(clips / "shifted.mp4", models=SpeechModels(moved, store))
-    assert found.status == "speaking"
-    assert found.lag_s - base.lag_s == pytest.approx(0.2, abs=0.06)
+    assert shifted.status == "speaking"
+    assert shifted.lag_s - base.lag_s == pytest.approx(0.2, abs=0.06)
+    fixed = SpeechConfig(max_offset_s=0.0)
+    assert speech_of_video(clips / "shifted.mp4", models=SpeechModels(fixed, store)).status != "speaking"
 
 
 def test_real_recording_muxed_into_a_clip_is_transcribed(clips, models, store, tmp_path):
@@ -149,6 +148,19 @@ def test_a_track_that_never_decodes_is_unknown_with_its_reason(clips, models, tm
     assert result.caption == "Whether the person on screen speaks could not be determined."
     res = CliRunner().invoke(app, ["speech", str(garbled), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["reason"] == result.reason
+
+
+def test_a_segment_with_few_mouth_frames_is_measured_not_a_crash():
+    # a face seen on only 8 frames of a segment (fewer than the 0.4-s trend window) crashed the detrending
+    from lfa.speech.agreement import detrend, segment_evidence
+    from lfa.speech.lips import MouthSignal
+
+    assert detrend(np.arange(9.0), 11).shape == (9,)
+    t = np.arange(0, 4, 0.04)
+    values = np.where((t > 1.0) & (t < 1.36), 0.3 + 0.1 * np.sin(t * 20), np.nan)  # 8 frames with a face
+    audio = np.random.default_rng(0).normal(0, 0.1, 4 * 16000).astype(np.float32)
+    each, _ = segment_evidence(audio, 0.0, MouthSignal(t, values), [(0.9, 1.6)], 0.06, 0.06, 0.3)
+    assert each[0].frames == int(np.isfinite(values).sum()) < 11 and np.isfinite(each[0].mouth_motion)
 
 
 def test_policies_and_thresholds_are_checked():

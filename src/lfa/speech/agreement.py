@@ -7,19 +7,21 @@ of voice-over:
 1. **syllables** (a mouth that says *these* words): the jaw opens into each syllable's nucleus, where the
    voice band (300-3000 Hz) is loudest. The sound is reduced to its syllable nuclei (peaks of the band's
    log energy) and a train of 40-ms bumps at them is compared with the mouth opening by their
-   frame-to-frame changes (slow trends over 0.4 s removed from both), at the best lag within
-   ``mouth_lead_s`` +- ``max_lag_s`` (a mouth opens some 60 ms before it is heard), against the same with the
-   nuclei rotated inside the segment (0.2 s up to its length less 0.2 s, every 50 ms): the speech starts and
-   stops at the same times, only its syllables move. The lag search is narrow on purpose: syllables come every
-   0.2-0.25 s, so a search over +-0.3 s lines up any mouth that moves at a speaking rhythm, and the rotated
-   nuclei do as well as the true ones (the AV score's AUC on held-out renders: 0.78 with +-0.3 s, 0.94 with
-   +-0.06 s; docs/PERFORMANCE.md). A file whose sound is late or early by more than that needs ``mouth_lead_s`` set.
+   frame-to-frame changes (slow trends over 0.4 s removed from both), at the best lag within ``max_lag_s``
+   (60 ms) of the window's lag, against the same with the nuclei rotated inside the segment (0.2 s up to its
+   length less 0.2 s, every 50 ms): the speech starts and stops at the same times, only its syllables move.
+   The lag search is narrow on purpose: syllables come every 0.2-0.25 s, so a search over +-0.3 s lines up
+   any mouth that moves at a speaking rhythm, and the rotated nuclei do as well as the true ones (the AV
+   score's AUC on held-out renders: 0.78 with +-0.3 s, 0.94 with +-0.06 s; docs/PERFORMANCE.md). The window's
+   lag (``window_lag``) is where its sound sits against its picture: the natural lead (``mouth_lead_s``, a
+   mouth opens some 60 ms before it is heard), unless the mouth follows the sound's level clearly better
+   elsewhere within +-``max_offset_s`` (a badly muxed file).
    Only timing is compared, so a quiet open vowel counts as much as a loud one. A still mouth, or a dub timed
    to the voice's phrases, scores low, unless the dub's syllables happen to fall where the voice's do (a
    similar rhythm: the known failure, docs/PERFORMANCE.md).
 2. **level** (a mouth that talks *when* the voice does): the mouth opening itself against the band energy
    over the segment and 1 s either side (a speaking mouth closes in the pauses and the silence around
-   them), at the best lag within ``mouth_lead_s`` +- ``max_lag_s`` (on its coarser 40-ms grid, at least as
+   them), at the best lag within ``max_lag_s`` of the window's lag (on its coarser 40-ms grid, at least as
    wide), against the sound rotated over that window
    (0.3 s on up to its length less 0.3 s, every 80 ms). A still mouth, or one that talks in the voice's
    pauses, scores low.
@@ -55,6 +57,8 @@ NUCLEUS_PROMINENCE, NUCLEUS_GAP_S, NUCLEUS_WIDTH_S = 0.15, 0.1, 0.04
 MIN_NUCLEI = 3
 SYLLABLE_PAD_S = 0.1  # the mouth closes just before and after the speech
 SYLLABLE_LAG_STEP_S = 0.02
+OFFSET_PRIOR = 0.3  # window_lag: the correlation a lag at the edge of the offset search must gain to be taken
+MIN_OFFSET_R = 0.5  # window_lag: a mouth that follows the sound at least this well (else: the natural lead)
 LEVEL_LAG_STEP_S = 0.04
 SYLLABLE_ROTATION_S = 0.2, 0.05  # rotations of the nuclei: from 0.2 s to the segment's length - 0.2 s, every 50 ms
 LEVEL_CONTEXT_S = 1.0  # level: around a segment, the silence in which a speaking mouth closes
@@ -174,11 +178,33 @@ def level_score(energy: np.ndarray, audio_start: float, mouth: MouthSignal, segm
     return _z(best(0.0), null, int(mask.sum()))
 
 
+def window_lag(energy: np.ndarray, audio_start: float, mouth: MouthSignal, mouth_lead_s: float,
+               max_offset_s: float) -> float:
+    """The lag (the sound later than the picture, on a 20-ms grid within ``mouth_lead_s`` +- ``max_offset_s``) at
+    which the mouth opening best follows the voice-band energy over the whole window: where a file's sound
+    sits against its picture. A lag far from ``mouth_lead_s`` must fit better to be taken (its correlation
+    less ``OFFSET_PRIOR`` times the squared distance in units of ``max_offset_s``), and only a mouth that
+    follows the sound (correlation ``MIN_OFFSET_R`` there; a dub's rarely does) moves the search: else, and
+    with too few mouth frames, ``mouth_lead_s``."""
+    finite = np.isfinite(mouth.values)
+    if finite.sum() < MIN_FRAMES or max_offset_s <= 0:
+        return mouth_lead_s
+    window = 1.0 / mouth.fps if mouth.fps > 0 else 0.08
+    times, opening = mouth.times[finite] - audio_start, mouth.values[finite]
+    lags = lag_grid(mouth_lead_s, max_offset_s, SYLLABLE_LAG_STEP_S)
+    rs = np.array([_pearson(opening, np.nan_to_num(energy_at(energy, times + lag, window), nan=0.0)) for lag in lags])
+    k = int(np.argmax(rs - OFFSET_PRIOR * ((lags - mouth_lead_s) / max_offset_s) ** 2))
+    return float(lags[k]) if rs[k] >= MIN_OFFSET_R else mouth_lead_s
+
+
 def segment_evidence(audio: np.ndarray, audio_start: float, mouth: MouthSignal, segments: list[tuple[float, float]],
-                     mouth_lead_s: float, max_lag_s: float) -> tuple[list[Evidence], Evidence]:
-    """The evidence of each segment (source seconds) and of all of them together; lags searched within
-    ``mouth_lead_s`` +- ``max_lag_s`` (the sound later than the picture)."""
+                     mouth_lead_s: float, max_lag_s: float,
+                     max_offset_s: float = 0.0) -> tuple[list[Evidence], Evidence]:
+    """The evidence of each segment (source seconds) and of all of them together. Lags are searched within
+    ``max_lag_s`` of the window's lag (``window_lag`` within ``mouth_lead_s`` +- ``max_offset_s``; with
+    ``max_offset_s`` 0, ``mouth_lead_s`` itself)."""
     energy = voice_energy(audio)
+    mouth_lead_s = window_lag(energy, audio_start, mouth, mouth_lead_s, max_offset_s)
     trend = _odd_width(TREND_S * mouth.fps)
     finite = np.isfinite(mouth.values)
 
@@ -219,8 +245,9 @@ def mouth_curve_energy(audio: np.ndarray, audio_start: float, mouth: MouthSignal
 
 
 def detrend(x: np.ndarray, width: int) -> np.ndarray:
-    """``x`` minus its centred moving average over ``width`` samples (edges: the shorter window there)."""
-    kernel = np.ones(width)
+    """``x`` minus its centred moving average over ``width`` samples (edges: the shorter window there; a signal
+    shorter than ``width``: over all of it)."""
+    kernel = np.ones(max(1, min(width, len(x))))
     mean = np.convolve(x, kernel, mode="same") / np.convolve(np.ones_like(x), kernel, mode="same")
     return x - mean
 

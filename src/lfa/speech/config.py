@@ -33,15 +33,18 @@ class SpeechConfig:
     # level test (mouth opening against the voice-band energy, against the sound rotated), each in units of its
     # null's spread (segments under 1 s: no score, uncertain)
     lip_fps: float = 25.0  # mouth-opening samples per second along the main track (syllables come 4-5 a second)
-    # lag of the sound behind the mouth, searched per segment within mouth_lead_s +- max_lag_s: a mouth opens some
-    # 60 ms before it is heard; a file whose sound is out of sync by more needs mouth_lead_s set (e.g. 0.26 for
-    # sound 200 ms late). Narrow on purpose: a wider search lines up any mouth moving at a speaking rhythm
+    # lag of the sound behind the mouth: first the window's, where its sound sits against its picture (a mouth
+    # opens some 60 ms before it is heard: mouth_lead_s, unless the mouth follows the voice band's level clearly
+    # better at another lag within mouth_lead_s +- max_offset_s, as in a badly muxed file; max_offset_s 0:
+    # always mouth_lead_s), then per segment within max_lag_s of it. Narrow on purpose: a wider per-segment
+    # search lines up any mouth moving at a speaking rhythm
     mouth_lead_s: float = 0.06
+    max_offset_s: float = 0.3
     max_lag_s: float = 0.06
     # calibrated on renders whose mouths say the words (bench/speech_sync.py, docs/PERFORMANCE.md): speaking
     # from min_av_score, voiceover up to max_voiceover_score, uncertain in between
-    min_av_score: float = 2.5
-    max_voiceover_score: float = 2.2
+    min_av_score: float = 2.7
+    max_voiceover_score: float = 2.3
     min_mouth_motion: float = 0.005  # std of the mouth-opening ratio below which the mouth does not move (voiceover)
     min_speaking_fraction: float = 0.5  # of the speech time, in speaking segments, for a speaking clip
     # optional SyncNet backend (user-supplied, `lfa models add syncnet FILE`): when on, it decides the clip's
@@ -70,5 +73,6 @@ class SpeechConfig:
         if self.max_voiceover_score > self.min_av_score:
             raise ConfigError("speech.max_voiceover_score is above speech.min_av_score",
                               "keep max_voiceover_score <= min_av_score (between them: uncertain)")
-        if self.lip_fps <= 0 or self.max_lag_s < 0:
-            raise ConfigError("speech.lip_fps must be > 0 and speech.max_lag_s >= 0", "e.g. lip_fps=25, max_lag_s=0.06")
+        if self.lip_fps <= 0 or self.max_lag_s < 0 or self.max_offset_s < 0:
+            raise ConfigError("speech.lip_fps must be > 0, speech.max_lag_s and max_offset_s >= 0",
+                              "e.g. lip_fps=25, max_lag_s=0.06, max_offset_s=0.3")
