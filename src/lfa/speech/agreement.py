@@ -12,7 +12,8 @@ of voice-over:
    length less 0.2 s, every 50 ms): the speech starts and stops at the same times, only its syllables move.
    The lag search is narrow on purpose: syllables come every 0.2-0.25 s, so a search over +-0.3 s lines up
    any mouth that moves at a speaking rhythm, and the rotated nuclei do as well as the true ones (the AV
-   score's AUC on held-out renders: 0.78 with +-0.3 s, 0.94 with +-0.06 s; docs/PERFORMANCE.md). The window's
+   score's AUC on two held-out splits of renders: 0.78 and 0.85 with +-0.3 s, 0.94 and 0.90 with +-0.06 s;
+   docs/PERFORMANCE.md). The window's
    lag (``window_lag``) is where its sound sits against its picture: the natural lead (``mouth_lead_s``, a
    mouth opens some 60 ms before it is heard), unless the mouth follows the sound's level clearly better
    elsewhere within +-``max_offset_s`` (a badly muxed file).
@@ -204,7 +205,7 @@ def segment_evidence(audio: np.ndarray, audio_start: float, mouth: MouthSignal, 
     ``max_lag_s`` of the window's lag (``window_lag`` within ``mouth_lead_s`` +- ``max_offset_s``; with
     ``max_offset_s`` 0, ``mouth_lead_s`` itself)."""
     energy = voice_energy(audio)
-    mouth_lead_s = window_lag(energy, audio_start, mouth, mouth_lead_s, max_offset_s)
+    centre = window_lag(energy, audio_start, mouth, mouth_lead_s, max_offset_s)
     trend = _odd_width(TREND_S * mouth.fps)
     finite = np.isfinite(mouth.values)
 
@@ -214,8 +215,8 @@ def segment_evidence(audio: np.ndarray, audio_start: float, mouth: MouthSignal, 
         if frames < MIN_FRAMES:
             return Evidence(math.nan, math.nan, math.nan, math.nan, frames)
         motion = float(np.std(detrend(mouth.values[mask], trend)))
-        syllable, r, lag = syllable_score(energy, audio_start, mouth, span, mouth_lead_s, max_lag_s)
-        level = level_score(energy, audio_start, mouth, span, mouth_lead_s, max_lag_s) \
+        syllable, r, lag = syllable_score(energy, audio_start, mouth, span, centre, max_lag_s)
+        level = level_score(energy, audio_start, mouth, span, centre, max_lag_s) \
             if math.isfinite(syllable) else math.nan
         return Evidence(syllable + level, r, lag, motion, frames, syllable, level)
 
