@@ -23,7 +23,8 @@ while the present measure was chosen, are now together the development split ``d
 each (photos from face packages' test data, ``bench/identity_calibration.py``), other pauses between the
 recordings and other orders, other-language recordings, other seeds. All four were seen when the narrow lag
 search and its thresholds were chosen (together: ``seen``); ``fresh3`` (eight more people, seed 5) was rendered
-after that and is held out from it. A dub never takes a mouth recording that starts with the voice's own words.
+after that, ``fresh4`` (seed 6) after the window offset was chosen too; both are held out from those
+choices. A dub never takes a mouth recording that starts with the voice's own words.
 
 Per speech segment: the decision (speaking, voiceover, uncertain) against the truth (speaking where the rendered
 mouth says the words heard over at least half of the segment, from the sidecar); printed as a table of
@@ -97,6 +98,7 @@ TRAJECTORIES = {"calibration": ("frontal", "nod-and-turn"), "heldout": ("frontal
 REPEATS = {"on_screen": 3, "dubbed": 2, "voice_over": 1}  # clips per recording and head (other seeds, trajectories)
 SPLITS = ("calibration", "heldout", "fresh", "fresh2", "fresh3", "fresh4")
 FRESH = ("fresh", "fresh2", "fresh3", "fresh4")
+SEEN = ("calibration", "heldout", "fresh", "fresh2")  # the narrow lag search and its thresholds were chosen on them
 SR = 16000
 
 
@@ -163,7 +165,7 @@ def cases(recs: dict[str, Path], cache: Path, photos: Path | None = None) -> lis
     for split in SPLITS:
         if split in FRESH and photos is None:
             continue
-        rng = np.random.default_rng({"calibration": 1, "heldout": 2, "fresh": 3, "fresh2": 4, "fresh3": 5, "fresh4": 6}[split])
+        rng = np.random.default_rng(SPLITS.index(split) + 1)  # calibration 1, heldout 2, fresh 3, ...
         if split in FRESH:
             english = [joined(p, recs, cache, pause) if len(p) > 1 else Path(recs[p[0]])
                        for p, pause in FRESH_ENGLISH[split]]
@@ -379,10 +381,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/speech_sync"))
     parser.add_argument("--split", default="heldout",
-                        choices=("heldout", "calibration", "dev", "seen", "fresh", "fresh2", "fresh3", "fresh4", "all"),
+                        choices=("dev", "seen", "all") + SPLITS,
                         help="dev: calibration and heldout together (the first measure was chosen on them); "
-                             "seen: dev, fresh and fresh2 (the narrow lags and their thresholds were chosen on "
-                             "them); fresh3: held out from both")
+                             "seen: dev, fresh and fresh2 (the narrow lags, the window offset and their thresholds "
+                             "were chosen on them); fresh3, fresh4: held out from those choices")
     parser.add_argument("--photos", type=Path,
                         help="the fresh split's photos (bench/identity_calibration.py photos DIR)")
     parser.add_argument("--old", action="store_true", help="also score with the issue-14 measure")
@@ -426,9 +428,8 @@ def main() -> None:
     models = SpeechModels(config)
     analyzer = FaceAnalyzer(AnalyzerConfig(pose="mediapipe", identity="none"))
     heads = HeadLibrary(analyzer)
-    seen = ("calibration", "heldout", "fresh", "fresh2")
     chosen = [c for c in cases(recs, args.out / "cache", args.photos) if args.split in ("all", c.split) or
-              (args.split == "dev" and c.split not in FRESH) or (args.split == "seen" and c.split in seen)]
+              (args.split == "dev" and c.split not in FRESH) or (args.split == "seen" and c.split in SEEN)]
     if not chosen:
         parser.error("the fresh split needs --photos DIR (bench/identity_calibration.py photos DIR)")
     if args.shard:
@@ -444,12 +445,15 @@ def main() -> None:
             data = dict(data, mouth=rendered_jaw(sidecar, data["t"]))
         if args.audio_offset:
             data = sound_moved(data, args.audio_offset)
-        back = args.audio_offset  # the truth is in the picture's time
-        results.append((case, with_truth(case, [(a - back, b - back, *r) for a, b, *r in decide(data, config)],
-                                         sidecar)))
+
+        def judged(old_measure: bool = False) -> list:  # the truth is in the picture's time
+            segments = decide(data, config, old=old_measure)
+            return with_truth(case, [(a - args.audio_offset, b - args.audio_offset, *r) for a, b, *r in segments],
+                              sidecar)
+
+        results.append((case, judged()))
         if args.old:
-            old.append((case, with_truth(case, [(a - back, b - back, *r) for a, b, *r in
-                                                decide(data, config, old=True)], sidecar)))
+            old.append((case, judged(old_measure=True)))
         if args.details:
             print(case.name, case.head, case.trajectory, Path(case.voice).stem,
                   [(round(float(a), 2), round(float(b), 2), s, round(float(e), 2)) for a, b, s, e, _ in results[-1][1]])

@@ -159,7 +159,7 @@ def level_score(energy: np.ndarray, audio_start: float, mouth: MouthSignal, segm
                 mouth_lead_s: float, max_lag_s: float) -> float:
     """The level test for ``segment``: the mouth opening against the voice-band energy over the segment and
     1 s either side, against rotations of that window's sound (NaN: too few frames or rotations)."""
-    window = 1.0 / mouth.fps if mouth.fps > 0 else 0.08
+    window = _frame_s(mouth)
     a, b = segment
     mask = (mouth.times >= a - LEVEL_CONTEXT_S) & (mouth.times < b + LEVEL_CONTEXT_S) & np.isfinite(mouth.values)
     if mask.sum() < MIN_FRAMES:
@@ -170,13 +170,21 @@ def level_score(energy: np.ndarray, audio_start: float, mouth: MouthSignal, segm
 
     def best(rotation: float) -> float:
         t = times[0] + np.mod(times - times[0] + rotation, span) - audio_start
-        return max(_pearson(opening, np.nan_to_num(energy_at(energy, t + lag, window), nan=0.0)) for lag in lags)
+        return float(level_fit(energy, t, opening, lags, window).max())
 
     edge, step = LEVEL_ROTATION_S
     null = np.array([best(float(s)) for s in np.arange(edge, span - edge + 1e-9, step)])
     if len(null) < MIN_NULL:
         return math.nan
     return _z(best(0.0), null, int(mask.sum()))
+
+
+def level_fit(energy: np.ndarray, times: np.ndarray, opening: np.ndarray, lags: np.ndarray,
+              frame_s: float) -> np.ndarray:
+    """Per lag: the correlation of the mouth ``opening`` at ``times`` (seconds from the audio's start) with the
+    voice-band energy heard ``lag`` later (mean over ``frame_s``)."""
+    return np.array([_pearson(opening, np.nan_to_num(energy_at(energy, times + lag, frame_s), nan=0.0))
+                     for lag in lags])
 
 
 def window_lag(energy: np.ndarray, audio_start: float, mouth: MouthSignal, mouth_lead_s: float,
@@ -190,10 +198,9 @@ def window_lag(energy: np.ndarray, audio_start: float, mouth: MouthSignal, mouth
     finite = np.isfinite(mouth.values)
     if finite.sum() < MIN_FRAMES or max_offset_s <= 0:
         return mouth_lead_s
-    window = 1.0 / mouth.fps if mouth.fps > 0 else 0.08
     times, opening = mouth.times[finite] - audio_start, mouth.values[finite]
     lags = lag_grid(mouth_lead_s, max_offset_s, SYLLABLE_LAG_STEP_S)
-    rs = np.array([_pearson(opening, np.nan_to_num(energy_at(energy, times + lag, window), nan=0.0)) for lag in lags])
+    rs = level_fit(energy, times, opening, lags, _frame_s(mouth))
     k = int(np.argmax(rs - OFFSET_PRIOR * ((lags - mouth_lead_s) / max_offset_s) ** 2))
     return float(lags[k]) if rs[k] >= MIN_OFFSET_R else mouth_lead_s
 
@@ -235,14 +242,18 @@ def _z(r: float, null: np.ndarray, frames: int) -> float:
     return float((r - null.mean()) / max(float(null.std()), 1.0 / math.sqrt(max(frames - 3, 1))))
 
 
+def _frame_s(mouth: MouthSignal) -> float:
+    """The time one mouth sample stands for (80 ms where the rate is unknown)."""
+    return 1.0 / mouth.fps if mouth.fps > 0 else 0.08
+
+
 def _odd_width(frames: float) -> int:
     return max(3, int(round(frames)) | 1)
 
 
 def mouth_curve_energy(audio: np.ndarray, audio_start: float, mouth: MouthSignal) -> np.ndarray:
     """The voice-band energy at the mouth signal's times (for the report's curves)."""
-    window = 1.0 / mouth.fps if mouth.fps > 0 else 0.08
-    return np.nan_to_num(energy_at(voice_energy(audio), mouth.times - audio_start, window))
+    return np.nan_to_num(energy_at(voice_energy(audio), mouth.times - audio_start, _frame_s(mouth)))
 
 
 def detrend(x: np.ndarray, width: int) -> np.ndarray:
