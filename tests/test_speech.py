@@ -163,12 +163,32 @@ def test_a_segment_with_few_mouth_frames_is_measured_not_a_crash():
     assert each[0].frames == int(np.isfinite(values).sum()) < 11 and np.isfinite(each[0].mouth_motion)
 
 
-def test_policies_and_thresholds_are_checked():
+def test_a_segment_needs_both_tests_not_to_fail_and_their_sum_to_speak():
+    from lfa.speech.agreement import Evidence
+    from lfa.speech.status import segment_status
+
+    config = SpeechConfig()
+
+    def status(level: float, syllable: float, motion: float = 0.03) -> str:
+        return segment_status(Evidence(level + syllable, 0.0, 0.06, motion, 50, syllable, level), config)
+
+    strong = config.min_av_score + 1.0
+    # a long run of speech with short pauses: little silence for the level test, the syllables carry it
+    assert status(config.max_voiceover_level + 0.2, strong) == "speaking"
+    assert status(strong, config.max_voiceover_syllable) == "voiceover"  # loud when the voice is, off its syllables
+    assert status(config.max_voiceover_level, strong) == "voiceover"  # talks in the voice's pauses
+    assert status(strong, strong, motion=config.min_mouth_motion / 2) == "voiceover"  # a still mouth
+    level = config.max_voiceover_level + 0.1  # neither test fails, their sum falls short
+    assert status(level, config.min_av_score - level - 0.1) == "uncertain"
+    # under a second (no syllable score): the level can show only that the mouth does not follow
+    assert status(config.max_voiceover_level - 0.5, float("nan")) == "voiceover"
+    assert status(strong, float("nan")) == "uncertain"
+
+
+def test_policies_are_checked():
     for key in ("on_voiceover", "on_uncertain", "on_unknown"):
         with pytest.raises(ConfigError, match=key):
             SpeechConfig(**{key: "zap"})
-    with pytest.raises(ConfigError, match="max_voiceover_score"):
-        SpeechConfig(min_av_score=1.0, max_voiceover_score=1.5)
     assert template_caption(None, "uncertain", "hi").startswith('Speech is heard, saying: "hi"; whether')
 
 

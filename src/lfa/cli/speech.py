@@ -19,7 +19,7 @@ def speech(
     video: Path = typer.Argument(..., help="A video file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     config: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
-                                     help="speech.KEY=VALUE (repeatable), e.g. min_av_score=0.5."),
+                                     help="speech.KEY=VALUE (repeatable), e.g. min_av_score=4."),
     caption: str = typer.Option(None, help="A caption to enrich (default: a caption-less sentence)."),
 ) -> None:
     """Speech status (speaking, voiceover, uncertain, silent, non_speech_audio, unknown), segments, transcript

@@ -1,38 +1,34 @@
 """Audio-visual agreement: does the visible mouth follow the speech?
 
-The AV score of a speech segment is the sum of two scores, each in units of its own null distribution
-(how far the real alignment stands above the sound moved in time), since each alone is fooled by one kind
-of voice-over:
+Two tests compare the mouth opening with the voice band's (300-3000 Hz) log energy, each in units of its own
+null distribution (how far the real alignment stands above the sound moved in time), since each alone is
+fooled by one kind of voice-over. Their sum is the segment's AV score.
 
-1. **syllables** (a mouth that says *these* words): the jaw opens into each syllable's nucleus, where the
-   voice band (300-3000 Hz) is loudest. The sound is reduced to its syllable nuclei (peaks of the band's
-   log energy) and a train of 40-ms bumps at them is compared with the mouth opening by their
-   frame-to-frame changes (slow trends over 0.4 s removed from both), at the best lag within ``max_lag_s``
-   (60 ms) of the window's lag, against the same with the nuclei rotated inside the segment (0.2 s up to its
-   length less 0.2 s, every 50 ms): the speech starts and stops at the same times, only its syllables move.
+1. **syllables** (a mouth that says *these* words): the jaw opens into each syllable, where the voice band is
+   loudest. The opening and the energy, each with its slow trend (over 0.4 s) removed, are correlated at the
+   best lag within ``max_lag_s`` (60 ms) of the window's lag, against the same with the energy rotated inside
+   the segment (0.2 s up to its length less 0.2 s, every 50 ms): the speech starts and stops at the same
+   times, only its syllables move. A dub timed to the voice's phrases scores low. The test once used a train
+   of bumps at the syllable nuclei instead of the energy itself: its AUC alone, on renders read by the
+   landmarker, was 0.72 against 0.86 now (docs/PERFORMANCE.md). A segment under a second, or with fewer than
+   3 nuclei (peaks of the band's energy), has no syllable score.
    The lag search is narrow on purpose: syllables come every 0.2-0.25 s, so a search over +-0.3 s lines up
-   any mouth that moves at a speaking rhythm, and the rotated nuclei do as well as the true ones (the AV
-   score's AUC on two held-out splits of renders: 0.78 and 0.85 with +-0.3 s, 0.94 and 0.90 with +-0.06 s;
-   docs/PERFORMANCE.md). The window's
-   lag (``window_lag``) is where its sound sits against its picture: the natural lead (``mouth_lead_s``, a
-   mouth opens some 60 ms before it is heard), unless the mouth follows the sound's level clearly better
-   elsewhere within +-``max_offset_s`` (a badly muxed file).
-   Only timing is compared, so a quiet open vowel counts as much as a loud one. A still mouth, or a dub timed
-   to the voice's phrases, scores low, unless the dub's syllables happen to fall where the voice's do (a
-   similar rhythm: the known failure, docs/PERFORMANCE.md).
+   any mouth that moves at a speaking rhythm. The window's lag (``window_lag``) is where its sound sits
+   against its picture: the natural lead (``mouth_lead_s``, a mouth opens some 60 ms before it is heard),
+   unless the mouth follows the sound's level clearly better elsewhere within +-``max_offset_s`` (a badly
+   muxed file).
 2. **level** (a mouth that talks *when* the voice does): the mouth opening itself against the band energy
    over the segment and 1 s either side (a speaking mouth closes in the pauses and the silence around
    them), at the best lag within ``max_lag_s`` of the window's lag (on its coarser 40-ms grid, at least as
-   wide), against the sound rotated over that window
-   (0.3 s on up to its length less 0.3 s, every 80 ms). A still mouth, or one that talks in the voice's
-   pauses, scores low.
+   wide), against the sound rotated over that window (0.3 s on up to its length less 0.3 s, every 80 ms).
+   A still mouth, or one that talks in the voice's pauses, scores low. A long run of speech with short
+   pauses has little silence to tell by, so its level score stays moderate.
 
 Both scores are floored at what chance gives a correlation over that many frames (1/sqrt(frames - 3)), as
-neighbouring rotations are alike. A segment shorter than a second has too few syllables to tell (no score).
-``lfa.speech.status`` decides with a margin: speaking, voiceover, or uncertain in between. The mouth needs
-25 samples a second to resolve syllables (4-5 a second).
-
-Thresholds were calibrated on renders whose mouths say the words (docs/PERFORMANCE.md, bench/speech_sync.py).
+neighbouring rotations are alike. ``lfa.speech.status`` decides: voiceover where either test fails, speaking
+where their sum is high, uncertain in between. The mouth needs 25 samples a second to resolve syllables
+(4-5 a second). Thresholds were calibrated on renders whose mouths say the words (docs/PERFORMANCE.md,
+bench/speech_sync.py).
 """
 
 from __future__ import annotations
@@ -53,23 +49,24 @@ MIN_SEGMENT_S = 1.0  # a shorter segment has too few syllables to tell: no score
 MIN_NULL = 4
 MIN_FRAMES = 5
 TREND_S = 0.4  # syllables: slower changes are removed from both signals
-# syllables: nuclei are peaks of the band energy (30 ms smoothing) this prominent (log10 units, 1.5 dB) and apart
-NUCLEUS_PROMINENCE, NUCLEUS_GAP_S, NUCLEUS_WIDTH_S = 0.15, 0.1, 0.04
+# syllables: nuclei are peaks of the band energy (30 ms smoothing) this prominent (log10 units, 1.5 dB) and apart;
+# a segment with fewer has no syllable score
+NUCLEUS_PROMINENCE, NUCLEUS_GAP_S = 0.15, 0.1
 MIN_NUCLEI = 3
 SYLLABLE_PAD_S = 0.1  # the mouth closes just before and after the speech
 SYLLABLE_LAG_STEP_S = 0.02
 OFFSET_PRIOR = 0.3  # window_lag: the correlation a lag at the edge of the offset search must gain to be taken
 MIN_OFFSET_R = 0.5  # window_lag: a mouth that follows the sound at least this well (else: the natural lead)
 LEVEL_LAG_STEP_S = 0.04
-SYLLABLE_ROTATION_S = 0.2, 0.05  # rotations of the nuclei: from 0.2 s to the segment's length - 0.2 s, every 50 ms
+SYLLABLE_ROTATION_S = 0.2, 0.05  # rotations of the energy: from 0.2 s to the segment's length - 0.2 s, every 50 ms
 LEVEL_CONTEXT_S = 1.0  # level: around a segment, the silence in which a speaking mouth closes
 LEVEL_ROTATION_S = 0.3, 0.08  # rotations of the window's sound: from 0.3 s to its length - 0.3 s, every 80 ms
 
 
 @dataclass
 class Evidence:
-    score: float  # the AV score: syllable + level (NaN: not measurable: too short, too few mouth frames or nuclei)
-    r: float  # correlation of the mouth with the syllable nuclei at ``lag_s``
+    score: float  # the AV score: syllable + level (NaN where the syllable test is not: too short, too few nuclei)
+    r: float  # the syllable test's correlation at ``lag_s``
     lag_s: float  # the syllable lag (the sound later than the picture)
     mouth_motion: float  # std of the detrended mouth opening over the segment
     frames: int
@@ -125,25 +122,27 @@ def lag_grid(mouth_lead_s: float, max_lag_s: float, step_s: float) -> np.ndarray
 
 
 def syllable_score(energy: np.ndarray, audio_start: float, mouth: MouthSignal, segment: tuple[float, float],
-                   mouth_lead_s: float, max_lag_s: float) -> tuple[float, float, float]:
-    """(score, r, lag) of the syllable test for ``segment`` (source seconds); NaN where not measurable."""
+                   centre: float, max_lag_s: float) -> tuple[float, float, float]:
+    """(score, r, lag) of the syllable test for ``segment`` (source seconds): the mouth opening against the
+    voice-band energy with both signals' trends over 0.4 s removed, at the best lag within ``max_lag_s`` of
+    ``centre``, against the same with the energy rotated inside the segment; NaN where not measurable (under a
+    second, fewer than 3 syllable nuclei, too few mouth frames)."""
     a, b = segment[0] - audio_start, segment[1] - audio_start
-    nuclei = syllable_nuclei(energy, a, b)
     mask = (mouth.times >= segment[0] - SYLLABLE_PAD_S) & (mouth.times < segment[1] + SYLLABLE_PAD_S)
     mask &= np.isfinite(mouth.values)
-    if len(nuclei) < MIN_NUCLEI or mask.sum() < MIN_FRAMES or b - a < MIN_SEGMENT_S:
+    if b - a < MIN_SEGMENT_S or mask.sum() < MIN_FRAMES or len(syllable_nuclei(energy, a, b)) < MIN_NUCLEI:
         return math.nan, math.nan, math.nan
     times = mouth.times[mask] - audio_start
     trend = _odd_width(TREND_S * mouth.fps)
-    x = np.diff(detrend(mouth.values[mask], trend))
-    lags = lag_grid(mouth_lead_s, max_lag_s, SYLLABLE_LAG_STEP_S)
+    opening = detrend(mouth.values[mask], trend)
+    lags = lag_grid(centre, max_lag_s, SYLLABLE_LAG_STEP_S)
+    frame_s = _frame_s(mouth)
 
     def best(rotation: float) -> tuple[float, float]:
-        q = nuclei if rotation == 0 else a + np.mod(nuclei - a + rotation, b - a)
         rs = []
-        for lag in lags:  # the nuclei heard at q were mouthed at q - lag
-            train = np.exp(-0.5 * ((times[:, None] - (q[None, :] - lag)) / NUCLEUS_WIDTH_S) ** 2).sum(1)
-            rs.append(_pearson(x, np.diff(detrend(train, trend))))
+        for lag in lags:  # the sound heard at t + lag was mouthed at t
+            heard = times + lag if rotation == 0 else a + np.mod(times + lag - a + rotation, b - a)
+            rs.append(_pearson(opening, detrend(np.nan_to_num(energy_at(energy, heard, frame_s), nan=0.0), trend)))
         k = int(np.argmax(rs))
         return rs[k], float(lags[k])
 
@@ -152,7 +151,7 @@ def syllable_score(energy: np.ndarray, audio_start: float, mouth: MouthSignal, s
     null = np.array([best(float(s))[0] for s in np.arange(edge, (b - a) - edge + 1e-9, step)])
     if len(null) < MIN_NULL:
         return math.nan, r, lag
-    return _z(r, null, len(x)), r, lag
+    return _z(r, null, len(opening)), r, lag
 
 
 def level_score(energy: np.ndarray, audio_start: float, mouth: MouthSignal, segment: tuple[float, float],
@@ -223,8 +222,7 @@ def segment_evidence(audio: np.ndarray, audio_start: float, mouth: MouthSignal, 
             return Evidence(math.nan, math.nan, math.nan, math.nan, frames)
         motion = float(np.std(detrend(mouth.values[mask], trend)))
         syllable, r, lag = syllable_score(energy, audio_start, mouth, span, centre, max_lag_s)
-        level = level_score(energy, audio_start, mouth, span, centre, max_lag_s) \
-            if math.isfinite(syllable) else math.nan
+        level = level_score(energy, audio_start, mouth, span, centre, max_lag_s)
         return Evidence(syllable + level, r, lag, motion, frames, syllable, level)
 
     each = [evidence(span) for span in segments]

@@ -31,15 +31,16 @@ def _num(v: float) -> float | None:
 
 
 def segment_status(ev: Evidence, config: SpeechConfig) -> str:
-    """speaking: the mouth moves and follows the words (AV score >= min_av_score); voiceover: a still mouth,
-    or a score <= max_voiceover_score; uncertain: in between, or not measurable (no mouth read, too short)."""
+    """voiceover: a still mouth, or either test at most its max_voiceover_* (a segment without a syllable score,
+    such as one under a second, can only be shown not to follow: by its level); speaking: otherwise, from an AV
+    score (their sum) of min_av_score; uncertain: in between, or not measurable (no mouth read)."""
     if math.isfinite(ev.mouth_motion) and ev.mouth_motion < config.min_mouth_motion:
         return "voiceover"
-    if not math.isfinite(ev.score):
-        return "uncertain"
-    if ev.score >= config.min_av_score:
-        return "speaking"
-    return "voiceover" if ev.score <= config.max_voiceover_score else "uncertain"
+    if math.isfinite(ev.level) and ev.level <= config.max_voiceover_level:
+        return "voiceover"
+    if math.isfinite(ev.syllable) and ev.syllable <= config.max_voiceover_syllable:
+        return "voiceover"
+    return "speaking" if math.isfinite(ev.score) and ev.score >= config.min_av_score else "uncertain"
 
 
 def quiet_status(audio: ClipAudio, config: SpeechConfig) -> str:
