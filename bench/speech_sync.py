@@ -415,6 +415,43 @@ def sound_moved(data: dict, offset_s: float) -> dict:
     return dict(data, samples=samples, spans=spans[spans[:, 1] - spans[:, 0] > 0.05])
 
 
+MIXED_GAP_S = 1.2  # silence between the two clips of a mixed window (longer than merge_gap_s: no segment spans it)
+
+
+def joined_signals(first: dict, second: dict, seed: int) -> tuple[dict, float]:
+    """One window from two clips' signals: ``first``, 1.2 s of silence with its mouth resting (its last
+    opening, with a little jitter), then ``second``. Returns the window and where ``second`` starts."""
+    start = len(first["samples"]) / SR + MIXED_GAP_S
+    rest_t = np.arange(0.0, MIXED_GAP_S, 1.0 / 25.0) + len(first["samples"]) / SR
+    tail = first["mouth"][-10:][np.isfinite(first["mouth"][-10:])]
+    rest = (np.median(tail) if len(tail) else np.nan) + 0.002 * np.random.default_rng(seed).standard_normal(len(rest_t))
+    return {"samples": np.concatenate([first["samples"], np.zeros(int(round(MIXED_GAP_S * SR)), np.float32),
+                                       second["samples"]]),
+            "spans": np.concatenate([first["spans"], second["spans"] + start]),
+            "t": np.concatenate([first["t"], rest_t, second["t"] + start]),
+            "mouth": np.concatenate([first["mouth"], rest, second["mouth"]])}, start
+
+
+def mixed_windows(signals: dict[str, dict], chosen: list[Case], config: SpeechConfig, out: Path) -> list:
+    """Each on-screen clip joined with a dubbed or still clip of its split, in a seeded order: a window in
+    which the speaker changes (the window's sound offset and segments are shared, the truth is per part).
+    Returns (case, judged segments) per part, as the main loop does."""
+    results = []
+    rng = np.random.default_rng(0)
+    for split in dict.fromkeys(c.split for c in chosen):
+        others = [c for c in chosen if c.split == split and c.kind != "on_screen"]
+        for k, case in enumerate(c for c in chosen if c.split == split and c.kind == "on_screen"):
+            pair = [case, others[int(rng.integers(len(others)))]]
+            if rng.random() < 0.5:
+                pair.reverse()
+            window, start = joined_signals(signals[pair[0].name], signals[pair[1].name], k)
+            segments = decide(window, config)
+            for part, (lo, hi, shift) in zip(pair, ((0.0, start, 0.0), (start, np.inf, start))):
+                mine = [(a - shift, b - shift, *r) for a, b, *r in segments if lo <= a < hi]
+                results.append((part, with_truth(part, mine, out / "videos" / f"{part.name}.json")))
+    return results
+
+
 def rendered_jaw(sidecar: Path, times: np.ndarray) -> np.ndarray:
     """The renderer's jaw opening (the sidecar's per-frame ``mouth_open``) at ``times``."""
     side = json.loads(sidecar.read_text())
@@ -481,6 +518,9 @@ def main() -> None:
     parser.add_argument("--audio-offset", type=float, default=0.0,
                         help="move the sound this many seconds later than the picture (negative: earlier), as a "
                              "badly muxed file would have it")
+    parser.add_argument("--mixed", action="store_true",
+                        help="also score windows in which the speaker changes: each on-screen clip joined with a "
+                             "dubbed or still clip of its split (1.2 s of silence between)")
     parser.add_argument("--thresholds", type=float, nargs=3, metavar=("MIN_AV", "MAX_VO_LEVEL", "MAX_VO_SYLLABLE"),
                         help=", ".join(THRESHOLDS) + " to decide with (default: SpeechConfig's)")
     args = parser.parse_args()
@@ -510,6 +550,7 @@ def main() -> None:
             collect(case, args.out / "clips", heads, models, analyzer)
         return
     results, old = [], []
+    signals = {}
     for case in chosen:
         data = collect(case, args.out / "clips", heads, models, analyzer)
         sidecar = args.out / "videos" / f"{case.name}.json"
@@ -517,6 +558,7 @@ def main() -> None:
             data = dict(data, mouth=rendered_jaw(sidecar, data["t"]))
         if args.audio_offset:
             data = sound_moved(data, args.audio_offset)
+        signals[case.name] = data
 
         def judged(old_measure: bool = False) -> list:  # the truth is in the picture's time
             segments = decide(data, config, old=old_measure)
@@ -530,6 +572,10 @@ def main() -> None:
             print(case.name, case.head, case.trajectory, Path(case.voice).stem,
                   [(round(float(a), 2), round(float(b), 2), s, round(float(e), 2)) for a, b, s, e, *_ in results[-1][1]])
     (args.out / f"cases-{args.split}.json").write_text(json.dumps([c.__dict__ for c in chosen], indent=1))
+    if args.mixed:
+        if args.audio_offset:
+            parser.error("--mixed scores in-sync windows only")
+        summarise(mixed_windows(signals, chosen, config, args.out), f"mixed windows, split {args.split}")
     if args.old:
         summarise(old, f"issue-14 measure (envelope correlation >= 0.6, moving mouth), split {args.split}")
     summarise(results, f"this measure ({', '.join(f'{k} {getattr(config, k):g}' for k in THRESHOLDS if hasattr(config, k))}), "
