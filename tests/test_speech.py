@@ -77,6 +77,8 @@ def test_statuses_of_rendered_clips(results, clips):
     speaking = results["speaking"]
     assert speaking.av_score >= SpeechConfig().min_av_score > results["dubbed"].av_score
     assert [s["status"] for s in speaking.to_dict()["segments"]] == ["speaking"]
+    segment = speaking.to_dict()["segments"][0]  # the AV score's two tests are reported beside it
+    assert segment["level_score"] + segment["syllable_score"] == pytest.approx(segment["av_score"], abs=2e-4)
     assert _words(speaking.transcript)[:3] == ["1", "2", "3"] and speaking.language == "en"
     assert speaking.caption.startswith("The person on screen is speaking, saying: \"")
     assert "does not speak; a voice off screen" in results["voiceover"].caption
@@ -116,6 +118,11 @@ def test_cli_json(clips, monkeypatch):
     assert data["status"] == "non_speech_audio"
     res = CliRunner().invoke(app, ["speech", str(clips / "tone.mp4"), "--set", "on_voiceover=zap"])
     assert res.exit_code != 0 and "on_voiceover" in str(res.exception)
+    monkeypatch.setenv("COLUMNS", "80")  # the segment table, with both tests' scores, fits a terminal
+    res = CliRunner().invoke(app, ["speech", str(clips / "speaking.mp4")])
+    assert res.exit_code == 0, res.output
+    assert all(word in res.output for word in ("level", "syll", "speaking"))
+    assert max(len(line) for line in res.output.splitlines()) <= 80
 
 
 def test_a_corrupt_first_audio_packet_changes_nothing_but_a_warning(clips, results, models, tmp_path):
@@ -287,6 +294,7 @@ def test_curation_stage_columns_drop_and_report(curated, tmp_path):
     speaking = rows["speaking"]
     assert speaking["speech_status"] == "speaking" and speaking["speech_av_score"] >= SpeechConfig().min_av_score
     assert speaking["speech_segments"][0]["status"] == "speaking" and _words(speaking["transcript"])[:2] == ["1", "2"]
+    assert speaking["speech_segments"][0]["level_score"] > SpeechConfig().max_voiceover_level
     assert speaking["caption"].startswith("The person on screen is speaking") and speaking["language"] == "en"
     assert len(speaking["speech_mouth"]) == len(speaking["speech_curve_t"]) >= 40  # 12.5 fps over 3.4 s
     report = (run / "report.html").read_text()

@@ -41,12 +41,12 @@ def speech(
         print(json.dumps(data))
         return
     table = Table(title=f"{video.name}: {result.status}")
-    for col in ("start", "end", "status", "av score", "lag s", "text"):
-        table.add_column(col, justify="right" if col in ("start", "end", "av score", "lag s") else "left",
-                         overflow="fold")
+    numbers = ("start", "end", "av", "level", "syll", "lag s")
+    for col in ("start", "end", "status", "av", "level", "syll", "lag s", "text"):
+        table.add_column(col, justify="right" if col in numbers else "left", overflow="fold")
     for s in data["segments"]:
-        score = "–" if s["av_score"] is None else f"{s['av_score']:.2f}"
-        table.add_row(f"{s['start']:.2f}", f"{s['end']:.2f}", s["status"], score, f"{s['lag_s']:+.2f}", s["text"])
+        scores = ["–" if s[key] is None else f"{s[key]:.2f}" for key in ("av_score", "level_score", "syllable_score")]
+        table.add_row(f"{s['start']:.2f}", f"{s['end']:.2f}", s["status"], *scores, f"{s['lag_s']:+.2f}", s["text"])
     out.print(table)
     if result.reason:
         out.print(f"reason: {result.reason}", soft_wrap=True)

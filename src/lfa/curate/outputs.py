@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 _F, _S, _I, _L = pa.float64(), pa.string(), pa.int64(), pa.list_(pa.float64())
 REFERENCE = pa.struct([("role", _S), ("t", _F), ("frame", _I), ("box", _L), ("yaw", _F), ("pitch", _F),
                        ("roll", _F), ("sharpness", _F)])
-SEGMENT = pa.struct([("start", _F), ("end", _F), ("status", _S), ("av_score", _F), ("lag_s", _F), ("text", _S)])
+SEGMENT = pa.struct([("start", _F), ("end", _F), ("status", _S), ("av_score", _F), ("level_score", _F),
+                     ("syllable_score", _F), ("lag_s", _F), ("text", _S)])
 MANIFEST = pa.schema(
     [("clip_id", _S), ("source", _S), ("start", _F), ("end", _F), ("duration", _F), ("fps", _F), ("width", _I),
      ("height", _I), ("sampled_frames", _I), ("main_track", _I)]

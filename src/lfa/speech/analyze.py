@@ -120,7 +120,8 @@ def _analyze(source: SourceSpeech, start: float, end: float, shot: tuple[float, 
     signal = mouth()
     evidence, whole = segment_evidence(audio.samples, audio.start, signal, spans, config.mouth_lead_s,
                                        config.max_lag_s, config.max_offset_s)
-    segments = [Segment(a, b, segment_status(ev, config), ev.score, ev.lag_s, text, ev.mouth_motion)
+    segments = [Segment(a, b, segment_status(ev, config), ev.score, ev.lag_s, text, ev.mouth_motion, ev.level,
+                        ev.syllable)
                 for (a, b), ev, text in zip(spans, evidence, transcript.split(spans))]
     return SpeechResult(clip_status(segments, config), segments, transcript.language, transcript.text, whole.score,
                         whole.lag_s if math.isfinite(whole.score) else None, mouth=signal,

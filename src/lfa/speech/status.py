@@ -20,10 +20,13 @@ class Segment:
     lag_s: float
     text: str
     mouth_motion: float = math.nan
+    level: float = math.nan  # the AV score's two tests (lfa.speech.agreement): either failing makes a voiceover
+    syllable: float = math.nan
 
     def to_dict(self) -> dict:
         return {"start": round(self.start, 3), "end": round(self.end, 3), "status": self.status,
-                "av_score": _num(self.av_score), "lag_s": round(self.lag_s, 3), "text": self.text}
+                "av_score": _num(self.av_score), "level_score": _num(self.level),
+                "syllable_score": _num(self.syllable), "lag_s": round(self.lag_s, 3), "text": self.text}
 
 
 def _num(v: float) -> float | None:
