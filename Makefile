@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lfa-installed
-PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
+PIP    := $(BIN)/python -m pip -q --disable-pip-version-check --no-cache-dir
 
 .PHONY: demo test install models bench clean
 

@@ -170,6 +170,41 @@ def test_a_segment_with_few_mouth_frames_is_measured_not_a_crash():
     assert each[0].frames == int(np.isfinite(values).sum()) < 11 and np.isfinite(each[0].mouth_motion)
 
 
+def test_the_mouth_reader_follows_a_face_the_detector_misses():
+    # the detector loses some faces turned 20-60 degrees that the landmarker still reads: lfa speech reads them
+    # on the box of the last face read, for up to FOLLOW_S after it, and stops following after that
+    from types import SimpleNamespace
+
+    from lfa.face.types import HeadPose
+    from lfa.media import Frame
+    from lfa.speech.lips import FOLLOW_S, box_around, largest_face_reader, mouth_opening
+
+    mesh = np.zeros((478, 3), np.float32)
+    mesh[:, :2] = np.random.default_rng(0).uniform(100, 200, (478, 2))
+    mesh[[13, 14, 61, 291], :2] = [(150, 170), (150, 180), (130, 175), (170, 175)]  # opening 10 / 40
+    detected = {0, 1}  # the detector sees the face on frames 0 and 1 only
+    landmarker_sees = {2, 3, 4, 40}  # the landmarker reads it on the box through frame 4, and on frame 40
+    boxes = []
+
+    class Landmarker:
+        def estimate(self, image, detection):  # noqa: ANN001, ANN202
+            boxes.append(detection.box)
+            return HeadPose(30.0, 0.0, 0.0, mesh) if int(image[0, 0, 0]) in landmarker_sees else None
+
+    face = SimpleNamespace(box=np.array([100, 100, 200, 200], np.float32), landmarks=mesh)
+    analyzer = SimpleNamespace(pose=SimpleNamespace(landmarks_backend=Landmarker()),
+                               analyze=lambda image: [face] if int(image[0, 0, 0]) in detected else [])
+    seen = []
+    read = largest_face_reader(analyzer, seen=seen.append)
+    values = [read(Frame(index=i, t=i * 0.04, image=np.full((4, 4, 3), i, np.uint8))) for i in range(45)]
+    assert values[0] == values[1] == values[4] == pytest.approx(mouth_opening(mesh)) == pytest.approx(0.25)
+    # followed on frames 2-4; then tried until FOLLOW_S after frame 4, never again (frame 40 is too late)
+    tried = round(FOLLOW_S / 0.04)
+    assert np.isnan(values[5]) and np.isnan(values[40]) and len(boxes) == 3 + tried
+    assert all(np.allclose(b, box_around(mesh)) for b in boxes)
+    assert isinstance(seen[2], HeadPose) and seen[5] is None and seen[0] is face
+
+
 def test_a_segment_needs_both_tests_not_to_fail_and_their_sum_to_speak():
     from lfa.speech.agreement import Evidence
     from lfa.speech.status import segment_status

@@ -77,15 +77,41 @@ def track_reader(landmarker: object, box_at: Callable[[float], np.ndarray | None
     return read
 
 
-def largest_face_reader(analyzer: object) -> FrameReader:
-    """Without a track (``lfa speech``): the largest face each frame, through the analyzer's landmarks."""
+FOLLOW_S = 0.6  # largest_face_reader: how long after the last face read the landmarker looks for it alone
+
+
+def box_around(landmarks: np.ndarray) -> np.ndarray:
+    """A square box (x0, y0, x1, y1) around a face's dense landmarks that crops as the detector's box does: the
+    crop follows the box's larger side, which for YuNet is some 1.15 times the mesh's and a little higher."""
+    pts = np.asarray(landmarks, np.float64)[:, :2]
+    (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+    size = max(x1 - x0, y1 - y0)
+    half = 0.575 * size
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.04 * size
+    return np.array([cx - half, cy - half, cx + half, cy + half], np.float32)
+
+
+def largest_face_reader(analyzer: object, seen: Callable[[object | None], None] | None = None,
+                        follow_s: float = FOLLOW_S) -> FrameReader:
+    """Without a track (``lfa speech``): the largest face each frame, through the analyzer's landmarks. Where
+    the detector finds no face (it misses some faces turned 20-60 degrees that the landmarker still reads), the
+    landmarker alone reads the box of the last face read, up to ``follow_s`` after it. ``seen`` gets each
+    frame's face (a ``Face``, a ``HeadPose`` where followed, or None), for callers that keep more than the
+    opening."""
+    landmarker = landmark_backend(analyzer.pose)  # type: ignore[attr-defined]
+    last: list = []  # [(time, box)] of the last face read
 
     def read(frame: Frame) -> float:
         faces = analyzer.analyze(frame.image)  # type: ignore[attr-defined]
-        if not faces:
-            return math.nan
-        face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
-        return mouth_opening(face.landmarks)
+        face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))) if faces else None
+        if face is None and last and frame.t - last[0][0] <= follow_s + 1e-6 and landmarker is not None:
+            face = landmarker.estimate(frame.image, Detection(last[0][1], 1.0, np.zeros((5, 2), np.float32)))
+        landmarks = face.landmarks if face is not None else None
+        if landmarks is not None:
+            last[:] = [(frame.t, box_around(landmarks))]
+        if seen is not None:
+            seen(face)
+        return mouth_opening(landmarks)
 
     return read
 
