@@ -25,7 +25,7 @@ from tests.damage import corrupt_audio_packets
 
 KINDS = {  # name: (ClipSpec overrides); short, low-resolution clips, rendered once for the module. The mouths say the
     # words of the shipped counting recording (dubbed: "hello world", then the mouth rests while the counting goes on).
-    # The measure is right on ~86% of the held-out renders' decided segments (docs/PERFORMANCE.md); a dub timed like
+    # The measure is right on ~87% of the held-out renders' decided segments (docs/PERFORMANCE.md); a dub timed like
     # the voice (the quick brown fox's mouth over the counting) is called speaking, so it is not one of these
     "speaking": dict(speech="on_screen"),
     "shifted": dict(speech="on_screen", audio_shift_s=0.2),
