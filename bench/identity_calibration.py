@@ -1,6 +1,6 @@
 """Calibration data for the pose-aware identity score, and its held-out evaluation.
 
-    .venv/bin/python bench/identity_calibration.py photos  [--dir out/idcal/photos]
+    .venv/bin/python bench/identity_calibration.py photos  [--dir out/idcal]     # into DIR/photos
     .venv/bin/python bench/identity_calibration.py embed   [--dir out/idcal] [--identity dlib]
     .venv/bin/python bench/identity_calibration.py fit     [--dir out/idcal] [--out FILE]
     .venv/bin/python bench/identity_calibration.py evaluate [--dir out/idcal] [--json FILE]

@@ -1,6 +1,6 @@
 """Speaking vs voice-over on rendered heads whose mouths say the words (issue 26): development and fresh splits.
 
-    .venv/bin/python bench/identity_calibration.py photos out/idcal/photos   # the fresh split's people, once
+    .venv/bin/python bench/identity_calibration.py photos        # once: the fresh splits' people, into out/idcal/photos
     .venv/bin/python bench/speech_sync.py --split tuned --photos out/idcal/photos --calibrate --max-uncertain 0.16
     .venv/bin/python bench/speech_sync.py --split held --photos out/idcal/photos --old   # held out: report
 
@@ -135,8 +135,8 @@ FRESH_ENGLISH = {"fresh": ((("counting", "quick_brown_fox"), 0.4), (("hello_worl
                              (("quick_brown_fox", "hello_world", "counting"), 1.0)),
                  "fresh11": ((("hello_world", "quick_brown_fox", "counting"), 0.45),
                              (("counting", "quick_brown_fox", "quick_brown_fox"), 0.8),
-                             (("quick_brown_fox", "counting"), 0.65), (("hello_world", "counting", "hello_world"), 1.15),
-                             (("counting", "hello_world"), 0.95)),
+                             (("quick_brown_fox", "counting"), 0.65),
+                             (("hello_world", "counting", "hello_world"), 1.15), (("counting", "hello_world"), 0.95)),
                  "fresh12": ((("quick_brown_fox", "counting", "counting"), 0.55),
                              (("hello_world", "quick_brown_fox", "hello_world"), 0.7),
                              (("counting", "quick_brown_fox", "hello_world"), 1.25),
@@ -304,7 +304,8 @@ def _other_words(english: list[Path], i: int) -> Path:
 
 
 def fresh_heads(split: str, photos: Path, cache: Path) -> list[str]:
-    """A fresh split's people: photos from ``bench/identity_calibration.py photos DIR`` (cropped as there)."""
+    """A fresh split's people: photos from ``bench/identity_calibration.py photos`` (into ``--dir``/photos),
+    cropped as there."""
     from identity_calibration import HELD_OUT_PHOTOS, PHOTOS, photo_path
 
     crops = {identity: (name, crop) for identity, name, crop in PHOTOS + HELD_OUT_PHOTOS}
@@ -530,7 +531,7 @@ def main() -> None:
                              "fresh9 and fresh10, rendered once fresh7 and fresh8 were scored); held3: fresh11 and "
                              "fresh12, defined before the face-following reader and its thresholds were chosen")
     parser.add_argument("--photos", type=Path,
-                        help="the fresh split's photos (bench/identity_calibration.py photos DIR)")
+                        help="the fresh splits' photos (bench/identity_calibration.py photos: out/idcal/photos)")
     parser.add_argument("--old", action="store_true", help="also score with the issue-14 measure")
     parser.add_argument("--details", action="store_true", help="print every segment")
     parser.add_argument("--calibrate", action="store_true",
@@ -579,7 +580,7 @@ def main() -> None:
     chosen = [c for c in cases(recs, args.out / "cache", args.photos) if args.split in ("all", c.split) or
               (args.split == "dev" and c.split not in FRESH) or c.split in SPLIT_GROUPS.get(args.split, ())]
     if not chosen:
-        parser.error("the fresh split needs --photos DIR (bench/identity_calibration.py photos DIR)")
+        parser.error("the fresh splits need --photos DIR (bench/identity_calibration.py photos: out/idcal/photos)")
     if args.shard:
         i, n = (int(x) for x in args.shard.split("/"))
         for case in chosen[i::n]:
