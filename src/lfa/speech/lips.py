@@ -94,8 +94,8 @@ def box_around(landmarks: np.ndarray) -> np.ndarray:
 def largest_face_reader(analyzer: object, seen: Callable[[object | None], None] | None = None,
                         follow_s: float = FOLLOW_S) -> FrameReader:
     """Without a track (``lfa speech``): the largest face each frame, through the analyzer's landmarks. Where
-    the detector finds no face (it misses some faces turned 20-60 degrees that the landmarker still reads), the
-    landmarker alone reads the box of the last face read, up to ``follow_s`` after it. ``seen`` gets each
+    the detector finds no face (on one render it lost a face turned 21-60 degrees that the landmarker still read),
+    the landmarker alone reads the box of the last face read, up to ``follow_s`` after it. ``seen`` gets each
     frame's face (a ``Face``, a ``HeadPose`` where followed, or None), for callers that keep more than the
     opening."""
     landmarker = landmark_backend(analyzer.pose)  # type: ignore[attr-defined]
