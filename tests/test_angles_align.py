@@ -48,6 +48,20 @@ def test_similarity_transform_recovers_a_known_transform():
     assert np.allclose(m[:, :2], rot, atol=1e-9) and np.allclose(m[:, 2], shift, atol=1e-9)
 
 
+def test_similarity_transform_recovers_a_3d_rotation_not_its_mirror():
+    # 3-D landmarks (a head turned 60 degrees and tilted), the form bench/mouth_reading.py aligns faces with
+    from scipy.spatial.transform import Rotation
+
+    src = np.random.default_rng(3).normal(size=(18, 3))
+    rot = Rotation.from_euler("yxz", [60, -15, 8], degrees=True).as_matrix()
+    dst = 0.6 * src @ rot.T + np.array([3.0, -1.0, 2.0])
+    m = similarity_transform(src, dst)
+    assert m.shape == (3, 4) and np.allclose(m[:, :3], 0.6 * rot, atol=1e-9)
+    assert np.allclose(src @ m[:, :3].T + m[:, 3], dst, atol=1e-9)
+    mirrored = similarity_transform(src * [-1, 1, 1], dst)  # no proper rotation fits a mirror image: det stays +
+    assert np.linalg.det(mirrored[:, :3]) > 0
+
+
 @pytest.mark.parametrize("template", [ARCFACE_112, DLIB_150])
 def test_align_face_puts_landmarks_on_the_template(template):
     image = np.zeros((400, 400, 3), np.uint8)

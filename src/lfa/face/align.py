@@ -44,21 +44,23 @@ corners mapped through ``(v + 0.25) / 1.5 * 150``, so the ResNet sees the framin
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 least-squares similarity (rotation, uniform scale, translation) mapping src to dst (Umeyama)."""
+    """d x (d+1) least-squares similarity (rotation, uniform scale, translation) mapping src to dst (Umeyama), for
+    (N, d) points: 2x3 for image points, 3x4 for 3-D landmarks."""
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
+    dim = src.shape[1]
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
     cov = d.T @ s / len(src)
     u, sig, vt = np.linalg.svd(cov)
-    sign = np.eye(2)
+    sign = np.eye(dim)
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1, 1] = -1
+        sign[-1, -1] = -1
     rot = u @ sign @ vt
     scale = np.trace(np.diag(sig) @ sign) / s.var(0).sum()
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = mu_d - scale * rot @ mu_s
+    m = np.zeros((dim, dim + 1))
+    m[:, :dim] = scale * rot
+    m[:, dim] = mu_d - scale * rot @ mu_s
     return m
 
 
