@@ -35,6 +35,7 @@ import speech_sync as S  # noqa: E402
 
 from lfa.face.align import similarity_transform  # noqa: E402
 from lfa.speech.agreement import detrend  # noqa: E402
+from lfa.speech.lips import mouth_opening  # noqa: E402
 
 # aligned on: eye corners, nose bridge and tip, brows, forehead, cheeks' outline; read: inner and outer lips, chin
 RIGID = [33, 133, 263, 362, 1, 4, 6, 168, 10, 151, 234, 454, 70, 300, 107, 336, 98, 327]
@@ -58,8 +59,7 @@ class MouthReading:
         pts = np.asarray(landmarks, np.float64)
         if not np.isfinite(pts).all():
             return math.nan
-        m = similarity_transform(pts[self.rigid], self.template)
-        return float(np.sum((pts[self.points] @ m[:, :3].T + m[:, 3]) * self.weights) + self.offset)
+        return float(np.sum(aligned(pts, self.rigid, self.template, self.points) * self.weights) + self.offset)
 
     def save(self, path: Path) -> None:
         from safetensors.numpy import save_file
@@ -99,13 +99,17 @@ def frontal_template(clips: list[tuple]) -> np.ndarray:
     return np.median(np.array(shapes), 0)
 
 
+def aligned(landmarks: np.ndarray, rigid, template: np.ndarray, points) -> np.ndarray:  # noqa: ANN001
+    """One frame's ``points`` after the similarity that brings its ``rigid`` points onto ``template``."""
+    m = similarity_transform(landmarks[rigid], template)
+    return landmarks[points] @ m[:, :3].T + m[:, 3]
+
+
 def aligned_points(landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """(frames, len(POINTS) * 3): the read points after each frame's similarity fit to the template (NaN rows:
-    no face)."""
+    """(frames, len(POINTS) * 3): the read points of each frame, aligned (NaN rows: no face)."""
     out = np.full((len(landmarks), len(POINTS) * 3), np.nan)
     for i in np.flatnonzero(np.isfinite(landmarks).all(axis=(1, 2))):
-        m = similarity_transform(landmarks[i, RIGID], template)
-        out[i] = (landmarks[i, POINTS] @ m[:, :3].T + m[:, 3]).ravel()
+        out[i] = aligned(landmarks[i], RIGID, template, POINTS).ravel()
     return out
 
 
@@ -118,7 +122,7 @@ def fit(clips: list[tuple], template: np.ndarray) -> MouthReading:
             continue
         xs.append(x[ok] - x[ok].mean(0))
         ys.append(jaw[ok] - jaw[ok].mean())
-        ratio = np.array([S.gap_ratio(p) for p in landmarks[ok]])
+        ratio = np.array([mouth_opening(p) for p in landmarks[ok]])
         frontal.append((x[ok], ratio, jaw[ok], yaw[ok] < FRONTAL_DEG))
     x, y = np.concatenate(xs), np.concatenate(ys)
     w = np.linalg.solve(x.T @ x + RIDGE * len(x) * x.var(0).mean() * np.eye(x.shape[1]), x.T @ y)
@@ -136,7 +140,7 @@ def by_yaw(clips: list[tuple], read) -> dict:  # noqa: ANN001
     """Per true-yaw bin: the correlation of the reading's fast part (0.44 s trends removed) with the jaw's."""
     pairs = {b: ([], []) for b in YAW_BINS}
     for landmarks, jaw, yaw in clips:
-        v = np.array([read(p) if np.isfinite(p).all() else np.nan for p in landmarks])
+        v = np.array([read(p) for p in landmarks])  # NaN where no face was read
         ok = np.isfinite(v)
         if ok.sum() < 20:
             continue
@@ -168,7 +172,7 @@ def main() -> None:
     clips = load(args.split)
     reading = fit(clips, frontal_template(clips))
     for group, data in [(args.split, clips)] + [(g, load(g)) for g in args.report]:
-        new, old = by_yaw(data, reading), by_yaw(data, S.gap_ratio)
+        new, old = by_yaw(data, reading), by_yaw(data, mouth_opening)
         print(f"{group} ({len(data)} clips), r with the jaw's fast part by true |yaw|, reading (gap ratio):")
         print("  " + "  ".join(f"{a}-{b}: {new[(a, b)]:.2f} ({old[(a, b)]:.2f})" for a, b in YAW_BINS))
     if args.write:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import subprocess
 import sys
 import wave
@@ -501,14 +500,6 @@ def mixed_windows(signals: dict[str, dict], chosen: list[Case], config: SpeechCo
     return results
 
 
-def gap_ratio(landmarks: np.ndarray) -> float:
-    """lfa's mouth opening (the inner-lip gap over the mouth width) from one frame's cached landmarks (NaN rows:
-    no face)."""
-    from lfa.speech.lips import mouth_opening
-
-    return mouth_opening(landmarks) if np.isfinite(landmarks).all() else math.nan
-
-
 def reread(data: dict, reading: Path | None) -> dict:
     """``data`` with its mouth signal read from the cached landmarks by a fitted reading (bench/mouth_reading.py);
     without one, as cached (lfa's)."""
@@ -561,8 +552,9 @@ def main() -> None:
                              "were chosen on them); tuned: seen and fresh3-6 (the energy syllable test and the "
                              "decision rule were chosen on them); held: fresh7-10, held out from all that (held2: "
                              "fresh9 and fresh10, rendered once fresh7 and fresh8 were scored); held3: fresh11 and "
-                             "fresh12, defined before the face-following reader was chosen; held4: fresh13 and fresh14, after held3 was "
-                             "scored; held5: fresh15 and fresh16, before the fitted reading was scored")
+                             "fresh12, defined before the face-following reader was chosen; held4: fresh13 and "
+                             "fresh14, after held3 was scored; held5: fresh15 and fresh16, before the fitted reading "
+                             "was scored")
     parser.add_argument("--photos", type=Path,
                         help="the fresh splits' photos (bench/identity_calibration.py photos: out/idcal/photos)")
     parser.add_argument("--old", action="store_true", help="also score with the issue-14 measure")

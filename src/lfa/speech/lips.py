@@ -99,16 +99,17 @@ def largest_face_reader(analyzer: object, seen: Callable[[object | None], None] 
     frame's face (a ``Face``, a ``HeadPose`` where followed, or None), for callers that keep more than the
     opening."""
     landmarker = landmark_backend(analyzer.pose)  # type: ignore[attr-defined]
-    last: list = []  # [(time, box)] of the last face read
+    last: list = []  # [(time, landmarks)] of the last face read; its box is made only when it is followed
 
     def read(frame: Frame) -> float:
         faces = analyzer.analyze(frame.image)  # type: ignore[attr-defined]
         face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))) if faces else None
         if face is None and last and frame.t - last[0][0] <= follow_s + 1e-6 and landmarker is not None:
-            face = landmarker.estimate(frame.image, Detection(last[0][1], 1.0, np.zeros((5, 2), np.float32)))
+            box = box_around(last[0][1])
+            face = landmarker.estimate(frame.image, Detection(box, 1.0, np.zeros((5, 2), np.float32)))
         landmarks = face.landmarks if face is not None else None
         if landmarks is not None:
-            last[:] = [(frame.t, box_around(landmarks))]
+            last[:] = [(frame.t, landmarks)]
         if seen is not None:
             seen(face)
         return mouth_opening(landmarks)
