@@ -194,7 +194,7 @@ HELD3 = ("fresh11", "fresh12")  # defined before the mouth reading was reconside
 HELD4 = ("fresh13", "fresh14")  # defined and rendered once held3 was scored, nothing changed since; scored once
 HELD5 = ("fresh15", "fresh16")  # defined (tenth session) before any change of that session was measured; scored once
 SPLIT_GROUPS = {"seen": SEEN, "tuned": TUNED, "held": HELD, "held2": HELD[2:], "held3": HELD3, "held4": HELD4,
-                "held5": HELD5}
+                "held5": HELD5, "held-all": HELD + HELD3 + HELD4 + HELD5}
 SR = 16000
 
 
@@ -520,18 +520,18 @@ def rendered_jaw(sidecar: Path, times: np.ndarray) -> np.ndarray:
 
 def summarise(results: list[tuple[Case, list]], label: str) -> None:
     print(f"\n{label}")
-    print("| kind | clips | segments | decided right | decided wrong | uncertain | accuracy on decided | uncertain share |")
+    print("| kind or trajectory | clips | segments | decided right | decided wrong | uncertain | accuracy on decided "
+          "| uncertain share |")
     print("|---|---|---|---|---|---|---|---|")
-    totals = np.zeros(3, int)
-    for kind in ("on_screen", "dubbed", "voice_over", "all"):
-        rows = [(c, segs) for c, segs in results if kind in ("all", c.kind)]
+    for kind in ("on_screen", "dubbed", "voice_over", "frontal", "yaw-sweep", "nod-and-turn", "all"):
+        rows = [(c, segs) for c, segs in results if kind in ("all", c.kind, c.trajectory)]
+        if not rows:
+            continue
         right = sum(s[2] == s[4] for c, segs in rows for s in segs)
         unsure = sum(s[2] == "uncertain" for c, segs in rows for s in segs)
         n = sum(len(segs) for _, segs in rows)
         wrong = n - right - unsure
         decided = right + wrong
-        if kind == "all":
-            totals[:] = (right, wrong, unsure)
         print(f"| {kind} | {len(rows)} | {n} | {right} | {wrong} | {unsure} | "
               f"{(right / decided if decided else float('nan')):.1%} | {(unsure / n if n else 0):.1%} |")
     scored = [(s[4] == "speaking", s[3]) for _, segs in results for s in segs if np.isfinite(s[3])]
@@ -546,7 +546,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/speech_sync"))
     parser.add_argument("--split", default="heldout",
-                        choices=("dev", "seen", "tuned", "held", "held2", "held3", "held4", "held5", "all") + SPLITS,
+                        choices=("dev", *SPLIT_GROUPS, "all") + SPLITS,
                         help="dev: calibration and heldout together (the first measure was chosen on them); "
                              "seen: dev, fresh and fresh2 (the narrow lags, the window offset and their thresholds "
                              "were chosen on them); tuned: seen and fresh3-6 (the energy syllable test and the "
@@ -554,7 +554,7 @@ def main() -> None:
                              "fresh9 and fresh10, rendered once fresh7 and fresh8 were scored); held3: fresh11 and "
                              "fresh12, defined before the face-following reader was chosen; held4: fresh13 and "
                              "fresh14, after held3 was scored; held5: fresh15 and fresh16, before the fitted reading "
-                             "was scored")
+                             "was scored; held-all: fresh7-16")
     parser.add_argument("--photos", type=Path,
                         help="the fresh splits' photos (bench/identity_calibration.py photos: out/idcal/photos)")
     parser.add_argument("--old", action="store_true", help="also score with the issue-14 measure")
